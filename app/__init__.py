@@ -1,0 +1,1 @@
+"""medrec: a GraphQL API for medical records."""

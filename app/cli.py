@@ -1,0 +1,104 @@
+"""The ``medrec`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+
+
+def _serve(args: argparse.Namespace) -> None:
+    import uvicorn
+
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        proxy_headers=True,
+        access_log=False,
+    )
+
+
+def _migrate(_: argparse.Namespace) -> None:
+    from app.migrations import upgrade
+    from app.settings import Settings
+
+    upgrade(Settings().database_url)
+
+
+def _seed(args: argparse.Namespace) -> None:
+    from app.database import create_engine, create_sessionmaker
+    from app.seed import seed_tenant
+    from app.settings import Settings
+
+    async def run() -> None:
+        engine = create_engine(Settings())
+        try:
+            async with create_sessionmaker(engine)() as session, session.begin():
+                summary = await seed_tenant(
+                    session,
+                    tenant_id=args.tenant,
+                    patients=args.patients,
+                    seed=args.seed,
+                    replace=args.replace,
+                )
+        finally:
+            await engine.dispose()
+        print(summary)
+
+    asyncio.run(run())
+
+
+def _export_schema(_: argparse.Namespace) -> None:
+    from schema.schema import export_sdl
+
+    sys.stdout.write(export_sdl())
+
+
+def _dev(args: argparse.Namespace) -> None:
+    from app.dev import run_dev
+
+    run_dev(host=args.host, port=args.port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="medrec", description="Medical records GraphQL API")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    dev = commands.add_parser("dev", help="run everything embedded, with demo data and tokens")
+    dev.add_argument("--host", default="127.0.0.1")
+    dev.add_argument("--port", type=int, default=8000)
+    dev.set_defaults(run=_dev)
+
+    serve = commands.add_parser("serve", help="production server, configured by MEDREC_* variables")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    serve.set_defaults(run=_serve)
+
+    migrate = commands.add_parser("migrate", help="upgrade the database to the newest migration")
+    migrate.set_defaults(run=_migrate)
+
+    seed = commands.add_parser("seed", help="deterministic synthetic data for load tests")
+    seed.add_argument("--tenant", required=True)
+    seed.add_argument("--patients", type=int, required=True)
+    seed.add_argument("--seed", type=int, default=0)
+    seed.add_argument("--replace", action="store_true", help="delete the tenant's data first")
+    seed.set_defaults(run=_seed)
+
+    export = commands.add_parser("export-schema", help="print the GraphQL SDL")
+    export.set_defaults(run=_export_schema)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    args.run(args)
+
+
+if __name__ == "__main__":
+    main()

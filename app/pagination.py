@@ -1,0 +1,151 @@
+"""Keyset pagination: pages are ``WHERE (order columns) < (cursor values) ORDER BY ... LIMIT n``.
+
+A page is fetched with one extra row to learn whether another page follows. Nested connections
+fetch the first rows of every parent in one statement (``CROSS JOIN LATERAL`` over the parent ids).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import any_, bindparam, func, select, true, tuple_
+from sqlalchemy.dialects.postgresql import ARRAY, UUID
+
+from app.errors import BadUserInput
+
+if TYPE_CHECKING:
+    from sqlalchemy import ColumnElement, Row, Select
+    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.orm import InstrumentedAttribute
+
+    from app.opaque_ids import OpaqueIds
+
+MAX_PAGE_SIZE = 100
+DEFAULT_PAGE_SIZE = 20
+
+
+@dataclass(frozen=True, slots=True)
+class KeysetOrder:
+    """The order of one kind of list; ``kind`` also keeps one list's cursors out of another."""
+
+    kind: str
+    columns: tuple[InstrumentedAttribute[Any], ...]
+    descending: bool
+    decoders: tuple[Callable[[Any], Any], ...]
+
+    def order_by(self) -> list[ColumnElement[Any]]:
+        return [c.desc() if self.descending else c.asc() for c in self.columns]
+
+    def after(self, values: tuple[Any, ...]) -> ColumnElement[bool]:
+        # A row comparison matches the index order because all columns share one direction.
+        row = tuple_(*self.columns)
+        return row < tuple_(*values) if self.descending else row > tuple_(*values)
+
+    def cursor_values(self, row: Any) -> tuple[Any, ...]:
+        return tuple(getattr(row, c.key) for c in self.columns)
+
+    def decode(self, ids: OpaqueIds, cursor: str) -> tuple[Any, ...]:
+        raw = ids.decode_cursor(self.kind, cursor)
+        if len(raw) != len(self.decoders):
+            raise BadUserInput("after: malformed cursor")
+        try:
+            return tuple(decode(value) for decode, value in zip(self.decoders, raw, strict=True))
+        except (TypeError, ValueError):
+            raise BadUserInput("after: malformed cursor") from None
+
+
+def parse_datetime(value: Any) -> datetime:
+    if not isinstance(value, str):
+        raise TypeError(value)
+    return datetime.fromisoformat(value)
+
+
+def parse_uuid(value: Any) -> uuid.UUID:
+    if not isinstance(value, str):
+        raise TypeError(value)
+    return uuid.UUID(value)
+
+
+def parse_str(value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(value)
+    return value
+
+
+@dataclass(frozen=True, slots=True)
+class PageRequest:
+    first: int
+    after: tuple[Any, ...] | None
+
+    @property
+    def limit(self) -> int:
+        return self.first + 1
+
+
+def page_request(
+    ids: OpaqueIds, order: KeysetOrder, first: int | None, after: str | None
+) -> PageRequest:
+    if first is None:
+        first = DEFAULT_PAGE_SIZE
+    if first < 0:
+        raise BadUserInput("first: must not be negative")
+    if first > MAX_PAGE_SIZE:
+        raise BadUserInput(f"first: must be at most {MAX_PAGE_SIZE}")
+    return PageRequest(first, None if after is None else order.decode(ids, after))
+
+
+def uuid_array(name: str, values: Sequence[uuid.UUID]) -> Any:
+    """``= ANY(:ids)`` keeps the statement text the same whatever the batch size."""
+    return bindparam(name, list(values), type_=ARRAY(UUID(as_uuid=True)))
+
+
+def page_statement(
+    statement: Select[Any], order: KeysetOrder, page: PageRequest
+) -> Select[Any]:
+    if page.after is not None:
+        statement = statement.where(order.after(page.after))
+    return statement.order_by(*order.order_by()).limit(page.limit)
+
+
+async def first_rows_per_parent(
+    session: AsyncSession,
+    statement: Select[Any],
+    parent_column: InstrumentedAttribute[Any],
+    parent_ids: Sequence[uuid.UUID],
+    order: KeysetOrder,
+    page: PageRequest,
+) -> dict[uuid.UUID, list[Row[Any]]]:
+    """``statement`` selects one table's rows, already filtered by access and filters."""
+    parents = (
+        func.unnest(uuid_array("parent_ids", parent_ids))
+        .table_valued("parent_id")
+        .render_derived(name="parents")
+    )
+    per_parent = page_statement(
+        statement.where(parent_column == parents.c.parent_id), order, page
+    ).lateral()
+    rows = (await session.execute(select(per_parent).select_from(parents).join(per_parent, true()))).all()
+    grouped: dict[uuid.UUID, list[Row[Any]]] = {parent_id: [] for parent_id in parent_ids}
+    for row in rows:
+        grouped[getattr(row, parent_column.key)].append(row)
+    return grouped
+
+
+async def count_per_parent(
+    session: AsyncSession,
+    statement: Select[Any],
+    parent_column: InstrumentedAttribute[Any],
+    parent_ids: Sequence[uuid.UUID],
+) -> dict[uuid.UUID, int]:
+    """``statement`` is a filtered ``select(...)`` of the child table; counted per parent."""
+    counted = (
+        statement.with_only_columns(parent_column, func.count())
+        .where(parent_column == any_(uuid_array("parent_ids", parent_ids)))
+        .group_by(parent_column)
+    )
+    counts: dict[uuid.UUID, int] = {parent: n for parent, n in (await session.execute(counted)).all()}
+    return {parent_id: counts.get(parent_id, 0) for parent_id in parent_ids}

@@ -1,0 +1,1 @@
+"""Every SQL statement that reads the tables, each scoped by the viewer's access predicates."""

@@ -1,0 +1,54 @@
+"""Configuration from the contract's ``MEDREC_*`` environment variables."""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="MEDREC_", extra="ignore", frozen=True)
+
+    database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/medrec"
+    db_pool_size: int = 10
+    db_max_overflow: int = 10
+
+    cognito_region: str = "us-east-1"
+    cognito_user_pool_id: str = ""
+    # A comma-separated list in the environment; NoDecode keeps pydantic from expecting JSON.
+    cognito_client_ids: Annotated[tuple[str, ...], NoDecode] = ()
+    cognito_jwks_url: str | None = None
+    # Unknown `kid`s trigger a JWKS refetch at most this often, so garbage tokens can't hammer Cognito.
+    jwks_refetch_cooldown_seconds: float = 30.0
+    jwks_fetch_timeout_seconds: float = 5.0
+    token_leeway_seconds: int = 30
+
+    # Key for the integrity check of global ids and cursors. Ids are not secrets (every read is
+    # access-checked in SQL); the check rejects ids and cursors that were edited or corrupted.
+    opaque_id_key: str = "medrec-opaque-id-v1"
+
+    s3_bucket: str = "medrec-attachments"
+    s3_region: str = "us-east-1"
+    s3_endpoint_url: str | None = None
+
+    @field_validator("cognito_client_ids", mode="before")
+    @classmethod
+    def _split_client_ids(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @cached_property
+    def cognito_issuer(self) -> str:
+        return f"https://cognito-idp.{self.cognito_region}.amazonaws.com/{self.cognito_user_pool_id}"
+
+    @cached_property
+    def jwks_url(self) -> str:
+        return self.cognito_jwks_url or f"{self.cognito_issuer}/.well-known/jwks.json"
+
+
+def load_settings(**overrides: object) -> Settings:
+    return Settings(**overrides)  # type: ignore[arg-type]

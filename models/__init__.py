@@ -1,0 +1,23 @@
+"""SQLAlchemy declarative models: table declarations only."""
+
+from models.base import Base
+from models.tables import (
+    Attachment,
+    AuditEvent,
+    Diagnosis,
+    MedicalRecord,
+    Patient,
+    Provider,
+    RecordStatusEvent,
+)
+
+__all__ = [
+    "Attachment",
+    "AuditEvent",
+    "Base",
+    "Diagnosis",
+    "MedicalRecord",
+    "Patient",
+    "Provider",
+    "RecordStatusEvent",
+]

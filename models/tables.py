@@ -1,0 +1,319 @@
+"""The tables. Declarations only: queries live in ``resolvers/`` and ``app/`` repositories.
+
+Foreign keys between tenant-scoped tables include ``tenant_id``, so the database itself refuses a
+row that points into another tenant.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Date,
+    DateTime,
+    Enum,
+    ForeignKeyConstraint,
+    Identity,
+    Index,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB, UUID
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from models.base import Base, TenantScoped, Timestamps, UUIDKey, Versioned
+from models.enums import (
+    AttachmentStatus,
+    AuditOutcome,
+    DiagnosisType,
+    RecordStatus,
+    RecordType,
+    Sex,
+)
+
+TENANT_ID = String(64)
+
+
+def _pg_enum(enum_cls: type[Any], name: str) -> Enum:
+    return Enum(enum_cls, name=name, values_callable=lambda e: [m.value for m in e])
+
+
+SEX = _pg_enum(Sex, "sex")
+RECORD_TYPE = _pg_enum(RecordType, "record_type")
+RECORD_STATUS = _pg_enum(RecordStatus, "record_status")
+DIAGNOSIS_TYPE = _pg_enum(DiagnosisType, "diagnosis_type")
+ATTACHMENT_STATUS = _pg_enum(AttachmentStatus, "attachment_status")
+AUDIT_OUTCOME = _pg_enum(AuditOutcome, "audit_outcome")
+
+
+class Provider(UUIDKey, TenantScoped, Timestamps, Versioned, Base):
+    __tablename__ = "providers"
+
+    tenant_id: Mapped[str] = mapped_column(TENANT_ID, nullable=False)
+    npi: Mapped[str] = mapped_column(String(10), nullable=False)
+    given_name: Mapped[str] = mapped_column(String(100), nullable=False)
+    family_name: Mapped[str] = mapped_column(String(100), nullable=False)
+    specialty: Mapped[str | None] = mapped_column(String(100))
+    email: Mapped[str | None] = mapped_column(String(254))
+    active: Mapped[bool] = mapped_column(nullable=False, server_default=text("true"))
+    cognito_sub: Mapped[str | None] = mapped_column(String(128))
+
+    patients: Mapped[list[Patient]] = relationship(back_populates="primary_provider", lazy="raise")
+
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "id"),
+        UniqueConstraint("tenant_id", "npi"),
+        # Keyset order of Query.providers.
+        Index("ix_providers_tenant_name", "tenant_id", "family_name", "given_name", "id"),
+        # Signing in: a token's `sub` finds its provider row (and so its tenant).
+        Index(
+            "uq_providers_tenant_cognito_sub",
+            "tenant_id",
+            "cognito_sub",
+            unique=True,
+            postgresql_where=text("cognito_sub IS NOT NULL"),
+        ),
+        Index("ix_providers_cognito_sub", "cognito_sub"),
+    )
+
+
+class Patient(UUIDKey, TenantScoped, Timestamps, Versioned, Base):
+    __tablename__ = "patients"
+
+    tenant_id: Mapped[str] = mapped_column(TENANT_ID, nullable=False)
+    mrn: Mapped[str] = mapped_column(String(64), nullable=False)
+    given_name: Mapped[str] = mapped_column(String(100), nullable=False)
+    family_name: Mapped[str] = mapped_column(String(100), nullable=False)
+    date_of_birth: Mapped[date] = mapped_column(Date, nullable=False)
+    sex: Mapped[Sex] = mapped_column(SEX, nullable=False)
+    email: Mapped[str | None] = mapped_column(String(254))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    primary_provider_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    cognito_sub: Mapped[str | None] = mapped_column(String(128))
+
+    primary_provider: Mapped[Provider | None] = relationship(
+        back_populates="patients", lazy="raise"
+    )
+    records: Mapped[list[MedicalRecord]] = relationship(back_populates="patient", lazy="raise")
+
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "id"),
+        UniqueConstraint("tenant_id", "mrn"),
+        ForeignKeyConstraint(
+            ["tenant_id", "primary_provider_id"], ["providers.tenant_id", "providers.id"]
+        ),
+        # Keyset order of Query.patients ("most recently created first").
+        Index("ix_patients_tenant_created", "tenant_id", text("created_at DESC"), text("id DESC")),
+        # Provider.patients and PatientFilter.primaryProviderId.
+        Index(
+            "ix_patients_tenant_provider_created",
+            "tenant_id",
+            "primary_provider_id",
+            text("created_at DESC"),
+            text("id DESC"),
+        ),
+        # PatientFilter.search: case-insensitive prefix of given name, family name or MRN.
+        Index(
+            "ix_patients_tenant_given_name_prefix",
+            "tenant_id",
+            text("lower(given_name) text_pattern_ops"),
+        ),
+        Index(
+            "ix_patients_tenant_family_name_prefix",
+            "tenant_id",
+            text("lower(family_name) text_pattern_ops"),
+        ),
+        Index("ix_patients_tenant_mrn_prefix", "tenant_id", text("lower(mrn) text_pattern_ops")),
+        Index(
+            "uq_patients_tenant_cognito_sub",
+            "tenant_id",
+            "cognito_sub",
+            unique=True,
+            postgresql_where=text("cognito_sub IS NOT NULL"),
+        ),
+        Index("ix_patients_cognito_sub", "cognito_sub"),
+    )
+
+
+class MedicalRecord(UUIDKey, TenantScoped, Timestamps, Versioned, Base):
+    __tablename__ = "medical_records"
+
+    tenant_id: Mapped[str] = mapped_column(TENANT_ID, nullable=False)
+    patient_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    provider_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    record_type: Mapped[RecordType] = mapped_column(RECORD_TYPE, nullable=False)
+    visit_date: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    chief_complaint: Mapped[str | None] = mapped_column(String(500))
+    notes: Mapped[str | None] = mapped_column(Text)
+    vital_signs: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    prescriptions: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'[]'::jsonb")
+    )
+    lab_results: Mapped[list[dict[str, Any]]] = mapped_column(
+        JSONB, nullable=False, server_default=text("'[]'::jsonb")
+    )
+    status: Mapped[RecordStatus] = mapped_column(
+        RECORD_STATUS, nullable=False, server_default=RecordStatus.DRAFT.value
+    )
+    finalized_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    follow_up_date: Mapped[date | None] = mapped_column(Date)
+
+    patient: Mapped[Patient] = relationship(back_populates="records", lazy="raise")
+    # tenant_id is shared by both composite foreign keys; the patient relationship owns it.
+    provider: Mapped[Provider] = relationship(lazy="raise", overlaps="patient,records")
+
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "id"),
+        ForeignKeyConstraint(["tenant_id", "patient_id"], ["patients.tenant_id", "patients.id"]),
+        ForeignKeyConstraint(
+            ["tenant_id", "provider_id"], ["providers.tenant_id", "providers.id"]
+        ),
+        # Keyset order of Query.records ("most recent visitDate first") and its filters.
+        Index(
+            "ix_medical_records_tenant_visit", "tenant_id", text("visit_date DESC"), text("id DESC")
+        ),
+        Index(
+            "ix_medical_records_tenant_status_visit",
+            "tenant_id",
+            "status",
+            text("visit_date DESC"),
+            text("id DESC"),
+        ),
+        Index(
+            "ix_medical_records_tenant_type_visit",
+            "tenant_id",
+            "record_type",
+            text("visit_date DESC"),
+            text("id DESC"),
+        ),
+        # Patient.records and Provider.records loaders (first-N per parent).
+        Index(
+            "ix_medical_records_tenant_patient_visit",
+            "tenant_id",
+            "patient_id",
+            text("visit_date DESC"),
+            text("id DESC"),
+        ),
+        Index(
+            "ix_medical_records_tenant_provider_visit",
+            "tenant_id",
+            "provider_id",
+            text("visit_date DESC"),
+            text("id DESC"),
+        ),
+    )
+
+
+class Diagnosis(UUIDKey, TenantScoped, Base):
+    __tablename__ = "diagnoses"
+
+    tenant_id: Mapped[str] = mapped_column(TENANT_ID, nullable=False)
+    record_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    icd10_code: Mapped[str] = mapped_column(String(8), nullable=False)
+    description: Mapped[str] = mapped_column(String(500), nullable=False)
+    type: Mapped[DiagnosisType] = mapped_column(DIAGNOSIS_TYPE, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "record_id"],
+            ["medical_records.tenant_id", "medical_records.id"],
+            ondelete="CASCADE",
+        ),
+        # MedicalRecord.diagnoses loader.
+        Index("ix_diagnoses_tenant_record", "tenant_id", "record_id", "created_at", "id"),
+    )
+
+
+class Attachment(UUIDKey, TenantScoped, Timestamps, Versioned, Base):
+    __tablename__ = "attachments"
+
+    tenant_id: Mapped[str] = mapped_column(TENANT_ID, nullable=False)
+    record_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    file_name: Mapped[str] = mapped_column(String(255), nullable=False)
+    content_type: Mapped[str] = mapped_column(String(127), nullable=False)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    checksum_sha256: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[AttachmentStatus] = mapped_column(
+        ATTACHMENT_STATUS, nullable=False, server_default=AttachmentStatus.PENDING_UPLOAD.value
+    )
+    storage_key: Mapped[str] = mapped_column(String(1024), nullable=False)
+    uploaded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "record_id"], ["medical_records.tenant_id", "medical_records.id"]
+        ),
+        UniqueConstraint("storage_key"),
+        # MedicalRecord.attachments loader.
+        Index("ix_attachments_tenant_record", "tenant_id", "record_id", "created_at", "id"),
+    )
+
+
+class RecordStatusEvent(TenantScoped, Base):
+    """One row per status change; ``sequence`` orders the event stream subscribers resume from."""
+
+    __tablename__ = "record_status_events"
+
+    sequence: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    tenant_id: Mapped[str] = mapped_column(TENANT_ID, nullable=False)
+    record_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    previous_status: Mapped[RecordStatus | None] = mapped_column(RECORD_STATUS)
+    status: Mapped[RecordStatus] = mapped_column(RECORD_STATUS, nullable=False)
+    changed_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    changed_by: Mapped[str] = mapped_column(String(128), nullable=False)
+    reason: Mapped[str | None] = mapped_column(String(1000))
+
+    __table_args__ = (
+        ForeignKeyConstraint(
+            ["tenant_id", "record_id"], ["medical_records.tenant_id", "medical_records.id"]
+        ),
+        # MedicalRecord.statusHistory loader.
+        Index("ix_record_status_events_tenant_record", "tenant_id", "record_id", "sequence"),
+        # Subscription replay: the tenant's stream after a position.
+        Index("ix_record_status_events_tenant_sequence", "tenant_id", "sequence"),
+    )
+
+
+class AuditEvent(Base):
+    """Append-only: a trigger in the migration rejects UPDATE and DELETE."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    # Null when the caller's token named no tenant (a denied request is audited all the same).
+    tenant_id: Mapped[str | None] = mapped_column(TENANT_ID)
+    subject: Mapped[str | None] = mapped_column(String(128))
+    roles: Mapped[list[str]] = mapped_column(
+        ARRAY(String(16)), nullable=False, server_default=text("'{}'")
+    )
+    operation_name: Mapped[str | None] = mapped_column(String(200))
+    operation_type: Mapped[str] = mapped_column(String(16), nullable=False)
+    query_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    patient_ids: Mapped[list[uuid.UUID]] = mapped_column(
+        ARRAY(UUID(as_uuid=True)), nullable=False, server_default=text("'{}'")
+    )
+    record_ids: Mapped[list[uuid.UUID]] = mapped_column(
+        ARRAY(UUID(as_uuid=True)), nullable=False, server_default=text("'{}'")
+    )
+    outcome: Mapped[AuditOutcome] = mapped_column(AUDIT_OUTCOME, nullable=False)
+    client_address: Mapped[str | None] = mapped_column(String(64))
+    request_id: Mapped[str] = mapped_column(String(64), nullable=False)
+
+    __table_args__ = (
+        Index("ix_audit_events_tenant_occurred", "tenant_id", text("occurred_at DESC"), "id"),
+        Index("ix_audit_events_patient_ids", "patient_ids", postgresql_using="gin"),
+    )

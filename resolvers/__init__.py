@@ -1,0 +1,1 @@
+"""GraphQL-facing resolvers and the per-request DataLoaders."""

@@ -1,0 +1,144 @@
+"""Per-request DataLoaders: one SQL statement per relation level, whatever the number of parents.
+
+Each batch runs in its own pooled session: an ``AsyncSession`` must not be shared by the
+concurrent tasks GraphQL execution starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from strawberry.dataloader import DataLoader
+
+from app.repositories import patients, providers, records
+from schema.types import Attachment, Diagnosis, MedicalRecord, Patient, Provider, RecordStatusEvent
+
+if TYPE_CHECKING:
+    import uuid
+
+    from sqlalchemy import Row
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from app.opaque_ids import OpaqueIds
+    from app.pagination import PageRequest
+    from app.repositories.patients import PatientListFilter
+    from app.repositories.records import RecordListFilter, RecordParent
+    from app.viewer import Viewer
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Loaders:
+    def __init__(
+        self, sessionmaker: async_sessionmaker[AsyncSession], viewer: Viewer | None, ids: OpaqueIds
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._viewer = viewer
+        self._ids = ids
+        self._keyed: dict[Hashable, DataLoader[Any, Any]] = {}
+
+        self.provider = self._by_id(providers.providers_by_ids, Provider.from_row)
+        self.patient = self._by_id(patients.patients_by_ids, Patient.from_row)
+        self.record = self._by_id(records.records_by_ids, MedicalRecord.from_row)
+        self.diagnosis = self._by_id(records.diagnoses_by_ids, Diagnosis.from_row)
+        self.attachment = self._by_id(records.attachments_by_ids, Attachment.from_row)
+        self.diagnoses_of_record = self._children(
+            records.diagnoses_of_records, lambda row: Diagnosis.from_row(row, ids)
+        )
+        self.attachments_of_record = self._children(
+            records.attachments_of_records, lambda row: Attachment.from_row(row, ids)
+        )
+        self.status_history_of_record = self._children(
+            records.status_events_of_records, RecordStatusEvent.from_row
+        )
+
+    async def _run(self, query: Callable[..., Awaitable[V]], *args: Any) -> V:
+        # Resolvers reach a loader only after the context has checked the caller.
+        assert self._viewer is not None
+        async with self._sessionmaker() as session:
+            return await query(session, self._viewer, *args)
+
+    def _by_id(
+        self,
+        query: Callable[[AsyncSession, Viewer, Sequence[uuid.UUID]], Awaitable[list[Row[Any]]]],
+        convert: Callable[[Any, OpaqueIds], V],
+    ) -> DataLoader[uuid.UUID, V | None]:
+        async def load(keys: list[uuid.UUID]) -> list[V | None]:
+            rows = {row.id: row for row in await self._run(query, keys)}
+            return [None if (row := rows.get(key)) is None else convert(row, self._ids) for key in keys]
+
+        return DataLoader(load_fn=load)
+
+    def _children(
+        self,
+        query: Callable[..., Awaitable[dict[uuid.UUID, list[Row[Any]]]]],
+        convert: Callable[[Any], V],
+    ) -> DataLoader[uuid.UUID, list[V]]:
+        async def load(keys: list[uuid.UUID]) -> list[list[V]]:
+            grouped = await self._run(query, keys)
+            return [[convert(row) for row in grouped[key]] for key in keys]
+
+        return DataLoader(load_fn=load)
+
+    def _grouped(
+        self, key: Hashable, query: Callable[[list[uuid.UUID]], Awaitable[dict[uuid.UUID, V]]]
+    ) -> DataLoader[uuid.UUID, V]:
+        """One loader per distinct set of connection arguments, so equal arguments batch together."""
+        loader = self._keyed.get(key)
+        if loader is None:
+
+            async def load(keys: list[uuid.UUID]) -> list[V]:
+                grouped = await query(keys)
+                return [grouped[k] for k in keys]
+
+            loader = self._keyed[key] = DataLoader(load_fn=load)
+        return loader
+
+    def records_of(
+        self, parent: RecordParent, filter_: RecordListFilter, page: PageRequest
+    ) -> DataLoader[uuid.UUID, list[Row[Any]]]:
+        return self._grouped(
+            ("records_of", parent, filter_, page),
+            lambda keys: self._run(records.records_of_parents, parent, keys, filter_, page),
+        )
+
+    def record_counts_of(
+        self, parent: RecordParent, filter_: RecordListFilter
+    ) -> DataLoader[uuid.UUID, int]:
+        return self._grouped(
+            ("record_counts_of", parent, filter_),
+            lambda keys: self._run(records.count_records_of_parents, parent, keys, filter_),
+        )
+
+    def patients_of_provider(
+        self, filter_: PatientListFilter, page: PageRequest
+    ) -> DataLoader[uuid.UUID, list[Row[Any]]]:
+        return self._grouped(
+            ("patients_of_provider", filter_, page),
+            lambda keys: self._run(patients.patients_of_providers, keys, filter_, page),
+        )
+
+    def patient_counts_of_provider(self, filter_: PatientListFilter) -> DataLoader[uuid.UUID, int]:
+        return self._grouped(
+            ("patient_counts_of_provider", filter_),
+            lambda keys: self._run(patients.count_patients_of_providers, keys, filter_),
+        )
+
+    async def required_patient(self, patient_id: uuid.UUID) -> Patient:
+        return _required(await self.patient.load(patient_id))
+
+    async def required_provider(self, provider_id: uuid.UUID) -> Provider:
+        return _required(await self.provider.load(provider_id))
+
+    async def required_record(self, record_id: uuid.UUID) -> MedicalRecord:
+        return _required(await self.record.load(record_id))
+
+
+def _required(value: V | None) -> V:
+    # A non-null relation whose row the viewer may not read: the access rules and the data
+    # disagree. Fail the field rather than hand out a partial object.
+    if value is None:
+        raise LookupError("related row not readable")
+    return value

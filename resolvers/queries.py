@@ -1,0 +1,144 @@
+"""Root Query resolvers. Each checks the caller first; the loaders and repositories scope the SQL."""
+
+from __future__ import annotations
+
+import strawberry
+
+from app.opaque_ids import NodeType
+from app.pagination import page_request
+from app.repositories import patients, providers, records
+from app.repositories.patients import PATIENT_ORDER
+from app.repositories.providers import PROVIDER_ORDER
+from app.repositories.records import RECORD_ORDER
+from resolvers.connections import page_connection
+from resolvers.filters import patient_list_filter, record_list_filter
+from app.context import Info  # noqa: TC001 - strawberry reads resolver annotations at runtime
+from schema import types
+from schema.connections import Connection  # noqa: TC001
+from schema.inputs import PatientFilter, RecordFilter  # noqa: TC001
+
+
+def me(info: Info) -> types.Viewer:
+    viewer = info.context.signed_in()
+    return types.Viewer(
+        subject=viewer.subject,
+        tenant_id=viewer.tenant_id,
+        roles=sorted(viewer.roles),
+        provider_id=viewer.provider_id,
+        patient_id=viewer.patient_id,
+    )
+
+
+async def node(info: Info, id: strawberry.ID) -> types.Node | None:  # noqa: A002
+    context = info.context
+    context.reader()
+    node_type, row_id = context.ids.decode_id(id)
+    loaders = context.loaders
+    loader = {
+        NodeType.PROVIDER: loaders.provider,
+        NodeType.PATIENT: loaders.patient,
+        NodeType.MEDICAL_RECORD: loaders.record,
+        NodeType.DIAGNOSIS: loaders.diagnosis,
+        NodeType.ATTACHMENT: loaders.attachment,
+    }[node_type]
+    found: types.Node | None = await loader.load(row_id)
+    return found
+
+
+async def patient(info: Info, id: strawberry.ID) -> types.Patient | None:  # noqa: A002
+    context = info.context
+    context.reader()
+    return await context.loaders.patient.load(context.ids.decode_typed_id(id, NodeType.PATIENT, "id"))
+
+
+async def provider(info: Info, id: strawberry.ID) -> types.Provider | None:  # noqa: A002
+    context = info.context
+    context.reader()
+    return await context.loaders.provider.load(
+        context.ids.decode_typed_id(id, NodeType.PROVIDER, "id")
+    )
+
+
+async def record(info: Info, id: strawberry.ID) -> types.MedicalRecord | None:  # noqa: A002
+    context = info.context
+    context.reader()
+    return await context.loaders.record.load(
+        context.ids.decode_typed_id(id, NodeType.MEDICAL_RECORD, "id")
+    )
+
+
+async def patient_list(
+    info: Info,
+    first: int | None = 20,
+    after: str | None = None,
+    filter: PatientFilter | None = None,  # noqa: A002 - the contract's argument name
+) -> Connection[types.Patient]:
+    context = info.context
+    viewer = context.reader()
+    page = page_request(context.ids, PATIENT_ORDER, first, after)
+    list_filter = patient_list_filter(context.ids, filter)
+    async with context.sessionmaker() as session:
+        rows = await patients.patient_page(session, viewer, list_filter, page)
+
+    async def count() -> int:
+        async with context.sessionmaker() as session:
+            return await patients.count_patients(session, viewer, list_filter)
+
+    return page_connection(
+        rows,
+        lambda shown: [types.Patient.from_row(row, context.ids) for row in shown],
+        ids=context.ids,
+        order=PATIENT_ORDER,
+        page=page,
+        count=count,
+    )
+
+
+async def provider_list(
+    info: Info, first: int | None = 20, after: str | None = None
+) -> Connection[types.Provider]:
+    context = info.context
+    viewer = context.reader()
+    page = page_request(context.ids, PROVIDER_ORDER, first, after)
+    async with context.sessionmaker() as session:
+        rows = await providers.provider_page(session, viewer, page)
+
+    async def count() -> int:
+        async with context.sessionmaker() as session:
+            return await providers.count_providers(session, viewer)
+
+    return page_connection(
+        rows,
+        lambda shown: [types.Provider.from_row(row, context.ids) for row in shown],
+        ids=context.ids,
+        order=PROVIDER_ORDER,
+        page=page,
+        count=count,
+    )
+
+
+async def record_list(
+    info: Info,
+    first: int | None = 20,
+    after: str | None = None,
+    filter: RecordFilter | None = None,  # noqa: A002
+) -> Connection[types.MedicalRecord]:
+    context = info.context
+    viewer = context.reader()
+    page = page_request(context.ids, RECORD_ORDER, first, after)
+    list_filter = record_list_filter(filter)
+    async with context.sessionmaker() as session:
+        rows = await records.record_page(session, viewer, list_filter, page)
+
+    async def count() -> int:
+        async with context.sessionmaker() as session:
+            return await records.count_records(session, viewer, list_filter)
+
+    return page_connection(
+        rows,
+        lambda shown: [types.MedicalRecord.from_row(row, context.ids) for row in shown],
+        ids=context.ids,
+        order=RECORD_ORDER,
+        page=page,
+        count=count,
+    )

@@ -1,0 +1,64 @@
+"""Every error leaves with one of the contract's codes, and unexpected ones leave with nothing else.
+
+An unexpected exception is logged with the request id and replaced by a bare
+``INTERNAL_SERVER_ERROR``, so no stack trace, SQL or row data can reach a caller.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+from graphql import GraphQLError
+from strawberry.extensions import SchemaExtension
+
+from app.errors import ApiError, ErrorCode
+
+log = logging.getLogger("medrec.errors")
+
+
+class ErrorCodes(SchemaExtension):
+    def on_operation(self) -> Iterator[None]:
+        yield
+        result = self.execution_context.result
+        if result is not None and result.errors:
+            result.errors = [self._classify(error) for error in result.errors]
+
+    def _request_id(self) -> str | None:
+        return getattr(self.execution_context.context, "request_id", None)
+
+    def _classify(self, error: GraphQLError) -> GraphQLError:
+        original = error.original_error
+        if isinstance(original, ApiError):
+            return _with_code(error, original.message, original.code)
+        if original is None or isinstance(original, GraphQLError):
+            # Parse and validation errors, and bad variable values: what the client sent was wrong.
+            if error.extensions and "code" in error.extensions:
+                return error
+            return _with_code(error, error.message, ErrorCode.BAD_USER_INPUT)
+        request_id = self._request_id()
+        log.error(
+            "unexpected error in %s (request %s)",
+            ".".join(map(str, error.path or ())) or "operation",
+            request_id,
+            exc_info=original,
+        )
+        return GraphQLError(
+            "Internal server error",
+            nodes=error.nodes,
+            source=error.source,
+            positions=error.positions,
+            path=error.path,
+            extensions={"code": ErrorCode.INTERNAL_SERVER_ERROR.value, "requestId": request_id},
+        )
+
+
+def _with_code(error: GraphQLError, message: str, code: ErrorCode) -> GraphQLError:
+    return GraphQLError(
+        message,
+        nodes=error.nodes,
+        source=error.source,
+        positions=error.positions,
+        path=error.path,
+        extensions={**(error.extensions or {}), "code": code.value},
+    )

@@ -1,0 +1,27 @@
+"""The Query root."""
+
+from __future__ import annotations
+
+import strawberry
+
+from resolvers import queries
+from schema import types
+from schema.connections import Connection
+
+
+@strawberry.type
+class Query:
+    node: types.Node | None = strawberry.field(resolver=queries.node)
+    me: types.Viewer = strawberry.field(resolver=queries.me)
+    patient: types.Patient | None = strawberry.field(resolver=queries.patient)
+    patients: Connection[types.Patient] = strawberry.field(
+        resolver=queries.patient_list, description="Most recently created first"
+    )
+    provider: types.Provider | None = strawberry.field(resolver=queries.provider)
+    providers: Connection[types.Provider] = strawberry.field(
+        resolver=queries.provider_list, description="Alphabetical by family name, then given name"
+    )
+    record: types.MedicalRecord | None = strawberry.field(resolver=queries.record)
+    records: Connection[types.MedicalRecord] = strawberry.field(
+        resolver=queries.record_list, description="Most recent visitDate first"
+    )

@@ -1,0 +1,416 @@
+"""The contract's object types. Leaves are plain attributes; relations go through DataLoaders."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import strawberry
+
+from app.context import Info
+from app.opaque_ids import NodeType
+from app.pagination import page_request
+from app.repositories.patients import PATIENT_ORDER
+from app.repositories.records import RECORD_ORDER
+from resolvers.connections import page_connection
+from resolvers.filters import patient_list_filter, record_list_filter
+from schema.connections import Connection
+from schema.enums import AttachmentStatus, DiagnosisType, RecordStatus, RecordType, Role, Sex
+from schema.inputs import PatientFilter, RecordFilter
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from app.opaque_ids import OpaqueIds
+    from app.repositories.records import RecordParent
+
+
+@strawberry.interface
+class Node:
+    id: strawberry.ID = strawberry.field(description="Opaque global id; stable, unique across all types")
+
+
+async def _records_connection(
+    info: Info,
+    parent: RecordParent,
+    parent_id: uuid.UUID,
+    first: int | None,
+    after: str | None,
+    filter_: RecordFilter | None,
+) -> Connection[MedicalRecord]:
+    context = info.context
+    page = page_request(context.ids, RECORD_ORDER, first, after)
+    list_filter = record_list_filter(filter_)
+    rows = await context.loaders.records_of(parent, list_filter, page).load(parent_id)
+    counts = context.loaders.record_counts_of(parent, list_filter)
+    return page_connection(
+        rows,
+        lambda shown: [MedicalRecord.from_row(row, context.ids) for row in shown],
+        ids=context.ids,
+        order=RECORD_ORDER,
+        page=page,
+        count=lambda: counts.load(parent_id),
+    )
+
+
+@strawberry.type
+class Provider(Node):
+    npi: str = strawberry.field(description="National Provider Identifier, 10 digits")
+    given_name: str
+    family_name: str
+    specialty: str | None
+    email: str | None
+    active: bool
+    created_at: dt.datetime
+    row_id: strawberry.Private[uuid.UUID]
+
+    @classmethod
+    def from_row(cls, row: Any, ids: OpaqueIds) -> Provider:
+        return cls(
+            id=strawberry.ID(ids.encode_id(NodeType.PROVIDER, row.id)),
+            row_id=row.id,
+            npi=row.npi,
+            given_name=row.given_name,
+            family_name=row.family_name,
+            specialty=row.specialty,
+            email=row.email,
+            active=row.active,
+            created_at=row.created_at,
+        )
+
+    @strawberry.field
+    async def patients(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        filter: PatientFilter | None = None,  # noqa: A002 - the contract's argument name
+    ) -> Connection[Patient]:
+        context = info.context
+        page = page_request(context.ids, PATIENT_ORDER, first, after)
+        list_filter = patient_list_filter(context.ids, filter)
+        rows = await context.loaders.patients_of_provider(list_filter, page).load(self.row_id)
+        counts = context.loaders.patient_counts_of_provider(list_filter)
+        return page_connection(
+            rows,
+            lambda shown: [Patient.from_row(row, context.ids) for row in shown],
+            ids=context.ids,
+            order=PATIENT_ORDER,
+            page=page,
+            count=lambda: counts.load(self.row_id),
+        )
+
+    @strawberry.field
+    async def records(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        filter: RecordFilter | None = None,  # noqa: A002
+    ) -> Connection[MedicalRecord]:
+        return await _records_connection(info, "provider", self.row_id, first, after, filter)
+
+
+@strawberry.type
+class Patient(Node):
+    mrn: str = strawberry.field(description="Medical record number, unique within a tenant")
+    given_name: str
+    family_name: str
+    date_of_birth: dt.date
+    sex: Sex
+    email: str | None
+    phone: str | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    version: int = strawberry.field(
+        description="Incremented on every change; pass it back as expectedVersion"
+    )
+    row_id: strawberry.Private[uuid.UUID]
+    primary_provider_id: strawberry.Private[uuid.UUID | None]
+
+    @classmethod
+    def from_row(cls, row: Any, ids: OpaqueIds) -> Patient:
+        return cls(
+            id=strawberry.ID(ids.encode_id(NodeType.PATIENT, row.id)),
+            row_id=row.id,
+            mrn=row.mrn,
+            given_name=row.given_name,
+            family_name=row.family_name,
+            date_of_birth=row.date_of_birth,
+            sex=row.sex,
+            email=row.email,
+            phone=row.phone,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            version=row.version,
+            primary_provider_id=row.primary_provider_id,
+        )
+
+    @strawberry.field
+    async def primary_provider(self, info: Info) -> Provider | None:
+        if self.primary_provider_id is None:
+            return None
+        return await info.context.loaders.provider.load(self.primary_provider_id)
+
+    @strawberry.field
+    async def records(
+        self,
+        info: Info,
+        first: int | None = 20,
+        after: str | None = None,
+        filter: RecordFilter | None = None,  # noqa: A002
+    ) -> Connection[MedicalRecord]:
+        return await _records_connection(info, "patient", self.row_id, first, after, filter)
+
+
+@strawberry.type
+class VitalSigns:
+    systolic_bp: int | None = None
+    diastolic_bp: int | None = None
+    heart_rate: int | None = None
+    respiratory_rate: int | None = None
+    temperature_c: float | None = None
+    oxygen_saturation: int | None = None
+    weight_kg: float | None = None
+    height_cm: float | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any] | None) -> VitalSigns | None:
+        if data is None:
+            return None
+        return cls(
+            systolic_bp=data.get("systolicBp"),
+            diastolic_bp=data.get("diastolicBp"),
+            heart_rate=data.get("heartRate"),
+            respiratory_rate=data.get("respiratoryRate"),
+            temperature_c=data.get("temperatureC"),
+            oxygen_saturation=data.get("oxygenSaturation"),
+            weight_kg=data.get("weightKg"),
+            height_cm=data.get("heightCm"),
+        )
+
+
+@strawberry.type
+class Prescription:
+    medication: str
+    dosage: str
+    frequency: str
+    duration_days: int | None = None
+    notes: str | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Prescription:
+        return cls(
+            medication=data["medication"],
+            dosage=data["dosage"],
+            frequency=data["frequency"],
+            duration_days=data.get("durationDays"),
+            notes=data.get("notes"),
+        )
+
+
+@strawberry.type
+class LabResult:
+    test: str
+    value: str
+    unit: str | None = None
+    reference_range: str | None = None
+    abnormal: bool | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> LabResult:
+        return cls(
+            test=data["test"],
+            value=data["value"],
+            unit=data.get("unit"),
+            reference_range=data.get("referenceRange"),
+            abnormal=data.get("abnormal"),
+        )
+
+
+@strawberry.type
+class MedicalRecord(Node):
+    record_type: RecordType
+    visit_date: dt.datetime
+    chief_complaint: str | None
+    notes: str | None
+    vital_signs: VitalSigns | None
+    prescriptions: list[Prescription]
+    lab_results: list[LabResult]
+    status: RecordStatus
+    finalized_at: dt.datetime | None
+    follow_up_date: dt.date | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    version: int
+    row_id: strawberry.Private[uuid.UUID]
+    patient_id: strawberry.Private[uuid.UUID]
+    provider_id: strawberry.Private[uuid.UUID]
+
+    @classmethod
+    def from_row(cls, row: Any, ids: OpaqueIds) -> MedicalRecord:
+        return cls(
+            id=strawberry.ID(ids.encode_id(NodeType.MEDICAL_RECORD, row.id)),
+            row_id=row.id,
+            patient_id=row.patient_id,
+            provider_id=row.provider_id,
+            record_type=row.record_type,
+            visit_date=row.visit_date,
+            chief_complaint=row.chief_complaint,
+            notes=row.notes,
+            vital_signs=VitalSigns.from_json(row.vital_signs),
+            prescriptions=[Prescription.from_json(p) for p in row.prescriptions],
+            lab_results=[LabResult.from_json(r) for r in row.lab_results],
+            status=row.status,
+            finalized_at=row.finalized_at,
+            follow_up_date=row.follow_up_date,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            version=row.version,
+        )
+
+    @strawberry.field
+    async def patient(self, info: Info) -> Patient:
+        return await info.context.loaders.required_patient(self.patient_id)
+
+    @strawberry.field
+    async def provider(self, info: Info) -> Provider:
+        return await info.context.loaders.required_provider(self.provider_id)
+
+    @strawberry.field
+    async def diagnoses(self, info: Info) -> list[Diagnosis]:
+        return await info.context.loaders.diagnoses_of_record.load(self.row_id)
+
+    @strawberry.field
+    async def attachments(self, info: Info) -> list[Attachment]:
+        return await info.context.loaders.attachments_of_record.load(self.row_id)
+
+    @strawberry.field(description="Every status change of this record, oldest first")
+    async def status_history(self, info: Info) -> list[RecordStatusEvent]:
+        return await info.context.loaders.status_history_of_record.load(self.row_id)
+
+
+async def _required_record(info: Info, record_id: uuid.UUID) -> MedicalRecord:
+    return await info.context.loaders.required_record(record_id)
+
+
+@strawberry.type
+class Diagnosis(Node):
+    icd10_code: str = strawberry.field(name="icd10Code", description="ICD-10 code, e.g. E11.9")
+    description: str
+    type: DiagnosisType
+    created_at: dt.datetime
+    record_id: strawberry.Private[uuid.UUID]
+
+    @classmethod
+    def from_row(cls, row: Any, ids: OpaqueIds) -> Diagnosis:
+        return cls(
+            id=strawberry.ID(ids.encode_id(NodeType.DIAGNOSIS, row.id)),
+            record_id=row.record_id,
+            icd10_code=row.icd10_code,
+            description=row.description,
+            type=row.type,
+            created_at=row.created_at,
+        )
+
+    @strawberry.field
+    async def record(self, info: Info) -> MedicalRecord:
+        return await _required_record(info, self.record_id)
+
+
+@strawberry.type
+class Attachment(Node):
+    file_name: str
+    content_type: str
+    size_bytes: int
+    checksum_sha256: str | None = strawberry.field(
+        name="checksumSha256", description="Hex SHA-256 declared by the uploader"
+    )
+    status: AttachmentStatus
+    uploaded_at: dt.datetime | None
+    created_at: dt.datetime
+    record_id: strawberry.Private[uuid.UUID]
+
+    @classmethod
+    def from_row(cls, row: Any, ids: OpaqueIds) -> Attachment:
+        return cls(
+            id=strawberry.ID(ids.encode_id(NodeType.ATTACHMENT, row.id)),
+            record_id=row.record_id,
+            file_name=row.file_name,
+            content_type=row.content_type,
+            size_bytes=row.size_bytes,
+            checksum_sha256=row.checksum_sha256,
+            status=row.status,
+            uploaded_at=row.uploaded_at,
+            created_at=row.created_at,
+        )
+
+    @strawberry.field
+    async def record(self, info: Info) -> MedicalRecord:
+        return await _required_record(info, self.record_id)
+
+    @strawberry.field(description="Short-lived presigned GET URL; null unless AVAILABLE")
+    def download_url(self) -> str | None:
+        # Presigned downloads arrive with the attachments issue (#4); until then none is issued.
+        return None
+
+
+@strawberry.type
+class RecordStatusEvent:
+    sequence: str = strawberry.field(
+        description=(
+            "Position in the tenant's event stream: increases with every status change.\n"
+            "Pass the last one seen as afterSequence to resume a subscription without a gap."
+        )
+    )
+    previous_status: RecordStatus | None
+    status: RecordStatus
+    changed_at: dt.datetime
+    changed_by: str = strawberry.field(description="Subject of the caller who made the change")
+    reason: str | None
+    record_id: strawberry.Private[uuid.UUID]
+
+    @classmethod
+    def from_row(cls, row: Any) -> RecordStatusEvent:
+        return cls(
+            sequence=str(row.sequence),
+            record_id=row.record_id,
+            previous_status=row.previous_status,
+            status=row.status,
+            changed_at=row.changed_at,
+            changed_by=row.changed_by,
+            reason=row.reason,
+        )
+
+    @strawberry.field
+    async def record(self, info: Info) -> MedicalRecord:
+        return await _required_record(info, self.record_id)
+
+
+@strawberry.type(description="The authenticated caller, as the server understood the token.")
+class Viewer:
+    subject: str
+    tenant_id: str | None = strawberry.field(
+        description=(
+            "Null when the token names no tenant and the subject is linked to no provider or "
+            "patient"
+        )
+    )
+    roles: list[Role] = strawberry.field(
+        description="Empty when the token carries none of the known groups"
+    )
+    provider_id: strawberry.Private[uuid.UUID | None]
+    patient_id: strawberry.Private[uuid.UUID | None]
+
+    @strawberry.field(description="The provider linked to this subject, if any")
+    async def provider(self, info: Info) -> Provider | None:
+        if self.provider_id is None:
+            return None
+        return await info.context.loaders.provider.load(self.provider_id)
+
+    @strawberry.field(description="The patient linked to this subject, if any")
+    async def patient(self, info: Info) -> Patient | None:
+        if self.patient_id is None:
+            return None
+        return await info.context.loaders.patient.load(self.patient_id)

