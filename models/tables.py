@@ -118,18 +118,6 @@ class Patient(UUIDKey, TenantScoped, Timestamps, Versioned, Base):
             text("created_at DESC"),
             text("id DESC"),
         ),
-        # PatientFilter.search: case-insensitive prefix of given name, family name or MRN.
-        Index(
-            "ix_patients_tenant_given_name_prefix",
-            "tenant_id",
-            text("lower(given_name) text_pattern_ops"),
-        ),
-        Index(
-            "ix_patients_tenant_family_name_prefix",
-            "tenant_id",
-            text("lower(family_name) text_pattern_ops"),
-        ),
-        Index("ix_patients_tenant_mrn_prefix", "tenant_id", text("lower(mrn) text_pattern_ops")),
         Index(
             "uq_patients_tenant_cognito_sub",
             "tenant_id",
@@ -138,6 +126,16 @@ class Patient(UUIDKey, TenantScoped, Timestamps, Versioned, Base):
             postgresql_where=text("cognito_sub IS NOT NULL"),
         ),
         Index("ix_patients_cognito_sub", "cognito_sub"),
+    )
+
+
+# PatientFilter.search: `lower(column) LIKE 'prefix%'` is served by text_pattern_ops indexes.
+for _column in ("given_name", "family_name", "mrn"):
+    Index(
+        f"ix_patients_tenant_{_column}_prefix",
+        Patient.tenant_id,
+        func.lower(Patient.__table__.c[_column]).label(f"lower_{_column}"),
+        postgresql_ops={f"lower_{_column}": "text_pattern_ops"},
     )
 
 

@@ -22,12 +22,12 @@ from app.main import create_app  # noqa: E402
 from app.settings import Settings  # noqa: E402
 from tests.api_client import Api  # noqa: E402
 from tests.factories import Factory  # noqa: E402
-from tests.postgres import test_database  # noqa: E402
+from tests.postgres import scratch_database  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
-    with test_database() as url:
+    with scratch_database() as url:
         migrations.upgrade(url)
         yield url
 

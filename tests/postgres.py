@@ -36,7 +36,7 @@ async def _admin(url: str, statement: str) -> None:
 
 
 @contextmanager
-def test_database() -> Iterator[str]:
+def scratch_database() -> Iterator[str]:
     """Yields an asyncpg SQLAlchemy URL of a new, empty database, dropped afterwards."""
     with ExitStack() as stack:
         server_url = os.environ.get("MEDREC_TEST_DATABASE_URL")
