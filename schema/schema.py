@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import strawberry
 from strawberry.schema.config import StrawberryConfig
 
@@ -10,9 +12,23 @@ from schema.errors import ErrorCodes
 from schema.query import Query
 from schema.scalars import SCALARS
 
+if TYPE_CHECKING:
+    from graphql import GraphQLError
+    from strawberry.types import ExecutionContext
+
+
+class MedrecSchema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Strawberry would log each error with the query text; queries can quote patient data.
+
+        Unexpected errors are logged, without the query, by the ErrorCodes extension.
+        """
+
 
 def build_schema() -> strawberry.Schema:
-    return strawberry.Schema(
+    return MedrecSchema(
         query=Query,
         # Types reachable only through the Node interface must still be in the schema.
         types=[types.Diagnosis, types.Attachment],

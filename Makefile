@@ -1,0 +1,72 @@
+# medrec developer tasks. `make test` is what CI runs (through .ci/run).
+
+VENV ?= .venv
+# The first of these that is Python 3.11 or newer; override with `make PYTHON=/path/to/python3`.
+PYTHON ?= $(shell for p in python3.11 python3.12 python3.13 python3; do \
+	$$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && { echo $$p; break; }; \
+	done)
+# The contract the exported schema must keep (see .ci/check_contract.py).
+CONTRACT ?= ../shared/contract/schema.graphql
+PYTEST_ARGS ?=
+# Extra pip-compile options for `make lock`, e.g. LOCK_ARGS=--upgrade
+LOCK_ARGS ?=
+
+STAMP := $(VENV)/.medrec-installed
+PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet --strip-extras \
+	--no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
+
+.PHONY: venv run test lint typecheck pytest contract lock
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock requirements-dev.lock pyproject.toml
+	@if [ -z "$(PYTHON)" ]; then \
+		echo "error: medrec needs Python 3.11 or newer; python3 is $$(python3 --version 2>&1)." >&2; \
+		echo "       Install python3.11 or run: make PYTHON=/path/to/python3.11 ..." >&2; \
+		exit 1; \
+	elif ! $(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then \
+		echo "error: medrec needs Python 3.11 or newer; $(PYTHON) is $$($(PYTHON) --version 2>&1)." >&2; \
+		exit 1; \
+	fi
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --upgrade pip
+	$(VENV)/bin/python -m pip install -r requirements-dev.lock
+	$(VENV)/bin/python -m pip install --no-deps -e .
+	touch $@
+
+run: venv
+	$(VENV)/bin/medrec dev
+
+test: lint typecheck pytest contract
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: venv
+	$(VENV)/bin/mypy
+	$(VENV)/bin/mypy .ci/check_contract.py
+
+pytest: venv
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+contract: venv
+	@set -eu; \
+	exported=$$(mktemp); trap 'rm -f "$$exported"' EXIT; \
+	echo "$(VENV)/bin/medrec export-schema > $$exported"; \
+	$(VENV)/bin/medrec export-schema > "$$exported"; \
+	if ! diff -u schema/schema.graphql "$$exported"; then \
+		echo "error: schema/schema.graphql differs from what the code exports (diff above)." >&2; \
+		echo "       Regenerate it: $(VENV)/bin/medrec export-schema > schema/schema.graphql" >&2; \
+		exit 1; \
+	fi; \
+	if [ -f "$(CONTRACT)" ]; then \
+		echo "$(VENV)/bin/python .ci/check_contract.py $(CONTRACT) $$exported"; \
+		$(VENV)/bin/python .ci/check_contract.py "$(CONTRACT)" "$$exported"; \
+	else \
+		echo "notice: contract $(CONTRACT) not found; skipping the contract compatibility check."; \
+	fi
+
+lock: venv
+	$(PIP_COMPILE) -o requirements.lock pyproject.toml
+	$(PIP_COMPILE) --extra dev -c requirements.lock -o requirements-dev.lock pyproject.toml

@@ -1,0 +1,65 @@
+"""Errors carry the contract's codes and nothing a caller should not see."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from tests.api_client import Api, error_codes
+from tests.factories import Factory
+
+
+async def test_syntax_error_is_bad_user_input(api: Api) -> None:
+    body = await api.query("{ patients { edges { node { id } }")
+    assert error_codes(body) == ["BAD_USER_INPUT"]
+    assert "Syntax Error" in body["errors"][0]["message"]
+
+
+async def test_unknown_field_is_bad_user_input(api: Api) -> None:
+    body = await api.query("{ patients { edges { node { ssn } } } }")
+    assert error_codes(body) == ["BAD_USER_INPUT"]
+    assert "ssn" in body["errors"][0]["message"]
+
+
+async def test_variable_of_wrong_type_is_bad_user_input(api: Api) -> None:
+    body = await api.query("query($n: Int) { patients(first: $n) { totalCount } }", {"n": "many"})
+    assert error_codes(body) == ["BAD_USER_INPUT"]
+
+
+async def test_unexpected_failure_is_masked_and_logged_with_request_id(
+    api: Api, factory: Factory, caplog: pytest.LogCaptureFixture
+) -> None:
+    provider = await factory.provider()
+    patient = await factory.patient(given_name="Hildegard")
+    # A row the code cannot read: a prescription without its required keys.
+    await factory.record(patient, provider, prescriptions=[{"drug": "Hildegard's secret"}])
+    with caplog.at_level(logging.ERROR):
+        response = await api.post(
+            "{ records { edges { node { prescriptions { medication } } } } }",
+            token=api.token(),
+            headers={"X-Request-ID": "req-42"},
+        )
+    body = response.json()
+    assert body["errors"] == [
+        {
+            "message": "Internal server error",
+            "locations": [{"line": 1, "column": 3}],
+            "path": ["records"],
+            "extensions": {"code": "INTERNAL_SERVER_ERROR", "requestId": "req-42"},
+        }
+    ]
+    text = json.dumps(body)
+    assert "Hildegard" not in text and "KeyError" not in text and "Traceback" not in text
+    assert any("req-42" in record.getMessage() for record in caplog.records)
+    # Strawberry's own error log would print the exception text, which can quote row data.
+    assert not any("Hildegard" in record.getMessage() for record in caplog.records)
+    assert not [r for r in caplog.records if r.name.startswith("strawberry")]
+
+
+async def test_health_endpoints(api: Api) -> None:
+    assert (await api.client.get("/healthz")).json() == {"status": "ok"}
+    ready = await api.client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json() == {"status": "ok"}

@@ -1,0 +1,112 @@
+"""`.ci/check_contract.py` against variants of the shared contract, run as CI runs it."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from graphql import GraphQLSchema, build_schema, print_schema
+
+REPO = Path(__file__).resolve().parents[2]
+CHECKER = REPO / ".ci" / "check_contract.py"
+EXEMPTIONS = REPO / ".ci" / "contract-exemptions.txt"
+CONTRACT = REPO.parent / "shared" / "contract" / "schema.graphql"
+
+pytestmark = pytest.mark.skipif(
+    not CONTRACT.is_file(), reason=f"the shared contract {CONTRACT} is absent"
+)
+
+
+def run_checker(exported: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, str(CHECKER), str(CONTRACT), str(exported), *extra],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def exemptions() -> list[str]:
+    lines = (line.split("#", 1)[0].strip() for line in EXEMPTIONS.read_text().splitlines())
+    return [line for line in lines if line]
+
+
+def contract_schema() -> GraphQLSchema:
+    # The contract opens with a file-level doc string, which is not valid SDL; the checker
+    # ignores it, and so does this helper.
+    sdl = CONTRACT.read_text()
+    if sdl.startswith('"""'):
+        sdl = sdl[sdl.index('"""', 3) + 3 :]
+    return build_schema(sdl)
+
+
+def section(output: str, heading: str) -> list[str]:
+    """The indented lines under ``heading`` in the checker's output."""
+    lines = output.splitlines()
+    start = lines.index(heading) + 1
+    body: list[str] = []
+    for line in lines[start:]:
+        if not line.startswith("  "):
+            break
+        body.append(line.strip())
+    return body
+
+
+def test_contract_against_itself_only_reports_stale_exemptions(tmp_path: Path) -> None:
+    result = run_checker(CONTRACT)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "No breaking changes outside the exemptions." in result.stdout
+    for exemption in exemptions():
+        assert f"warning: exemption {exemption} is no longer needed" in result.stdout
+    assert f"FAIL: {len(exemptions())} stale exemption(s)." in result.stdout
+
+    no_exemptions = tmp_path / "none.txt"
+    no_exemptions.write_text("# nothing exempt\n")
+    result = run_checker(CONTRACT, "--exemptions", str(no_exemptions))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "OK: the exported schema keeps the contract" in result.stdout
+
+
+def test_contract_without_mutation_and_subscription_passes(tmp_path: Path) -> None:
+    # What the server exports before any mutation exists: Query and the types it reaches.
+    query_type = contract_schema().query_type
+    assert query_type is not None
+    exported = tmp_path / "query_only.graphql"
+    exported.write_text(print_schema(GraphQLSchema(query=query_type)))
+
+    result = run_checker(exported)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    missing = section(result.stdout, "still missing (exempt, owned by later issues):")
+    assert missing == exemptions()
+    assert "warning:" not in result.stdout
+
+
+def test_contract_without_query_patients_fails(tmp_path: Path) -> None:
+    schema = contract_schema()
+    assert schema.query_type is not None
+    del schema.query_type.fields["patients"]
+    exported = tmp_path / "no_patients.graphql"
+    exported.write_text(print_schema(schema))
+
+    result = run_checker(exported)
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    failures = section(result.stdout, f"FAIL: 1 breaking change(s) not covered by {EXEMPTIONS}:")
+    assert failures == ["FIELD_REMOVED: Field Query.patients was removed."]
+
+
+def test_exemptions_cannot_cover_what_query_reaches(tmp_path: Path) -> None:
+    exempting_query = tmp_path / "exemptions.txt"
+    exempting_query.write_text("Mutation.createProvider\nQuery.patients\nRecordStatusEvent\n")
+
+    result = run_checker(CONTRACT, "--exemptions", str(exempting_query))
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "'Query.patients' is reachable from Query" in result.stdout
+    assert "'RecordStatusEvent' is reachable from Query" in result.stdout
+    assert "'Mutation.createProvider'" not in result.stdout
