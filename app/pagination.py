@@ -103,9 +103,7 @@ def uuid_array(name: str, values: Sequence[uuid.UUID]) -> Any:
     return bindparam(name, list(values), type_=ARRAY(UUID(as_uuid=True)))
 
 
-def page_statement(
-    statement: Select[Any], order: KeysetOrder, page: PageRequest
-) -> Select[Any]:
+def page_statement(statement: Select[Any], order: KeysetOrder, page: PageRequest) -> Select[Any]:
     if page.after is not None:
         statement = statement.where(order.after(page.after))
     return statement.order_by(*order.order_by()).limit(page.limit)
@@ -128,7 +126,9 @@ async def first_rows_per_parent(
     per_parent = page_statement(
         statement.where(parent_column == parents.c.parent_id), order, page
     ).lateral()
-    rows = (await session.execute(select(per_parent).select_from(parents).join(per_parent, true()))).all()
+    rows = (
+        await session.execute(select(per_parent).select_from(parents).join(per_parent, true()))
+    ).all()
     grouped: dict[uuid.UUID, list[Row[Any]]] = {parent_id: [] for parent_id in parent_ids}
     for row in rows:
         grouped[getattr(row, parent_column.key)].append(row)
@@ -147,5 +147,7 @@ async def count_per_parent(
         .where(parent_column == any_(uuid_array("parent_ids", parent_ids)))
         .group_by(parent_column)
     )
-    counts: dict[uuid.UUID, int] = {parent: n for parent, n in (await session.execute(counted)).all()}
+    counts: dict[uuid.UUID, int] = {
+        parent: n for parent, n in (await session.execute(counted)).all()
+    }
     return {parent_id: counts.get(parent_id, 0) for parent_id in parent_ids}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -21,7 +21,7 @@ class Settings(BaseSettings):
     # A comma-separated list in the environment; NoDecode keeps pydantic from expecting JSON.
     cognito_client_ids: Annotated[tuple[str, ...], NoDecode] = ()
     cognito_jwks_url: str | None = None
-    # Unknown `kid`s trigger a JWKS refetch at most this often, so garbage tokens can't hammer Cognito.
+    # Unknown `kid`s refetch the JWKS at most this often, so garbage tokens can't hammer Cognito.
     jwks_refetch_cooldown_seconds: float = 30.0
     jwks_fetch_timeout_seconds: float = 5.0
     token_leeway_seconds: int = 30
@@ -43,7 +43,9 @@ class Settings(BaseSettings):
 
     @cached_property
     def cognito_issuer(self) -> str:
-        return f"https://cognito-idp.{self.cognito_region}.amazonaws.com/{self.cognito_user_pool_id}"
+        return (
+            f"https://cognito-idp.{self.cognito_region}.amazonaws.com/{self.cognito_user_pool_id}"
+        )
 
     @cached_property
     def jwks_url(self) -> str:

@@ -39,9 +39,9 @@ async def resolve_viewer(session: AsyncSession, token: VerifiedToken) -> Viewer:
     With a ``custom:tenant_id`` claim only that tenant's rows count. Without one the tenant comes
     from the linked rows; a subject linked in several tenants is ambiguous and gets no tenant.
     """
-    providers = select(
-        literal("provider").label("kind"), Provider.id, Provider.tenant_id
-    ).where(Provider.cognito_sub == token.subject)
+    providers = select(literal("provider").label("kind"), Provider.id, Provider.tenant_id).where(
+        Provider.cognito_sub == token.subject
+    )
     patients = select(literal("patient").label("kind"), Patient.id, Patient.tenant_id).where(
         Patient.cognito_sub == token.subject
     )

@@ -169,9 +169,7 @@ class MedicalRecord(UUIDKey, TenantScoped, Timestamps, Versioned, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "id"),
         ForeignKeyConstraint(["tenant_id", "patient_id"], ["patients.tenant_id", "patients.id"]),
-        ForeignKeyConstraint(
-            ["tenant_id", "provider_id"], ["providers.tenant_id", "providers.id"]
-        ),
+        ForeignKeyConstraint(["tenant_id", "provider_id"], ["providers.tenant_id", "providers.id"]),
         # Keyset order of Query.records ("most recent visitDate first") and its filters.
         Index(
             "ix_medical_records_tenant_visit", "tenant_id", text("visit_date DESC"), text("id DESC")

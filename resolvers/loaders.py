@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 
+from app.opaque_ids import NodeType
 from app.repositories import patients, providers, records
 from schema.types import Attachment, Diagnosis, MedicalRecord, Patient, Provider, RecordStatusEvent
 
@@ -54,6 +55,16 @@ class Loaders:
             records.status_events_of_records, RecordStatusEvent.from_row
         )
 
+    def by_node_type(self, node_type: NodeType) -> DataLoader[uuid.UUID, Any]:
+        loaders: dict[NodeType, DataLoader[uuid.UUID, Any]] = {
+            NodeType.PROVIDER: self.provider,
+            NodeType.PATIENT: self.patient,
+            NodeType.MEDICAL_RECORD: self.record,
+            NodeType.DIAGNOSIS: self.diagnosis,
+            NodeType.ATTACHMENT: self.attachment,
+        }
+        return loaders[node_type]
+
     async def _run(self, query: Callable[..., Awaitable[V]], *args: Any) -> V:
         # Resolvers reach a loader only after the context has checked the caller.
         assert self._viewer is not None
@@ -67,7 +78,9 @@ class Loaders:
     ) -> DataLoader[uuid.UUID, V | None]:
         async def load(keys: list[uuid.UUID]) -> list[V | None]:
             rows = {row.id: row for row in await self._run(query, keys)}
-            return [None if (row := rows.get(key)) is None else convert(row, self._ids) for key in keys]
+            return [
+                None if (row := rows.get(key)) is None else convert(row, self._ids) for key in keys
+            ]
 
         return DataLoader(load_fn=load)
 
@@ -85,7 +98,7 @@ class Loaders:
     def _grouped(
         self, key: Hashable, query: Callable[[list[uuid.UUID]], Awaitable[dict[uuid.UUID, V]]]
     ) -> DataLoader[uuid.UUID, V]:
-        """One loader per distinct set of connection arguments, so equal arguments batch together."""
+        """One loader per distinct set of connection arguments: equal arguments batch together."""
         loader = self._keyed.get(key)
         if loader is None:
 

@@ -1,9 +1,10 @@
-"""Root Query resolvers. Each checks the caller first; the loaders and repositories scope the SQL."""
+"""Root Query resolvers: each checks the caller first; loaders and repositories scope the SQL."""
 
 from __future__ import annotations
 
 import strawberry
 
+from app.context import Info
 from app.opaque_ids import NodeType
 from app.pagination import page_request
 from app.repositories import patients, providers, records
@@ -12,10 +13,9 @@ from app.repositories.providers import PROVIDER_ORDER
 from app.repositories.records import RECORD_ORDER
 from resolvers.connections import page_connection
 from resolvers.filters import patient_list_filter, record_list_filter
-from app.context import Info  # noqa: TC001 - strawberry reads resolver annotations at runtime
 from schema import types
-from schema.connections import Connection  # noqa: TC001
-from schema.inputs import PatientFilter, RecordFilter  # noqa: TC001
+from schema.connections import Connection
+from schema.inputs import PatientFilter, RecordFilter
 
 
 def me(info: Info) -> types.Viewer:
@@ -29,29 +29,24 @@ def me(info: Info) -> types.Viewer:
     )
 
 
-async def node(info: Info, id: strawberry.ID) -> types.Node | None:  # noqa: A002
+async def node(info: Info, id: strawberry.ID) -> types.Node | None:
     context = info.context
     context.reader()
     node_type, row_id = context.ids.decode_id(id)
-    loaders = context.loaders
-    loader = {
-        NodeType.PROVIDER: loaders.provider,
-        NodeType.PATIENT: loaders.patient,
-        NodeType.MEDICAL_RECORD: loaders.record,
-        NodeType.DIAGNOSIS: loaders.diagnosis,
-        NodeType.ATTACHMENT: loaders.attachment,
-    }[node_type]
+    loader = context.loaders.by_node_type(node_type)
     found: types.Node | None = await loader.load(row_id)
     return found
 
 
-async def patient(info: Info, id: strawberry.ID) -> types.Patient | None:  # noqa: A002
+async def patient(info: Info, id: strawberry.ID) -> types.Patient | None:
     context = info.context
     context.reader()
-    return await context.loaders.patient.load(context.ids.decode_typed_id(id, NodeType.PATIENT, "id"))
+    return await context.loaders.patient.load(
+        context.ids.decode_typed_id(id, NodeType.PATIENT, "id")
+    )
 
 
-async def provider(info: Info, id: strawberry.ID) -> types.Provider | None:  # noqa: A002
+async def provider(info: Info, id: strawberry.ID) -> types.Provider | None:
     context = info.context
     context.reader()
     return await context.loaders.provider.load(
@@ -59,7 +54,7 @@ async def provider(info: Info, id: strawberry.ID) -> types.Provider | None:  # n
     )
 
 
-async def record(info: Info, id: strawberry.ID) -> types.MedicalRecord | None:  # noqa: A002
+async def record(info: Info, id: strawberry.ID) -> types.MedicalRecord | None:
     context = info.context
     context.reader()
     return await context.loaders.record.load(
@@ -71,7 +66,7 @@ async def patient_list(
     info: Info,
     first: int | None = 20,
     after: str | None = None,
-    filter: PatientFilter | None = None,  # noqa: A002 - the contract's argument name
+    filter: PatientFilter | None = None,
 ) -> Connection[types.Patient]:
     context = info.context
     viewer = context.reader()
@@ -121,7 +116,7 @@ async def record_list(
     info: Info,
     first: int | None = 20,
     after: str | None = None,
-    filter: RecordFilter | None = None,  # noqa: A002
+    filter: RecordFilter | None = None,
 ) -> Connection[types.MedicalRecord]:
     context = info.context
     viewer = context.reader()

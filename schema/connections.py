@@ -54,5 +54,3 @@ def connection(
         ),
         count=count,
     )
-
-

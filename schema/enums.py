@@ -1,20 +1,19 @@
-"""GraphQL enums: the domain enums of ``models.enums``, exposed under their contract names."""
+"""GraphQL enums: the domain enums of ``models.enums``, registered under their contract names."""
 
 from __future__ import annotations
 
 import strawberry
 
-from models import enums
+from models.enums import AttachmentStatus, DiagnosisType, RecordStatus, RecordType, Role, Sex
 
-Role = strawberry.enum(enums.Role)
-Sex = strawberry.enum(enums.Sex)
-RecordType = strawberry.enum(enums.RecordType)
-RecordStatus = strawberry.enum(
-    enums.RecordStatus,
+for _enum in (AttachmentStatus, DiagnosisType, RecordType, Role, Sex):
+    strawberry.enum(_enum)
+strawberry.enum(
+    RecordStatus,
     description=(
         "DRAFT -> FINALIZED -> AMENDED (-> AMENDED ...); any -> ENTERED_IN_ERROR.\n"
         "Only DRAFT records can be edited in place."
     ),
 )
-DiagnosisType = strawberry.enum(enums.DiagnosisType)
-AttachmentStatus = strawberry.enum(enums.AttachmentStatus)
+
+__all__ = ["AttachmentStatus", "DiagnosisType", "RecordStatus", "RecordType", "Role", "Sex"]

@@ -28,7 +28,9 @@ if TYPE_CHECKING:
 
 @strawberry.interface
 class Node:
-    id: strawberry.ID = strawberry.field(description="Opaque global id; stable, unique across all types")
+    id: strawberry.ID = strawberry.field(
+        description="Opaque global id; stable, unique across all types"
+    )
 
 
 async def _records_connection(
@@ -85,7 +87,7 @@ class Provider(Node):
         info: Info,
         first: int | None = 20,
         after: str | None = None,
-        filter: PatientFilter | None = None,  # noqa: A002 - the contract's argument name
+        filter: PatientFilter | None = None,
     ) -> Connection[Patient]:
         context = info.context
         page = page_request(context.ids, PATIENT_ORDER, first, after)
@@ -107,7 +109,7 @@ class Provider(Node):
         info: Info,
         first: int | None = 20,
         after: str | None = None,
-        filter: RecordFilter | None = None,  # noqa: A002
+        filter: RecordFilter | None = None,
     ) -> Connection[MedicalRecord]:
         return await _records_connection(info, "provider", self.row_id, first, after, filter)
 
@@ -159,7 +161,7 @@ class Patient(Node):
         info: Info,
         first: int | None = 20,
         after: str | None = None,
-        filter: RecordFilter | None = None,  # noqa: A002
+        filter: RecordFilter | None = None,
     ) -> Connection[MedicalRecord]:
         return await _records_connection(info, "patient", self.row_id, first, after, filter)
 

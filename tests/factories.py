@@ -1,4 +1,4 @@
-"""Rows for tests, inserted and committed through SQLAlchemy Core (the API reads them separately)."""
+"""Rows for tests, inserted and committed with SQLAlchemy Core (the API reads them separately)."""
 
 from __future__ import annotations
 
@@ -72,7 +72,9 @@ class Factory:
         }
         return await self._insert(Patient, values | overrides)
 
-    async def record(self, patient: dict[str, Any], provider: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    async def record(
+        self, patient: dict[str, Any], provider: dict[str, Any], **overrides: Any
+    ) -> dict[str, Any]:
         n = next(_counter)
         status = overrides.get("status", RecordStatus.FINALIZED)
         values: dict[str, Any] = {
@@ -118,7 +120,9 @@ class Factory:
             "size_bytes": 1024,
             "checksum_sha256": "0" * 64,
             "status": AttachmentStatus.AVAILABLE,
-            "storage_key": f"{self.tenant_id}/medical-records/2026/01/{record['id']}/{attachment_id}/scan.pdf",
+            "storage_key": (
+                f"{self.tenant_id}/medical-records/2026/01/{record['id']}/{attachment_id}/scan.pdf"
+            ),
             "uploaded_at": BASE_TIME,
         }
         return await self._insert(Attachment, values | overrides)

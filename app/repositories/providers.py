@@ -40,9 +40,7 @@ async def providers_by_ids(
     return list((await session.execute(statement)).all())
 
 
-async def provider_page(
-    session: AsyncSession, viewer: Viewer, page: PageRequest
-) -> list[Row[Any]]:
+async def provider_page(session: AsyncSession, viewer: Viewer, page: PageRequest) -> list[Row[Any]]:
     statement = select(*_COLUMNS).where(readable_providers(viewer))
     return list((await session.execute(page_statement(statement, PROVIDER_ORDER, page))).all())
 

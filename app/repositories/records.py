@@ -137,7 +137,9 @@ async def diagnoses_of_records(
 ) -> dict[uuid.UUID, list[Row[Any]]]:
     statement = (
         select(*Diagnosis.__table__.c)
-        .where(readable_diagnoses(viewer), Diagnosis.record_id == any_(uuid_array("ids", record_ids)))
+        .where(
+            readable_diagnoses(viewer), Diagnosis.record_id == any_(uuid_array("ids", record_ids))
+        )
         .order_by(Diagnosis.record_id, Diagnosis.created_at, Diagnosis.id)
     )
     return await _children_of_records(session, statement, record_ids)

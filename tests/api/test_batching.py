@@ -47,7 +47,7 @@ async def test_mobile_query_statement_count_does_not_grow_with_page_size(
         assert all(p["node"]["primaryProvider"] is not None for p in patients)
         counts[n] = log.count
     assert counts[5] == counts[50]
-    # viewer link lookup, patients, primaryProvider, records, record.provider, diagnoses, attachments
+    # viewer links, patients, primaryProvider, records, record.provider, diagnoses, attachments
     assert counts[50] <= 8
 
 
@@ -75,7 +75,8 @@ async def test_totals_cost_statements_only_when_selected(
         await api.data("{ patients { edges { node { records { edges { node { id } } } } } } }")
     with count_statements(engine) as with_totals:
         data = await api.data(
-            "{ patients { totalCount edges { node { records { totalCount edges { node { id } } } } } } }"
+            "{ patients { totalCount edges { node {"
+            " records { totalCount edges { node { id } } } } } } }"
         )
     assert data["patients"]["totalCount"] == 4
     assert {e["node"]["records"]["totalCount"] for e in data["patients"]["edges"]} == {2}

@@ -51,7 +51,8 @@ async def test_unexpected_failure_is_masked_and_logged_with_request_id(
         }
     ]
     text = json.dumps(body)
-    assert "Hildegard" not in text and "KeyError" not in text and "Traceback" not in text
+    for leaked in ("Hildegard", "KeyError", "Traceback"):
+        assert leaked not in text
     assert any("req-42" in record.getMessage() for record in caplog.records)
     # Strawberry's own error log would print the exception text, which can quote row data.
     assert not any("Hildegard" in record.getMessage() for record in caplog.records)

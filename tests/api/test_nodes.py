@@ -57,7 +57,9 @@ async def test_ids_from_the_api_round_trip(api: Api, factory: Factory) -> None:
         ("patient", record["patient"]["id"]),
         ("provider", record["provider"]["id"]),
     ):
-        fetched = await api.data(f"query($id: ID!) {{ {field}(id: $id) {{ id }} }}", {"id": global_id})
+        fetched = await api.data(
+            f"query($id: ID!) {{ {field}(id: $id) {{ id }} }}", {"id": global_id}
+        )
         assert fetched[field] == {"id": global_id}
 
 
@@ -126,24 +128,42 @@ async def test_record_fields_round_trip(api: Api, factory: Factory, ids: OpaqueI
       status finalizedAt followUpDate version
       statusHistory { previousStatus status changedBy reason sequence }
       attachments { contentType sizeBytes checksumSha256 status downloadUrl } } }"""
-    record = (await api.data(query, {"id": ids.encode_id(NodeType.MEDICAL_RECORD, rows["record"]["id"])}))["record"]
+    record = (
+        await api.data(query, {"id": ids.encode_id(NodeType.MEDICAL_RECORD, rows["record"]["id"])})
+    )["record"]
     assert record["recordType"] == "CONSULTATION"
     assert record["visitDate"] == rows["record"]["visit_date"].isoformat()
     assert record["vitalSigns"] == {
-        "heartRate": 70, "temperatureC": 36.8, "oxygenSaturation": 98, "systolicBp": None
+        "heartRate": 70,
+        "temperatureC": 36.8,
+        "oxygenSaturation": 98,
+        "systolicBp": None,
     }
     assert record["prescriptions"] == [
-        {"medication": "Metformin", "dosage": "500 mg", "frequency": "twice daily",
-         "durationDays": None, "notes": None}
+        {
+            "medication": "Metformin",
+            "dosage": "500 mg",
+            "frequency": "twice daily",
+            "durationDays": None,
+            "notes": None,
+        }
     ]
     assert record["labResults"] == [
         {"test": "HbA1c", "value": "6.9", "unit": "%", "referenceRange": None, "abnormal": True}
     ]
     history = record["statusHistory"]
-    assert [(e["previousStatus"], e["status"]) for e in history] == [(None, "DRAFT"), ("DRAFT", "FINALIZED")]
+    assert [(e["previousStatus"], e["status"]) for e in history] == [
+        (None, "DRAFT"),
+        ("DRAFT", "FINALIZED"),
+    ]
     assert int(history[0]["sequence"]) < int(history[1]["sequence"])
     assert record["attachments"] == [
-        {"contentType": "application/pdf", "sizeBytes": 1024, "checksumSha256": "0" * 64,
-         "status": "AVAILABLE", "downloadUrl": None}
+        {
+            "contentType": "application/pdf",
+            "sizeBytes": 1024,
+            "checksumSha256": "0" * 64,
+            "status": "AVAILABLE",
+            "downloadUrl": None,
+        }
     ]
     assert record["version"] == 1

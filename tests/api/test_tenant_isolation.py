@@ -44,7 +44,11 @@ async def test_each_tenant_sees_only_its_own_rows(api: Api, factory: Factory) ->
         assert data["records"]["totalCount"] == len(expected)
         for edge in data["records"]["edges"]:
             node = edge["node"]
-            assert (len(node["diagnoses"]), len(node["attachments"]), len(node["statusHistory"])) == (1, 1, 1)
+            assert (
+                len(node["diagnoses"]),
+                len(node["attachments"]),
+                len(node["statusHistory"]),
+            ) == (1, 1, 1)
 
 
 async def test_search_does_not_cross_tenants(api: Api, factory: Factory) -> None:
