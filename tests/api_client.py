@@ -27,7 +27,7 @@ class Api:
         subject: str = "admin-subject",
         groups: Sequence[str] = ("admin",),
         tenant_id: str | bool | None = True,
-        **claims: Any,
+        claims: dict[str, Any] | None = None,
     ) -> str:
         """``tenant_id=True`` means the test's own tenant, ``None`` no tenant claim at all."""
         tenant = self.tenant_id if tenant_id is True else tenant_id
