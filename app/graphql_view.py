@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from typing import TYPE_CHECKING
 
-from starlette.responses import Response
+from cross_web import HTTPException
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
 from strawberry.asgi import GraphQL
 
 from app.context import RequestContext
@@ -15,10 +18,26 @@ from app.viewer import Viewer, resolve_viewer
 from resolvers.loaders import Loaders
 
 if TYPE_CHECKING:
-    from starlette.requests import Request
+    from starlette.types import Receive, Scope, Send
     from starlette.websockets import WebSocket
 
     from app.services import Services
+
+
+def _as_graphql_response_json(response: Response) -> None:
+    """GraphQL over HTTP: with this media type a request error (no ``data`` at all) is a 400."""
+    response.media_type = GRAPHQL_RESPONSE_JSON
+    response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
+    body = json.loads(bytes(response.body))
+    # Strawberry writes `"data": null` for request errors too; they are the errors without a path.
+    request_failed = (
+        isinstance(body, dict)
+        and body.get("data") is None
+        and all("path" not in error for error in body.get("errors") or [{}])
+    )
+    if response.status_code == 200 and request_failed:
+        response.status_code = 400
+
 
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
@@ -29,7 +48,26 @@ def request_id_of(request: Request | WebSocket) -> str:
     return offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
 
 
+GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
+
+
 class GraphQLView(GraphQL[RequestContext, None]):
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        try:
+            response = await self.run(request)
+        except HTTPException as error:
+            response = PlainTextResponse(error.reason, status_code=error.status_code)
+        if (
+            response.media_type == "application/json"
+            and GRAPHQL_RESPONSE_JSON in request.headers.get("accept", "")
+        ):
+            _as_graphql_response_json(response)
+        await response(scope, receive, send)
+
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> RequestContext:

@@ -64,3 +64,24 @@ async def test_health_endpoints(api: Api) -> None:
     ready = await api.client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json() == {"status": "ok"}
+
+
+async def test_graphql_response_json_when_asked_for(api: Api) -> None:
+    accept = {"Accept": "application/graphql-response+json, application/json;q=0.9"}
+    ok = await api.post("{ me { subject } }", token=api.token(), headers=accept)
+    assert ok.status_code == 200
+    assert ok.headers["content-type"].startswith("application/graphql-response+json")
+    assert ok.json()["data"]["me"]["subject"] == "admin-subject"
+
+    invalid = await api.post("{ me { nope } }", token=api.token(), headers=accept)
+    assert invalid.status_code == 400
+    assert error_codes(invalid.json()) == ["BAD_USER_INPUT"]
+
+    # Field errors still carry data (null here), so the request itself succeeded.
+    refused = await api.post("{ me { subject } }", headers=accept)
+    assert refused.status_code == 200
+    assert error_codes(refused.json()) == ["UNAUTHENTICATED"]
+
+    plain = await api.post("{ me { nope } }", token=api.token())
+    assert plain.status_code == 200
+    assert plain.headers["content-type"].startswith("application/json")
