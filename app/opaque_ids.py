@@ -39,7 +39,12 @@ def _b64encode(raw: bytes) -> str:
 def _b64decode(text: str) -> bytes:
     if not text.isascii():
         raise ValueError("non-ascii")
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    # The decoder skips stray characters and ignores unused trailing bits; only the one canonical
+    # spelling of a value is accepted, so any edit to an id or cursor is refused.
+    if _b64encode(raw) != text:
+        raise ValueError("not canonical")
+    return raw
 
 
 class OpaqueIds:

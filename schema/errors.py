@@ -31,10 +31,9 @@ class ErrorCodes(SchemaExtension):
         original = error.original_error
         if isinstance(original, ApiError):
             return _with_code(error, original.message, original.code)
-        if original is None or isinstance(original, GraphQLError):
-            # Parse and validation errors, and bad variable values: what the client sent was wrong.
-            if error.extensions and "code" in error.extensions:
-                return error
+        if error.path is None:
+            # No field was executing: a parse or validation error, or a variable or literal the
+            # schema refused (scalars' messages included). What the client sent was wrong.
             return _with_code(error, error.message, ErrorCode.BAD_USER_INPUT)
         request_id = self._request_id()
         log.error(
