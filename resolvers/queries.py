@@ -11,7 +11,7 @@ from app.repositories import patients, providers, records
 from app.repositories.patients import PATIENT_ORDER
 from app.repositories.providers import PROVIDER_ORDER
 from app.repositories.records import RECORD_ORDER
-from resolvers.connections import page_connection
+from resolvers.connections import root_connection
 from resolvers.filters import patient_list_filter, record_list_filter
 from schema import types
 from schema.connections import Connection
@@ -70,22 +70,15 @@ async def patient_list(
 ) -> Connection[types.Patient]:
     context = info.context
     viewer = context.reader()
-    page = page_request(context.ids, PATIENT_ORDER, first, after)
     list_filter = patient_list_filter(context.ids, filter)
-    async with context.sessionmaker() as session:
-        rows = await patients.patient_page(session, viewer, list_filter, page)
-
-    async def count() -> int:
-        async with context.sessionmaker() as session:
-            return await patients.count_patients(session, viewer, list_filter)
-
-    return page_connection(
-        rows,
-        lambda shown: [types.Patient.from_row(row, context.ids) for row in shown],
-        ids=context.ids,
-        order=PATIENT_ORDER,
-        page=page,
-        count=count,
+    return await root_connection(
+        context,
+        viewer,
+        PATIENT_ORDER,
+        page_request(context.ids, PATIENT_ORDER, first, after),
+        fetch=lambda session, page: patients.patient_page(session, viewer, list_filter, page),
+        count=lambda session: patients.count_patients(session, viewer, list_filter),
+        node=types.Patient.from_row,
     )
 
 
@@ -94,21 +87,14 @@ async def provider_list(
 ) -> Connection[types.Provider]:
     context = info.context
     viewer = context.reader()
-    page = page_request(context.ids, PROVIDER_ORDER, first, after)
-    async with context.sessionmaker() as session:
-        rows = await providers.provider_page(session, viewer, page)
-
-    async def count() -> int:
-        async with context.sessionmaker() as session:
-            return await providers.count_providers(session, viewer)
-
-    return page_connection(
-        rows,
-        lambda shown: [types.Provider.from_row(row, context.ids) for row in shown],
-        ids=context.ids,
-        order=PROVIDER_ORDER,
-        page=page,
-        count=count,
+    return await root_connection(
+        context,
+        viewer,
+        PROVIDER_ORDER,
+        page_request(context.ids, PROVIDER_ORDER, first, after),
+        fetch=lambda session, page: providers.provider_page(session, viewer, page),
+        count=lambda session: providers.count_providers(session, viewer),
+        node=types.Provider.from_row,
     )
 
 
@@ -120,20 +106,13 @@ async def record_list(
 ) -> Connection[types.MedicalRecord]:
     context = info.context
     viewer = context.reader()
-    page = page_request(context.ids, RECORD_ORDER, first, after)
     list_filter = record_list_filter(filter)
-    async with context.sessionmaker() as session:
-        rows = await records.record_page(session, viewer, list_filter, page)
-
-    async def count() -> int:
-        async with context.sessionmaker() as session:
-            return await records.count_records(session, viewer, list_filter)
-
-    return page_connection(
-        rows,
-        lambda shown: [types.MedicalRecord.from_row(row, context.ids) for row in shown],
-        ids=context.ids,
-        order=RECORD_ORDER,
-        page=page,
-        count=count,
+    return await root_connection(
+        context,
+        viewer,
+        RECORD_ORDER,
+        page_request(context.ids, RECORD_ORDER, first, after),
+        fetch=lambda session, page: records.record_page(session, viewer, list_filter, page),
+        count=lambda session: records.count_records(session, viewer, list_filter),
+        node=types.MedicalRecord.from_row,
     )

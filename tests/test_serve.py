@@ -1,4 +1,4 @@
-"""`medrec serve` and `medrec migrate` as production runs them: real processes, configured by env."""
+"""`medrec serve` and `medrec migrate` as production runs them: real processes, env config."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import any_, func, or_, select
+from sqlalchemy import func, or_, select
 
 from app.access import readable_patients
 from app.pagination import (
@@ -16,8 +16,8 @@ from app.pagination import (
     page_statement,
     parse_datetime,
     parse_uuid,
-    uuid_array,
 )
+from app.repositories.batched import rows_by_ids
 from models import Patient
 
 if TYPE_CHECKING:
@@ -70,10 +70,7 @@ def _filtered(viewer: Viewer, filter_: PatientListFilter) -> Select[Any]:
 async def patients_by_ids(
     session: AsyncSession, viewer: Viewer, ids: Sequence[uuid.UUID]
 ) -> list[Row[Any]]:
-    statement = select(*_COLUMNS).where(
-        readable_patients(viewer), Patient.id == any_(uuid_array("ids", ids))
-    )
-    return list((await session.execute(statement)).all())
+    return await rows_by_ids(session, Patient, readable_patients(viewer), ids)
 
 
 async def patient_page(

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import any_, func, select
+from sqlalchemy import func, select
 
 from app.access import readable_providers
-from app.pagination import KeysetOrder, page_statement, parse_str, parse_uuid, uuid_array
+from app.pagination import KeysetOrder, page_statement, parse_str, parse_uuid
+from app.repositories.batched import rows_by_ids
 from models import Provider
 
 if TYPE_CHECKING:
@@ -34,10 +35,7 @@ _COLUMNS = tuple(Provider.__table__.c)
 async def providers_by_ids(
     session: AsyncSession, viewer: Viewer, ids: Sequence[uuid.UUID]
 ) -> list[Row[Any]]:
-    statement = select(*_COLUMNS).where(
-        readable_providers(viewer), Provider.id == any_(uuid_array("ids", ids))
-    )
-    return list((await session.execute(statement)).all())
+    return await rows_by_ids(session, Provider, readable_providers(viewer), ids)
 
 
 async def provider_page(session: AsyncSession, viewer: Viewer, page: PageRequest) -> list[Row[Any]]:

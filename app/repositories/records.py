@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import any_, func, select
+from sqlalchemy import func, select
 
 from app.access import (
     readable_attachments,
@@ -21,8 +20,8 @@ from app.pagination import (
     page_statement,
     parse_datetime,
     parse_uuid,
-    uuid_array,
 )
+from app.repositories.batched import rows_by_ids, rows_by_parent
 from models import Attachment, Diagnosis, MedicalRecord, RecordStatusEvent
 
 if TYPE_CHECKING:
@@ -79,10 +78,7 @@ def _filtered(viewer: Viewer, filter_: RecordListFilter) -> Select[Any]:
 async def records_by_ids(
     session: AsyncSession, viewer: Viewer, ids: Sequence[uuid.UUID]
 ) -> list[Row[Any]]:
-    statement = select(*_COLUMNS).where(
-        readable_records(viewer), MedicalRecord.id == any_(uuid_array("ids", ids))
-    )
-    return list((await session.execute(statement)).all())
+    return await rows_by_ids(session, MedicalRecord, readable_records(viewer), ids)
 
 
 async def record_page(
@@ -122,70 +118,50 @@ async def count_records_of_parents(
     )
 
 
-async def _children_of_records(
-    session: AsyncSession, statement: Select[Any], record_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, list[Row[Any]]]:
-    rows = (await session.execute(statement)).all()
-    grouped: dict[uuid.UUID, list[Row[Any]]] = defaultdict(list)
-    for row in rows:
-        grouped[row.record_id].append(row)
-    return {record_id: grouped.get(record_id, []) for record_id in record_ids}
-
-
 async def diagnoses_of_records(
     session: AsyncSession, viewer: Viewer, record_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[Row[Any]]]:
-    statement = (
-        select(*Diagnosis.__table__.c)
-        .where(
-            readable_diagnoses(viewer), Diagnosis.record_id == any_(uuid_array("ids", record_ids))
-        )
-        .order_by(Diagnosis.record_id, Diagnosis.created_at, Diagnosis.id)
+    return await rows_by_parent(
+        session,
+        Diagnosis.record_id,
+        readable_diagnoses(viewer),
+        record_ids,
+        order_by=(Diagnosis.created_at, Diagnosis.id),
     )
-    return await _children_of_records(session, statement, record_ids)
 
 
 async def attachments_of_records(
     session: AsyncSession, viewer: Viewer, record_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[Row[Any]]]:
-    statement = (
-        select(*Attachment.__table__.c)
-        .where(
-            readable_attachments(viewer),
-            Attachment.record_id == any_(uuid_array("ids", record_ids)),
-        )
-        .order_by(Attachment.record_id, Attachment.created_at, Attachment.id)
+    return await rows_by_parent(
+        session,
+        Attachment.record_id,
+        readable_attachments(viewer),
+        record_ids,
+        order_by=(Attachment.created_at, Attachment.id),
     )
-    return await _children_of_records(session, statement, record_ids)
 
 
 async def status_events_of_records(
     session: AsyncSession, viewer: Viewer, record_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[Row[Any]]]:
-    statement = (
-        select(*RecordStatusEvent.__table__.c)
-        .where(
-            readable_status_events(viewer),
-            RecordStatusEvent.record_id == any_(uuid_array("ids", record_ids)),
-        )
-        .order_by(RecordStatusEvent.record_id, RecordStatusEvent.sequence)
+    """Oldest first: the stream's sequence is the order of the changes."""
+    return await rows_by_parent(
+        session,
+        RecordStatusEvent.record_id,
+        readable_status_events(viewer),
+        record_ids,
+        order_by=(RecordStatusEvent.sequence,),
     )
-    return await _children_of_records(session, statement, record_ids)
 
 
 async def diagnoses_by_ids(
     session: AsyncSession, viewer: Viewer, ids: Sequence[uuid.UUID]
 ) -> list[Row[Any]]:
-    statement = select(*Diagnosis.__table__.c).where(
-        readable_diagnoses(viewer), Diagnosis.id == any_(uuid_array("ids", ids))
-    )
-    return list((await session.execute(statement)).all())
+    return await rows_by_ids(session, Diagnosis, readable_diagnoses(viewer), ids)
 
 
 async def attachments_by_ids(
     session: AsyncSession, viewer: Viewer, ids: Sequence[uuid.UUID]
 ) -> list[Row[Any]]:
-    statement = select(*Attachment.__table__.c).where(
-        readable_attachments(viewer), Attachment.id == any_(uuid_array("ids", ids))
-    )
-    return list((await session.execute(statement)).all())
+    return await rows_by_ids(session, Attachment, readable_attachments(viewer), ids)
