@@ -1,44 +1,138 @@
 """Which rows a viewer may read, as SQL predicates added to every statement that fetches rows.
 
-Rows outside these predicates are never fetched, so another tenant's id behaves exactly like an id
-that does not exist. The role rules of the contract narrow these further (issue #3).
+Rows outside these predicates are never fetched, so another tenant's id, or a row the caller's
+role may not see, behaves exactly like an id that does not exist. The rules are the contract's:
+
+- admin: everything in its tenant;
+- provider: all patients and all non-draft records of its tenant, plus its own drafts;
+- patient: only its own patient row and its own FINALIZED/AMENDED records, with their diagnoses
+  and AVAILABLE attachments.
+
+Providers (a clinic's directory) are readable by every role of the tenant. Diagnoses, attachments
+and status events are readable exactly when their record is.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sqlalchemy import exists, false, select, true
+
+from app.errors import Forbidden
 from models import Attachment, Diagnosis, MedicalRecord, Patient, Provider, RecordStatusEvent
-from models.enums import AttachmentStatus
+from models.enums import AttachmentStatus, RecordStatus, Role
 
 if TYPE_CHECKING:
+    import uuid
+
     from sqlalchemy import ColumnElement
+    from sqlalchemy.orm import InstrumentedAttribute
 
     from app.viewer import Viewer
 
+PATIENT_VISIBLE_STATUSES = (RecordStatus.FINALIZED, RecordStatus.AMENDED)
+
+
+def effective_role(viewer: Viewer) -> Role | None:
+    """A token may carry several groups; the broadest one decides."""
+    for role in (Role.ADMIN, Role.PROVIDER, Role.PATIENT):
+        if role in viewer.roles:
+            return role
+    return None
+
 
 def readable_providers(viewer: Viewer) -> ColumnElement[bool]:
+    if effective_role(viewer) is None:
+        return false()
     return Provider.tenant_id == viewer.tenant_id
 
 
 def readable_patients(viewer: Viewer) -> ColumnElement[bool]:
-    return Patient.tenant_id == viewer.tenant_id
+    role = effective_role(viewer)
+    if role is Role.ADMIN or role is Role.PROVIDER:
+        return Patient.tenant_id == viewer.tenant_id
+    if role is Role.PATIENT and viewer.patient_id is not None:
+        return (Patient.tenant_id == viewer.tenant_id) & (Patient.id == viewer.patient_id)
+    return false()
 
 
 def readable_records(viewer: Viewer) -> ColumnElement[bool]:
-    return MedicalRecord.tenant_id == viewer.tenant_id
+    role = effective_role(viewer)
+    in_tenant = MedicalRecord.tenant_id == viewer.tenant_id
+    if role is Role.ADMIN:
+        return in_tenant
+    if role is Role.PROVIDER:
+        visible = MedicalRecord.status != RecordStatus.DRAFT
+        if viewer.provider_id is not None:
+            visible = visible | (MedicalRecord.provider_id == viewer.provider_id)
+        return in_tenant & visible
+    if role is Role.PATIENT and viewer.patient_id is not None:
+        return (
+            in_tenant
+            & (MedicalRecord.patient_id == viewer.patient_id)
+            & MedicalRecord.status.in_(PATIENT_VISIBLE_STATUSES)
+        )
+    return false()
 
 
-def readable_diagnoses(viewer: Viewer) -> ColumnElement[bool]:
-    return Diagnosis.tenant_id == viewer.tenant_id
-
-
-def readable_attachments(viewer: Viewer) -> ColumnElement[bool]:
-    # A deleted attachment's object is gone; it stays in the table for the audit trail only.
-    return (Attachment.tenant_id == viewer.tenant_id) & (
-        Attachment.status != AttachmentStatus.DELETED
+def _of_readable_record(
+    viewer: Viewer,
+    tenant_id: InstrumentedAttribute[str],
+    record_id: InstrumentedAttribute[uuid.UUID],
+) -> ColumnElement[bool]:
+    in_tenant = tenant_id == viewer.tenant_id
+    role = effective_role(viewer)
+    if role is Role.ADMIN:
+        return in_tenant
+    if role is None:
+        return false()
+    # The child is readable when its record is: the record's own predicate, in a correlated EXISTS.
+    return in_tenant & exists(
+        select(MedicalRecord.id).where(
+            MedicalRecord.tenant_id == tenant_id,
+            MedicalRecord.id == record_id,
+            readable_records(viewer),
+        )
     )
 
 
+def readable_diagnoses(viewer: Viewer) -> ColumnElement[bool]:
+    return _of_readable_record(viewer, Diagnosis.tenant_id, Diagnosis.record_id)
+
+
+def readable_attachments(viewer: Viewer) -> ColumnElement[bool]:
+    # A deleted attachment's object is gone; the row stays for the audit trail only.
+    visible = Attachment.status != AttachmentStatus.DELETED
+    if effective_role(viewer) is Role.PATIENT:
+        visible = Attachment.status == AttachmentStatus.AVAILABLE
+    return visible & _of_readable_record(viewer, Attachment.tenant_id, Attachment.record_id)
+
+
 def readable_status_events(viewer: Viewer) -> ColumnElement[bool]:
-    return RecordStatusEvent.tenant_id == viewer.tenant_id
+    return _of_readable_record(viewer, RecordStatusEvent.tenant_id, RecordStatusEvent.record_id)
+
+
+# --- Writing. Patients write nothing; the checks below run in the statement that locks the row.
+
+
+def require_writer(viewer: Viewer) -> Role:
+    """Admins and providers write; everyone else is refused before any row is touched."""
+    role = effective_role(viewer)
+    if role is not Role.ADMIN and role is not Role.PROVIDER:
+        raise Forbidden("this operation needs the admin or provider role")
+    return role
+
+
+def require_admin(viewer: Viewer) -> None:
+    if effective_role(viewer) is not Role.ADMIN:
+        raise Forbidden("this operation needs the admin role")
+
+
+def editable_records(viewer: Viewer) -> ColumnElement[bool]:
+    """Admins edit every record of the tenant, providers their own."""
+    role = effective_role(viewer)
+    if role is Role.ADMIN:
+        return true()
+    if role is Role.PROVIDER and viewer.provider_id is not None:
+        return MedicalRecord.provider_id == viewer.provider_id
+    return false()

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from starlette.responses import Response
     from starlette.websockets import WebSocket
 
+    from app.audit import AuditTrail
     from app.opaque_ids import OpaqueIds
     from app.viewer import Viewer
     from resolvers.loaders import Loaders
@@ -28,6 +29,7 @@ class RequestContext:
     ids: OpaqueIds
     sessionmaker: async_sessionmaker[AsyncSession]
     loaders: Loaders
+    audit: AuditTrail
     viewer: Viewer | None
     # Why the token was refused (or that there was none); never the token itself.
     auth_failure: str | None

@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from strawberry.asgi import GraphQL
 
+from app.audit import AuditTrail
 from app.context import RequestContext
 from app.tokens import TokenError, bearer_token
 from app.viewer import Viewer, resolve_viewer
@@ -86,13 +87,19 @@ class GraphQLView(GraphQL[RequestContext, None]):
                 viewer = await resolve_viewer(session, token)
         if isinstance(response, Response):
             response.headers["X-Request-ID"] = request_id
+        audit = AuditTrail(
+            request_id=request_id,
+            client_address=request.client.host if request.client else None,
+            viewer=viewer,
+        )
         return RequestContext(
             request=request,
             response=response,
             request_id=request_id,
             ids=services.ids,
             sessionmaker=services.sessionmaker,
-            loaders=Loaders(services.sessionmaker, viewer, services.ids),
+            loaders=Loaders(services.sessionmaker, viewer, services.ids, audit),
+            audit=audit,
             viewer=viewer,
             auth_failure=failure,
         )

@@ -20,7 +20,7 @@ NodeT = TypeVar("NodeT")
 
 def page_connection(
     rows: Sequence[Any],
-    node: Callable[[Any, OpaqueIds], NodeT],
+    node: Callable[[Any], NodeT],
     *,
     ids: OpaqueIds,
     order: KeysetOrder,
@@ -29,7 +29,7 @@ def page_connection(
 ) -> Connection[NodeT]:
     shown = rows[: page.first]
     return connection(
-        [node(row, ids) for row in shown],
+        [node(row) for row in shown],
         [ids.encode_cursor(order.kind, order.cursor_values(row)) for row in shown],
         has_next_page=len(rows) > page.first,
         # Forward paging only: rows precede the cursor's position when a cursor was given.
@@ -46,7 +46,7 @@ async def root_connection(
     *,
     fetch: Callable[[AsyncSession, PageRequest], Awaitable[Sequence[Any]]],
     count: Callable[[AsyncSession], Awaitable[int]],
-    node: Callable[[Any, OpaqueIds], NodeT],
+    node: Callable[[Any], NodeT],
 ) -> Connection[NodeT]:
     """A top-level list: one statement for the page, one more only if totalCount is selected."""
     async with context.sessionmaker() as session:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Row
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+    from app.audit import AuditTrail
     from app.opaque_ids import OpaqueIds
     from app.pagination import PageRequest
     from app.repositories.patients import PatientListFilter
@@ -33,27 +34,55 @@ V = TypeVar("V")
 
 class Loaders:
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], viewer: Viewer | None, ids: OpaqueIds
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        viewer: Viewer | None,
+        ids: OpaqueIds,
+        audit: AuditTrail,
     ) -> None:
         self._sessionmaker = sessionmaker
         self._viewer = viewer
         self._ids = ids
+        self._audit = audit
         self._keyed: dict[Hashable, DataLoader[Any, Any]] = {}
 
-        self.provider = self._by_id(providers.providers_by_ids, Provider.from_row)
-        self.patient = self._by_id(patients.patients_by_ids, Patient.from_row)
-        self.record = self._by_id(records.records_by_ids, MedicalRecord.from_row)
-        self.diagnosis = self._by_id(records.diagnoses_by_ids, Diagnosis.from_row)
-        self.attachment = self._by_id(records.attachments_by_ids, Attachment.from_row)
-        self.diagnoses_of_record = self._children(
-            records.diagnoses_of_records, lambda row: Diagnosis.from_row(row, ids)
-        )
+        self.provider = self._by_id(providers.providers_by_ids, self.provider_node)
+        self.patient = self._by_id(patients.patients_by_ids, self.patient_node)
+        self.record = self._by_id(records.records_by_ids, self.record_node)
+        self.diagnosis = self._by_id(records.diagnoses_by_ids, self.diagnosis_node)
+        self.attachment = self._by_id(records.attachments_by_ids, self.attachment_node)
+        self.diagnoses_of_record = self._children(records.diagnoses_of_records, self.diagnosis_node)
         self.attachments_of_record = self._children(
-            records.attachments_of_records, lambda row: Attachment.from_row(row, ids)
+            records.attachments_of_records, self.attachment_node
         )
         self.status_history_of_record = self._children(
-            records.status_events_of_records, RecordStatusEvent.from_row
+            records.status_events_of_records, self.status_event_node
         )
+
+    # Rows become GraphQL objects here, and the audit trail notes what the caller is handed.
+
+    def provider_node(self, row: Any) -> Provider:
+        return Provider.from_row(row, self._ids)
+
+    def patient_node(self, row: Any) -> Patient:
+        self._audit.touch_patient(row.id)
+        return Patient.from_row(row, self._ids)
+
+    def record_node(self, row: Any) -> MedicalRecord:
+        self._audit.touch_record(row.id, row.patient_id)
+        return MedicalRecord.from_row(row, self._ids)
+
+    def diagnosis_node(self, row: Any) -> Diagnosis:
+        self._audit.touch_record(row.record_id)
+        return Diagnosis.from_row(row, self._ids)
+
+    def attachment_node(self, row: Any) -> Attachment:
+        self._audit.touch_record(row.record_id)
+        return Attachment.from_row(row, self._ids)
+
+    def status_event_node(self, row: Any) -> RecordStatusEvent:
+        self._audit.touch_record(row.record_id)
+        return RecordStatusEvent.from_row(row)
 
     def by_node_type(self, node_type: NodeType) -> DataLoader[uuid.UUID, Any]:
         loaders: dict[NodeType, DataLoader[uuid.UUID, Any]] = {
@@ -74,13 +103,11 @@ class Loaders:
     def _by_id(
         self,
         query: Callable[[AsyncSession, Viewer, Sequence[uuid.UUID]], Awaitable[list[Row[Any]]]],
-        convert: Callable[[Any, OpaqueIds], V],
+        convert: Callable[[Any], V],
     ) -> DataLoader[uuid.UUID, V | None]:
         async def load(keys: list[uuid.UUID]) -> list[V | None]:
             rows = {row.id: row for row in await self._run(query, keys)}
-            return [
-                None if (row := rows.get(key)) is None else convert(row, self._ids) for key in keys
-            ]
+            return [None if (row := rows.get(key)) is None else convert(row) for key in keys]
 
         return DataLoader(load_fn=load)
 

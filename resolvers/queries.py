@@ -78,7 +78,7 @@ async def patient_list(
         page_request(context.ids, PATIENT_ORDER, first, after),
         fetch=lambda session, page: patients.patient_page(session, viewer, list_filter, page),
         count=lambda session: patients.count_patients(session, viewer, list_filter),
-        node=types.Patient.from_row,
+        node=context.loaders.patient_node,
     )
 
 
@@ -94,7 +94,7 @@ async def provider_list(
         page_request(context.ids, PROVIDER_ORDER, first, after),
         fetch=lambda session, page: providers.provider_page(session, viewer, page),
         count=lambda session: providers.count_providers(session, viewer),
-        node=types.Provider.from_row,
+        node=context.loaders.provider_node,
     )
 
 
@@ -114,5 +114,5 @@ async def record_list(
         page_request(context.ids, RECORD_ORDER, first, after),
         fetch=lambda session, page: records.record_page(session, viewer, list_filter, page),
         count=lambda session: records.count_records(session, viewer, list_filter),
-        node=types.MedicalRecord.from_row,
+        node=context.loaders.record_node,
     )

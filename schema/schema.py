@@ -8,7 +8,9 @@ import strawberry
 from strawberry.schema.config import StrawberryConfig
 
 from schema import types
+from schema.audit import AuditTrailExtension
 from schema.errors import ErrorCodes
+from schema.mutation import Mutation
 from schema.query import Query
 from schema.scalars import SCALARS
 
@@ -30,9 +32,11 @@ class MedrecSchema(strawberry.Schema):
 def build_schema() -> strawberry.Schema:
     return MedrecSchema(
         query=Query,
+        mutation=Mutation,
         # Types reachable only through the Node interface must still be in the schema.
         types=[types.Diagnosis, types.Attachment],
-        extensions=[ErrorCodes],
+        # Listed first, so it runs after ErrorCodes has given every error its code.
+        extensions=[AuditTrailExtension, ErrorCodes],
         config=StrawberryConfig(scalar_map=SCALARS),
     )
 

@@ -48,7 +48,7 @@ async def _records_connection(
     counts = context.loaders.record_counts_of(parent, list_filter)
     return page_connection(
         rows,
-        MedicalRecord.from_row,
+        context.loaders.record_node,
         ids=context.ids,
         order=RECORD_ORDER,
         page=page,
@@ -96,7 +96,7 @@ class Provider(Node):
         counts = context.loaders.patient_counts_of_provider(list_filter)
         return page_connection(
             rows,
-            Patient.from_row,
+            context.loaders.patient_node,
             ids=context.ids,
             order=PATIENT_ORDER,
             page=page,

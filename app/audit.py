@@ -1,0 +1,77 @@
+"""The audit trail: one append-only row per operation that reads or changes patient data.
+
+A mutation appends its row inside its own transaction, so a change is never committed unaudited.
+Reads, and operations that failed, are appended once execution ends and before the response is
+sent; if that append fails the request fails with it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import insert
+
+from models import AuditEvent
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from app.viewer import Viewer
+    from models.enums import AuditOutcome
+
+
+def query_sha256(query: str | None) -> str:
+    return hashlib.sha256((query or "").encode()).hexdigest()
+
+
+@dataclass(slots=True)
+class AuditTrail:
+    """What one request touched, collected as rows are handed to the caller."""
+
+    request_id: str
+    client_address: str | None
+    viewer: Viewer | None
+    operation_name: str | None = None
+    operation_type: str = "query"
+    query: str | None = None
+    patient_ids: set[uuid.UUID] = field(default_factory=set)
+    record_ids: set[uuid.UUID] = field(default_factory=set)
+    # Set when every change of the request was audited inside its own transaction.
+    appended_in_transaction: bool = False
+
+    def touch_patient(self, patient_id: uuid.UUID) -> None:
+        self.patient_ids.add(patient_id)
+
+    def touch_record(self, record_id: uuid.UUID, patient_id: uuid.UUID | None = None) -> None:
+        self.record_ids.add(record_id)
+        if patient_id is not None:
+            self.patient_ids.add(patient_id)
+
+    def appended(self) -> None:
+        """A change and its audit row committed together; later rows start afresh."""
+        self.appended_in_transaction = True
+        self.patient_ids.clear()
+        self.record_ids.clear()
+
+    def event(self, outcome: AuditOutcome) -> dict[str, Any]:
+        viewer = self.viewer
+        return {
+            "tenant_id": viewer.tenant_id if viewer else None,
+            "subject": viewer.subject if viewer else None,
+            "roles": sorted(role.value for role in viewer.roles) if viewer else [],
+            "operation_name": self.operation_name[:200] if self.operation_name else None,
+            "operation_type": self.operation_type,
+            "query_sha256": query_sha256(self.query),
+            "patient_ids": sorted(self.patient_ids),
+            "record_ids": sorted(self.record_ids),
+            "outcome": outcome,
+            "client_address": self.client_address,
+            "request_id": self.request_id,
+        }
+
+
+async def append(session: AsyncSession, event: dict[str, Any]) -> None:
+    await session.execute(insert(AuditEvent), [event])

@@ -1,0 +1,46 @@
+"""What every write shares: locking a row for update, version checks, unique-violation mapping."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy.exc import IntegrityError
+
+from app.errors import Conflict, NotFound
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Mapping
+
+    from sqlalchemy import Row, Select
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+
+async def locked_row(
+    session: AsyncSession, statement: Select[*tuple[Any, ...]], what: str
+) -> Row[Any]:
+    """``statement`` selects one row FOR UPDATE under the caller's read predicate."""
+    row: Row[Any] | None = (await session.execute(statement)).one_or_none()
+    if row is None:
+        raise NotFound(f"{what} not found")
+    return row
+
+
+def check_version(row: Row[Any], expected: int, what: str) -> None:
+    if row.version != expected:
+        raise Conflict(
+            f"input.expectedVersion: the {what} has changed (now at version {row.version}); "
+            "read it again and retry"
+        )
+
+
+@contextmanager
+def unique_violations(messages: Mapping[str, str]) -> Iterator[None]:
+    """Turns a unique-constraint violation named in ``messages`` into a CONFLICT."""
+    try:
+        yield
+    except IntegrityError as error:
+        constraint = getattr(getattr(error.orig, "__cause__", None), "constraint_name", None)
+        if isinstance(constraint, str) and constraint in messages:
+            raise Conflict(messages[constraint]) from None
+        raise

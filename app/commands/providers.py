@@ -1,0 +1,53 @@
+"""Creating providers (admins only)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import insert
+
+from app.access import require_admin
+from app.commands.common import unique_violations
+from models import Provider
+
+if TYPE_CHECKING:
+    from sqlalchemy import Row
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from app.viewer import Viewer
+
+_UNIQUE = {
+    "uq_providers_tenant_id_npi": "input.npi: a provider with this NPI already exists",
+    "uq_providers_tenant_cognito_sub": "input.cognitoSub: already linked to another provider",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NewProvider:
+    npi: str
+    given_name: str
+    family_name: str
+    specialty: str | None
+    email: str | None
+    cognito_sub: str | None
+
+
+async def create_provider(session: AsyncSession, viewer: Viewer, new: NewProvider) -> Row[Any]:
+    require_admin(viewer)
+    with unique_violations(_UNIQUE):
+        return (
+            await session.execute(
+                insert(Provider)
+                .values(
+                    tenant_id=viewer.tenant_id,
+                    npi=new.npi,
+                    given_name=new.given_name,
+                    family_name=new.family_name,
+                    specialty=new.specialty,
+                    email=new.email,
+                    cognito_sub=new.cognito_sub,
+                )
+                .returning(*Provider.__table__.c)
+            )
+        ).one()

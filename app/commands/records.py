@@ -1,0 +1,257 @@
+"""Writing medical records and their diagnoses, and moving records through the workflow."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import delete, func, insert, select, update
+
+from app.access import (
+    editable_records,
+    effective_role,
+    readable_diagnoses,
+    readable_patients,
+    readable_providers,
+    readable_records,
+    require_writer,
+)
+from app.commands.common import check_version, locked_row
+from app.errors import BadUserInput, Forbidden, NotFound
+from app.record_workflow import (
+    append_status_event,
+    check_permission,
+    check_transition,
+    require_draft,
+)
+from models import Diagnosis, MedicalRecord, Patient, Provider
+from models.enums import DiagnosisType, RecordStatus, RecordType, Role
+
+if TYPE_CHECKING:
+    from datetime import date, datetime
+
+    from sqlalchemy import Row
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from app.viewer import Viewer
+
+_RECORD = tuple(MedicalRecord.__table__.c)
+
+
+@dataclass(frozen=True, slots=True)
+class NewRecord:
+    patient_id: uuid.UUID
+    provider_id: uuid.UUID | None
+    record_type: RecordType
+    visit_date: datetime
+    chief_complaint: str | None
+    notes: str | None
+    vital_signs: dict[str, Any] | None
+    prescriptions: list[dict[str, Any]]
+    lab_results: list[dict[str, Any]]
+    follow_up_date: date | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordChanges:
+    record_id: uuid.UUID
+    expected_version: int
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class NewDiagnosis:
+    record_id: uuid.UUID
+    icd10_code: str
+    description: str
+    type: DiagnosisType
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChange:
+    record_id: uuid.UUID
+    status: RecordStatus
+    expected_version: int
+    reason: str | None
+
+
+async def _lock_record(session: AsyncSession, viewer: Viewer, record_id: uuid.UUID) -> Row[Any]:
+    """The record, locked, with ``may_edit``: whether this caller may change it (decided in SQL)."""
+    return await locked_row(
+        session,
+        select(*_RECORD, editable_records(viewer).label("may_edit"))
+        .where(readable_records(viewer), MedicalRecord.id == record_id)
+        .with_for_update(of=MedicalRecord),
+        "record",
+    )
+
+
+def _require_editor(record: Row[Any]) -> None:
+    if not record.may_edit:
+        raise Forbidden("only the record's provider or an admin may change this record")
+
+
+async def _bump(session: AsyncSession, record_id: uuid.UUID, **values: Any) -> Row[Any]:
+    return (
+        await session.execute(
+            update(MedicalRecord)
+            .where(MedicalRecord.id == record_id)
+            .values(**values, version=MedicalRecord.version + 1, updated_at=func.now())
+            .returning(*_RECORD)
+        )
+    ).one()
+
+
+async def _author(
+    session: AsyncSession, viewer: Viewer, provider_id: uuid.UUID | None
+) -> uuid.UUID:
+    """The provider a new record is written as: providers write as themselves only."""
+    if effective_role(viewer) is Role.PROVIDER:
+        if viewer.provider_id is None:
+            raise Forbidden("this login is not linked to a provider")
+        if provider_id is not None and provider_id != viewer.provider_id:
+            raise Forbidden("providers create records as themselves")
+        return viewer.provider_id
+    if provider_id is None:
+        raise BadUserInput("input.providerId: required unless the caller is a provider")
+    found = await session.scalar(
+        select(Provider.id).where(readable_providers(viewer), Provider.id == provider_id)
+    )
+    if found is None:
+        raise NotFound("input.providerId: provider not found")
+    return provider_id
+
+
+async def create_record(session: AsyncSession, viewer: Viewer, new: NewRecord) -> Row[Any]:
+    require_writer(viewer)
+    provider_id = await _author(session, viewer, new.provider_id)
+    patient = await session.scalar(
+        select(Patient.id).where(readable_patients(viewer), Patient.id == new.patient_id)
+    )
+    if patient is None:
+        raise NotFound("input.patientId: patient not found")
+    record = (
+        await session.execute(
+            insert(MedicalRecord)
+            .values(
+                tenant_id=viewer.tenant_id,
+                patient_id=new.patient_id,
+                provider_id=provider_id,
+                record_type=new.record_type,
+                visit_date=new.visit_date,
+                chief_complaint=new.chief_complaint,
+                notes=new.notes,
+                vital_signs=new.vital_signs,
+                prescriptions=new.prescriptions,
+                lab_results=new.lab_results,
+                follow_up_date=new.follow_up_date,
+                status=RecordStatus.DRAFT,
+            )
+            .returning(*_RECORD)
+        )
+    ).one()
+    await append_status_event(
+        session,
+        tenant_id=record.tenant_id,
+        record_id=record.id,
+        previous=None,
+        status=RecordStatus.DRAFT,
+        changed_by=viewer.subject,
+        reason=None,
+    )
+    return record
+
+
+async def update_record(session: AsyncSession, viewer: Viewer, changes: RecordChanges) -> Row[Any]:
+    require_writer(viewer)
+    record = await _lock_record(session, viewer, changes.record_id)
+    _require_editor(record)
+    check_version(record, changes.expected_version, "record")
+    require_draft(record.status)
+    follow_up = changes.values.get("follow_up_date")
+    if follow_up is not None and follow_up < record.visit_date.date():
+        raise BadUserInput("input.followUpDate: must not be before the visit date")
+    return await _bump(session, record.id, **changes.values)
+
+
+async def add_diagnosis(
+    session: AsyncSession, viewer: Viewer, new: NewDiagnosis
+) -> tuple[Row[Any], Row[Any]]:
+    """Returns the diagnosis and the record, whose version the change bumps."""
+    require_writer(viewer)
+    record = await _lock_record(session, viewer, new.record_id)
+    _require_editor(record)
+    require_draft(record.status)
+    if new.type is DiagnosisType.PRIMARY and await _primary_count(session, record) > 0:
+        raise BadUserInput("input.type: the record already has a PRIMARY diagnosis")
+    diagnosis = (
+        await session.execute(
+            insert(Diagnosis)
+            .values(
+                tenant_id=record.tenant_id,
+                record_id=record.id,
+                icd10_code=new.icd10_code,
+                description=new.description,
+                type=new.type,
+            )
+            .returning(*Diagnosis.__table__.c)
+        )
+    ).one()
+    return diagnosis, await _bump(session, record.id)
+
+
+async def remove_diagnosis(
+    session: AsyncSession, viewer: Viewer, diagnosis_id: uuid.UUID
+) -> Row[Any]:
+    require_writer(viewer)
+    record_id = await session.scalar(
+        select(Diagnosis.record_id).where(readable_diagnoses(viewer), Diagnosis.id == diagnosis_id)
+    )
+    if record_id is None:
+        raise NotFound("diagnosis not found")
+    record = await _lock_record(session, viewer, record_id)
+    _require_editor(record)
+    require_draft(record.status)
+    removed = await session.execute(
+        delete(Diagnosis).where(Diagnosis.id == diagnosis_id, Diagnosis.record_id == record.id)
+    )
+    if removed.rowcount == 0:  # type: ignore[attr-defined]
+        # Removed by a concurrent request between the lookup and the lock.
+        raise NotFound("diagnosis not found")
+    return await _bump(session, record.id)
+
+
+async def change_status(session: AsyncSession, viewer: Viewer, change: StatusChange) -> Row[Any]:
+    require_writer(viewer)
+    record = await _lock_record(session, viewer, change.record_id)
+    check_permission(change.status, role=effective_role(viewer), may_edit=bool(record.may_edit))
+    check_version(record, change.expected_version, "record")
+    check_transition(
+        record.status, change.status, primary_diagnoses=await _primary_count(session, record)
+    )
+    values: dict[str, Any] = {"status": change.status}
+    if change.status is RecordStatus.FINALIZED:
+        values["finalized_at"] = func.now()
+    updated = await _bump(session, record.id, **values)
+    await append_status_event(
+        session,
+        tenant_id=record.tenant_id,
+        record_id=record.id,
+        previous=record.status,
+        status=change.status,
+        changed_by=viewer.subject,
+        reason=change.reason,
+    )
+    return updated
+
+
+async def _primary_count(session: AsyncSession, record: Row[Any]) -> int:
+    count = await session.scalar(
+        select(func.count()).where(
+            Diagnosis.tenant_id == record.tenant_id,
+            Diagnosis.record_id == record.id,
+            Diagnosis.type == DiagnosisType.PRIMARY,
+        )
+    )
+    return int(count or 0)

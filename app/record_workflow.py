@@ -1,0 +1,96 @@
+"""The record workflow of the contract, and the status events that record every move.
+
+DRAFT -> FINALIZED -> AMENDED (-> AMENDED ...); any status -> ENTERED_IN_ERROR (admins only).
+Finalizing needs exactly one PRIMARY diagnosis; AMENDED and ENTERED_IN_ERROR need a reason.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, insert, select
+
+from app.errors import BadUserInput, Forbidden, InvalidTransition
+from models import RecordStatusEvent
+from models.enums import RecordStatus, Role
+
+if TYPE_CHECKING:
+    import uuid
+
+    from sqlalchemy import Row
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+# Subscribers (and other server processes) learn of committed changes on this channel: NOTIFY
+# inside the writing transaction is delivered only if, and when, that transaction commits.
+STATUS_CHANNEL = "medrec_record_status"
+
+TRANSITIONS: dict[RecordStatus, frozenset[RecordStatus]] = {
+    RecordStatus.DRAFT: frozenset({RecordStatus.FINALIZED, RecordStatus.ENTERED_IN_ERROR}),
+    RecordStatus.FINALIZED: frozenset({RecordStatus.AMENDED, RecordStatus.ENTERED_IN_ERROR}),
+    RecordStatus.AMENDED: frozenset({RecordStatus.AMENDED, RecordStatus.ENTERED_IN_ERROR}),
+    RecordStatus.ENTERED_IN_ERROR: frozenset(),
+}
+NEEDS_REASON = frozenset({RecordStatus.AMENDED, RecordStatus.ENTERED_IN_ERROR})
+
+
+def require_reason(target: RecordStatus, reason: str | None) -> None:
+    if target in NEEDS_REASON and not reason:
+        raise BadUserInput(f"input.reason: required when the new status is {target.value}")
+
+
+def check_permission(target: RecordStatus, *, role: Role | None, may_edit: bool) -> None:
+    """Admins mark records in error; otherwise the record's provider (or an admin) moves it."""
+    if target is RecordStatus.ENTERED_IN_ERROR:
+        if role is not Role.ADMIN:
+            raise Forbidden("only admins may mark a record ENTERED_IN_ERROR")
+    elif not may_edit:
+        raise Forbidden("only the record's provider or an admin may change its status")
+
+
+def check_transition(
+    current: RecordStatus, target: RecordStatus, *, primary_diagnoses: int
+) -> None:
+    if target not in TRANSITIONS[current]:
+        raise InvalidTransition(f"a {current.value} record cannot become {target.value}")
+    if target is RecordStatus.FINALIZED and primary_diagnoses != 1:
+        raise InvalidTransition(
+            f"finalizing needs exactly one PRIMARY diagnosis; the record has {primary_diagnoses}"
+        )
+
+
+def require_draft(status: RecordStatus) -> None:
+    if status is not RecordStatus.DRAFT:
+        raise InvalidTransition(f"only DRAFT records can be edited; this one is {status.value}")
+
+
+async def append_status_event(
+    session: AsyncSession,
+    *,
+    tenant_id: str,
+    record_id: uuid.UUID,
+    previous: RecordStatus | None,
+    status: RecordStatus,
+    changed_by: str,
+    reason: str | None,
+) -> Row[Any]:
+    """Writes the event and queues its notification, both inside the caller's transaction."""
+    event = (
+        await session.execute(
+            insert(RecordStatusEvent)
+            .values(
+                tenant_id=tenant_id,
+                record_id=record_id,
+                previous_status=previous,
+                status=status,
+                changed_by=changed_by,
+                reason=reason,
+            )
+            .returning(*RecordStatusEvent.__table__.c)
+        )
+    ).one()
+    payload = json.dumps(
+        {"tenant": tenant_id, "sequence": event.sequence, "record": str(record_id)}
+    )
+    await session.execute(select(func.pg_notify(STATUS_CHANNEL, payload)))
+    return event

@@ -1,0 +1,347 @@
+"""Mutation resolvers: validate the input, run the command in an audited transaction, answer.
+
+Input is validated before any row is touched; a command that refuses raises, its transaction
+rolls back, and the audit extension records the refusal.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import strawberry
+
+from app import validation
+from app.audit import append
+from app.commands import patients as patient_commands
+from app.commands import providers as provider_commands
+from app.commands import records as record_commands
+from app.context import Info
+from app.errors import BadUserInput
+from app.opaque_ids import NodeType
+from app.record_workflow import require_reason
+from models.enums import AuditOutcome
+from schema.inputs import (
+    AddDiagnosisInput,
+    ChangeRecordStatusInput,
+    CreatePatientInput,
+    CreateProviderInput,
+    CreateRecordInput,
+    LabResultInput,
+    PrescriptionInput,
+    UpdatePatientInput,
+    UpdateRecordInput,
+    VitalSignsInput,
+)
+from schema.payloads import DiagnosisPayload, PatientPayload, ProviderPayload, RecordPayload
+
+if TYPE_CHECKING:
+    import uuid
+
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from app.context import RequestContext
+
+UNSET: Any = strawberry.UNSET
+
+
+def _given(value: object) -> bool:
+    return value is not UNSET
+
+
+@asynccontextmanager
+async def _audited(context: RequestContext) -> AsyncIterator[AsyncSession]:
+    """One transaction holding the change and its audit row: both commit, or neither does."""
+    async with context.sessionmaker() as session, session.begin():
+        yield session
+        await append(session, context.audit.event(AuditOutcome.OK))
+    context.audit.appended()
+
+
+# --- input conversion --------------------------------------------------------------------------
+
+
+def _name(value: str, field: str) -> str:
+    return validation.text(value, field, max_length=validation.NAME_MAX)
+
+
+def _id(context: RequestContext, value: str, node_type: NodeType, field: str) -> uuid.UUID:
+    return context.ids.decode_typed_id(value, node_type, field)
+
+
+def _optional_id(
+    context: RequestContext, value: str | None, node_type: NodeType, field: str
+) -> uuid.UUID | None:
+    if not _given(value) or value is None:
+        return None
+    return context.ids.decode_typed_id(value, node_type, field)
+
+
+def _optional(value: str | None, field: str, max_length: int) -> str | None:
+    if not _given(value):
+        return None
+    return validation.optional_text(value, field, max_length=max_length)
+
+
+def _optional_shape(value: str | None, field: str, check: Any) -> str | None:
+    if not _given(value) or value is None or not value.strip():
+        return None
+    result: str = check(value, field)
+    return result
+
+
+def _vital_signs(value: VitalSignsInput, field: str) -> dict[str, Any]:
+    given = {
+        "systolicBp": value.systolic_bp,
+        "diastolicBp": value.diastolic_bp,
+        "heartRate": value.heart_rate,
+        "respiratoryRate": value.respiratory_rate,
+        "temperatureC": value.temperature_c,
+        "oxygenSaturation": value.oxygen_saturation,
+        "weightKg": value.weight_kg,
+        "heightCm": value.height_cm,
+    }
+    return validation.vital_signs({k: v for k, v in given.items() if _given(v)}, field)
+
+
+def _items(items: list[Any], names: Mapping[str, str]) -> list[dict[str, Any]]:
+    """Input objects as the camelCase dicts the validators (and the JSONB columns) use."""
+    return [
+        {camel: getattr(item, attr) for attr, camel in names.items() if _given(getattr(item, attr))}
+        for item in items
+    ]
+
+
+_PRESCRIPTION_FIELDS = {
+    "medication": "medication",
+    "dosage": "dosage",
+    "frequency": "frequency",
+    "duration_days": "durationDays",
+    "notes": "notes",
+}
+_LAB_RESULT_FIELDS = {
+    "test": "test",
+    "value": "value",
+    "unit": "unit",
+    "reference_range": "referenceRange",
+    "abnormal": "abnormal",
+}
+
+
+def _prescriptions(items: list[PrescriptionInput] | None) -> list[dict[str, Any]]:
+    if not items:
+        return []
+    return validation.prescriptions(_items(items, _PRESCRIPTION_FIELDS), "input.prescriptions")
+
+
+def _lab_results(items: list[LabResultInput] | None) -> list[dict[str, Any]]:
+    if not items:
+        return []
+    return validation.lab_results(_items(items, _LAB_RESULT_FIELDS), "input.labResults")
+
+
+def _record_content(
+    input: CreateRecordInput | UpdateRecordInput, visit_date: datetime | None
+) -> dict[str, Any]:
+    """The record columns the input gives (``None`` clears one), validated."""
+    values: dict[str, Any] = {}
+    if _given(input.chief_complaint):
+        values["chief_complaint"] = validation.optional_text(
+            input.chief_complaint, "input.chiefComplaint", max_length=validation.CHIEF_COMPLAINT_MAX
+        )
+    if _given(input.notes):
+        values["notes"] = validation.optional_text(
+            input.notes, "input.notes", max_length=validation.NOTES_MAX, multiline=True
+        )
+    if _given(input.vital_signs):
+        values["vital_signs"] = (
+            None
+            if input.vital_signs is None
+            else _vital_signs(input.vital_signs, "input.vitalSigns") or None
+        )
+    if _given(input.prescriptions):
+        values["prescriptions"] = _prescriptions(input.prescriptions)
+    if _given(input.lab_results):
+        values["lab_results"] = _lab_results(input.lab_results)
+    if _given(input.follow_up_date):
+        follow_up = input.follow_up_date
+        if follow_up is not None and visit_date is not None:
+            follow_up = validation.follow_up_date(
+                follow_up, "input.followUpDate", visit_date=visit_date.date()
+            )
+        values["follow_up_date"] = follow_up
+    return values
+
+
+# --- mutations ---------------------------------------------------------------------------------
+
+
+async def create_provider(info: Info, input: CreateProviderInput) -> ProviderPayload:
+    context = info.context
+    viewer = context.reader()
+    new = provider_commands.NewProvider(
+        npi=validation.npi(input.npi, "input.npi"),
+        given_name=validation.text(
+            input.given_name, "input.givenName", max_length=validation.NAME_MAX
+        ),
+        family_name=validation.text(
+            input.family_name, "input.familyName", max_length=validation.NAME_MAX
+        ),
+        specialty=_optional(input.specialty, "input.specialty", validation.SPECIALTY_MAX),
+        email=_optional_shape(input.email, "input.email", validation.email),
+        cognito_sub=_optional_shape(input.cognito_sub, "input.cognitoSub", validation.cognito_sub),
+    )
+    async with _audited(context) as session:
+        row = await provider_commands.create_provider(session, viewer, new)
+        provider = context.loaders.provider_node(row)
+    return ProviderPayload(provider=provider)
+
+
+async def create_patient(info: Info, input: CreatePatientInput) -> PatientPayload:
+    context = info.context
+    viewer = context.reader()
+    provider_id = (
+        _id(context, input.primary_provider_id, NodeType.PROVIDER, "input.primaryProviderId")
+        if _given(input.primary_provider_id) and input.primary_provider_id is not None
+        else None
+    )
+    new = patient_commands.NewPatient(
+        mrn=validation.mrn(input.mrn, "input.mrn"),
+        given_name=validation.text(
+            input.given_name, "input.givenName", max_length=validation.NAME_MAX
+        ),
+        family_name=validation.text(
+            input.family_name, "input.familyName", max_length=validation.NAME_MAX
+        ),
+        date_of_birth=validation.date_of_birth(
+            input.date_of_birth, "input.dateOfBirth", today=datetime.now(UTC).date()
+        ),
+        sex=input.sex,
+        email=_optional_shape(input.email, "input.email", validation.email),
+        phone=_optional_shape(input.phone, "input.phone", validation.phone),
+        primary_provider_id=provider_id,
+        cognito_sub=_optional_shape(input.cognito_sub, "input.cognitoSub", validation.cognito_sub),
+    )
+    async with _audited(context) as session:
+        row = await patient_commands.create_patient(session, viewer, new)
+        patient = context.loaders.patient_node(row)
+    return PatientPayload(patient=patient)
+
+
+async def update_patient(info: Info, input: UpdatePatientInput) -> PatientPayload:
+    context = info.context
+    viewer = context.reader()
+    values: dict[str, Any] = {}
+    for attr, field in (("given_name", "input.givenName"), ("family_name", "input.familyName")):
+        value = getattr(input, attr)
+        if _given(value):
+            if value is None:
+                raise BadUserInput(f"{field}: cannot be null")
+            values[attr] = _name(value, field)
+    if _given(input.email):
+        values["email"] = _optional_shape(input.email, "input.email", validation.email)
+    if _given(input.phone):
+        values["phone"] = _optional_shape(input.phone, "input.phone", validation.phone)
+    if _given(input.primary_provider_id):
+        values["primary_provider_id"] = _optional_id(
+            context, input.primary_provider_id, NodeType.PROVIDER, "input.primaryProviderId"
+        )
+    changes = patient_commands.PatientChanges(
+        patient_id=_id(context, input.id, NodeType.PATIENT, "input.id"),
+        expected_version=input.expected_version,
+        values=values,
+    )
+    async with _audited(context) as session:
+        row = await patient_commands.update_patient(session, viewer, changes)
+        patient = context.loaders.patient_node(row)
+    return PatientPayload(patient=patient)
+
+
+async def create_record(info: Info, input: CreateRecordInput) -> RecordPayload:
+    context = info.context
+    viewer = context.reader()
+    visit_date = validation.visit_date(input.visit_date, "input.visitDate", now=datetime.now(UTC))
+    content = _record_content(input, visit_date)
+    provider_id = _optional_id(context, input.provider_id, NodeType.PROVIDER, "input.providerId")
+    new = record_commands.NewRecord(
+        patient_id=_id(context, input.patient_id, NodeType.PATIENT, "input.patientId"),
+        provider_id=provider_id,
+        record_type=input.record_type,
+        visit_date=visit_date,
+        chief_complaint=content.get("chief_complaint"),
+        notes=content.get("notes"),
+        vital_signs=content.get("vital_signs"),
+        prescriptions=content.get("prescriptions", []),
+        lab_results=content.get("lab_results", []),
+        follow_up_date=content.get("follow_up_date"),
+    )
+    async with _audited(context) as session:
+        row = await record_commands.create_record(session, viewer, new)
+        record = context.loaders.record_node(row)
+    return RecordPayload(record=record)
+
+
+async def update_record(info: Info, input: UpdateRecordInput) -> RecordPayload:
+    context = info.context
+    viewer = context.reader()
+    changes = record_commands.RecordChanges(
+        record_id=_id(context, input.id, NodeType.MEDICAL_RECORD, "input.id"),
+        expected_version=input.expected_version,
+        # The follow-up date is checked against the stored visit date by the command.
+        values=_record_content(input, None),
+    )
+    async with _audited(context) as session:
+        row = await record_commands.update_record(session, viewer, changes)
+        record = context.loaders.record_node(row)
+    return RecordPayload(record=record)
+
+
+async def add_diagnosis(info: Info, input: AddDiagnosisInput) -> DiagnosisPayload:
+    context = info.context
+    viewer = context.reader()
+    new = record_commands.NewDiagnosis(
+        record_id=_id(context, input.record_id, NodeType.MEDICAL_RECORD, "input.recordId"),
+        icd10_code=validation.icd10(input.icd10_code, "input.icd10Code"),
+        description=validation.text(
+            input.description, "input.description", max_length=validation.DIAGNOSIS_DESCRIPTION_MAX
+        ),
+        type=input.type,
+    )
+    async with _audited(context) as session:
+        diagnosis_row, record_row = await record_commands.add_diagnosis(session, viewer, new)
+        context.loaders.record_node(record_row)
+        diagnosis = context.loaders.diagnosis_node(diagnosis_row)
+    return DiagnosisPayload(diagnosis=diagnosis)
+
+
+async def remove_diagnosis(info: Info, id: strawberry.ID) -> RecordPayload:
+    context = info.context
+    viewer = context.reader()
+    diagnosis_id = _id(context, id, NodeType.DIAGNOSIS, "id")
+    async with _audited(context) as session:
+        row = await record_commands.remove_diagnosis(session, viewer, diagnosis_id)
+        record = context.loaders.record_node(row)
+    return RecordPayload(record=record)
+
+
+async def change_record_status(info: Info, input: ChangeRecordStatusInput) -> RecordPayload:
+    context = info.context
+    viewer = context.reader()
+    reason = validation.reason(
+        input.reason if _given(input.reason) else None,
+        "input.reason",
+        required=False,
+    )
+    require_reason(input.status, reason)
+    change = record_commands.StatusChange(
+        record_id=_id(context, input.id, NodeType.MEDICAL_RECORD, "input.id"),
+        status=input.status,
+        expected_version=input.expected_version,
+        reason=reason,
+    )
+    async with _audited(context) as session:
+        row = await record_commands.change_status(session, viewer, change)
+        record = context.loaders.record_node(row)
+    return RecordPayload(record=record)

@@ -1,0 +1,83 @@
+"""Appends the audit row of every operation that was not audited inside its own transaction."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING
+
+from graphql import FieldNode, GraphQLError, OperationDefinitionNode
+from strawberry.extensions import SchemaExtension
+
+from app.audit import append
+from app.errors import ErrorCode
+from models.enums import AuditOutcome
+
+if TYPE_CHECKING:
+    from app.context import RequestContext
+
+log = logging.getLogger("medrec.audit")
+
+_DENIED = {ErrorCode.UNAUTHENTICATED.value, ErrorCode.FORBIDDEN.value}
+
+
+class AuditTrailExtension(SchemaExtension):
+    def on_execute(self) -> Iterator[None]:
+        context: RequestContext = self.execution_context.context
+        trail = context.audit
+        trail.operation_name = self.execution_context.operation_name
+        trail.operation_type = self.execution_context.operation_type.value
+        trail.query = self.execution_context.query
+        yield
+
+    async def on_operation(self) -> AsyncIterator[None]:
+        yield
+        if not self._touches_data():
+            return
+        result = self.execution_context.result
+        errors = (result.errors if result else None) or []
+        context: RequestContext = self.execution_context.context
+        if context.audit.appended_in_transaction and not errors:
+            return
+        event = context.audit.event(_outcome(errors))
+        try:
+            async with context.sessionmaker() as session, session.begin():
+                await append(session, event)
+        except Exception:
+            log.exception("audit append failed (request %s)", context.request_id)
+            # Unaudited access to patient data must not happen: the response goes, the data not.
+            if result is not None:
+                result.data = None
+                result.errors = [
+                    GraphQLError(
+                        "Internal server error",
+                        extensions={
+                            "code": ErrorCode.INTERNAL_SERVER_ERROR.value,
+                            "requestId": context.request_id,
+                        },
+                    )
+                ]
+
+    def _touches_data(self) -> bool:
+        """Introspection, and documents that never parsed, read no patient data."""
+        document = self.execution_context.graphql_document
+        if document is None:
+            return False
+        name = self.execution_context.operation_name
+        for definition in document.definitions:
+            if not isinstance(definition, OperationDefinitionNode):
+                continue
+            if name is not None and (definition.name is None or definition.name.value != name):
+                continue
+            return any(
+                not isinstance(selection, FieldNode) or not selection.name.value.startswith("__")
+                for selection in definition.selection_set.selections
+            )
+        return False
+
+
+def _outcome(errors: list[GraphQLError]) -> AuditOutcome:
+    if not errors:
+        return AuditOutcome.OK
+    codes = {(error.extensions or {}).get("code") for error in errors}
+    return AuditOutcome.DENIED if codes & _DENIED else AuditOutcome.ERROR

@@ -1,0 +1,22 @@
+"""The Mutation root (the attachment mutations arrive with their own issue)."""
+
+from __future__ import annotations
+
+import strawberry
+
+from resolvers import mutations
+from schema.payloads import DiagnosisPayload, PatientPayload, ProviderPayload, RecordPayload
+
+
+@strawberry.type
+class Mutation:
+    create_provider: ProviderPayload = strawberry.mutation(resolver=mutations.create_provider)
+    create_patient: PatientPayload = strawberry.mutation(resolver=mutations.create_patient)
+    update_patient: PatientPayload = strawberry.mutation(resolver=mutations.update_patient)
+    create_record: RecordPayload = strawberry.mutation(resolver=mutations.create_record)
+    update_record: RecordPayload = strawberry.mutation(resolver=mutations.update_record)
+    add_diagnosis: DiagnosisPayload = strawberry.mutation(resolver=mutations.add_diagnosis)
+    remove_diagnosis: RecordPayload = strawberry.mutation(resolver=mutations.remove_diagnosis)
+    change_record_status: RecordPayload = strawberry.mutation(
+        resolver=mutations.change_record_status
+    )
