@@ -70,6 +70,12 @@ def parse_uuid(value: Any) -> uuid.UUID:
     return uuid.UUID(value)
 
 
+def parse_int(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(value)
+    return value
+
+
 def parse_str(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(value)

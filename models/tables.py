@@ -310,6 +310,12 @@ class AuditEvent(Base):
     request_id: Mapped[str] = mapped_column(String(64), nullable=False)
 
     __table_args__ = (
-        Index("ix_audit_events_tenant_occurred", "tenant_id", text("occurred_at DESC"), "id"),
+        # Query.auditEvents keyset order.
+        Index(
+            "ix_audit_events_tenant_occurred",
+            "tenant_id",
+            text("occurred_at DESC"),
+            text("id DESC"),
+        ),
         Index("ix_audit_events_patient_ids", "patient_ids", postgresql_using="gin"),
     )

@@ -263,7 +263,8 @@ async def create_record(info: Info, input: CreateRecordInput) -> RecordPayload:
     context = info.context
     viewer = context.reader()
     visit_date = validation.visit_date(input.visit_date, "input.visitDate", now=datetime.now(UTC))
-    content = _record_content(input, visit_date)
+    # The follow-up is a calendar date in the clinic's zone: compare it with the visit's local date.
+    content = _record_content(input, input.visit_date)
     provider_id = _optional_id(context, input.provider_id, NodeType.PROVIDER, "input.providerId")
     new = record_commands.NewRecord(
         patient_id=_id(context, input.patient_id, NodeType.PATIENT, "input.patientId"),

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import strawberry
 
+from app.access import require_admin
 from app.context import Info
 from app.opaque_ids import NodeType
 from app.pagination import page_request
-from app.repositories import patients, providers, records
+from app.repositories import audit_events, patients, providers, records
 from app.repositories.patients import PATIENT_ORDER
 from app.repositories.providers import PROVIDER_ORDER
 from app.repositories.records import RECORD_ORDER
@@ -15,7 +16,7 @@ from resolvers.connections import root_connection
 from resolvers.filters import patient_list_filter, record_list_filter
 from schema import types
 from schema.connections import Connection
-from schema.inputs import PatientFilter, RecordFilter
+from schema.inputs import AuditEventFilter, PatientFilter, RecordFilter
 
 
 def me(info: Info) -> types.Viewer:
@@ -115,4 +116,36 @@ async def record_list(
         fetch=lambda session, page: records.record_page(session, viewer, list_filter, page),
         count=lambda session: records.count_records(session, viewer, list_filter),
         node=context.loaders.record_node,
+    )
+
+
+async def audit_event_list(
+    info: Info,
+    first: int | None = 20,
+    after: str | None = None,
+    filter: AuditEventFilter | None = None,
+) -> Connection[types.AuditEvent]:
+    context = info.context
+    viewer = context.reader()
+    require_admin(viewer)
+    ids = context.ids
+    list_filter = audit_events.AuditEventFilter(
+        patient_id=(
+            ids.decode_typed_id(filter.patient_id, NodeType.PATIENT, "filter.patientId")
+            if filter is not None and filter.patient_id is not None
+            else None
+        ),
+        occurred_after=filter.occurred_after if filter is not None else None,
+        occurred_before=filter.occurred_before if filter is not None else None,
+    )
+    return await root_connection(
+        context,
+        viewer,
+        audit_events.AUDIT_ORDER,
+        page_request(ids, audit_events.AUDIT_ORDER, first, after),
+        fetch=lambda session, page: audit_events.audit_event_page(
+            session, viewer, list_filter, page
+        ),
+        count=lambda session: audit_events.count_audit_events(session, viewer, list_filter),
+        node=lambda row: types.AuditEvent.from_row(row, ids),
     )

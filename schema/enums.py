@@ -4,9 +4,17 @@ from __future__ import annotations
 
 import strawberry
 
-from models.enums import AttachmentStatus, DiagnosisType, RecordStatus, RecordType, Role, Sex
+from models.enums import (
+    AttachmentStatus,
+    AuditOutcome,
+    DiagnosisType,
+    RecordStatus,
+    RecordType,
+    Role,
+    Sex,
+)
 
-for _enum in (AttachmentStatus, DiagnosisType, RecordType, Role, Sex):
+for _enum in (AttachmentStatus, AuditOutcome, DiagnosisType, RecordType, Role, Sex):
     strawberry.enum(_enum)
 strawberry.enum(
     RecordStatus,
@@ -16,4 +24,12 @@ strawberry.enum(
     ),
 )
 
-__all__ = ["AttachmentStatus", "DiagnosisType", "RecordStatus", "RecordType", "Role", "Sex"]
+__all__ = [
+    "AttachmentStatus",
+    "AuditOutcome",
+    "DiagnosisType",
+    "RecordStatus",
+    "RecordType",
+    "Role",
+    "Sex",
+]

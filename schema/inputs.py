@@ -29,6 +29,17 @@ class RecordFilter:
     )
 
 
+@strawberry.input
+class AuditEventFilter:
+    patient_id: strawberry.ID | None = None
+    occurred_after: dt.datetime | None = strawberry.field(
+        default=None, description="Inclusive lower bound of occurredAt"
+    )
+    occurred_before: dt.datetime | None = strawberry.field(
+        default=None, description="Exclusive upper bound of occurredAt"
+    )
+
+
 # --- Mutation inputs. Optional fields default to UNSET, so "not given" and "null" differ. ---
 
 

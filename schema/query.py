@@ -25,3 +25,7 @@ class Query:
     records: Connection[types.MedicalRecord] = strawberry.field(
         resolver=queries.record_list, description="Most recent visitDate first"
     )
+    audit_events: Connection[types.AuditEvent] = strawberry.field(
+        resolver=queries.audit_event_list,
+        description="The audit trail of the caller's tenant, newest first (admins only)",
+    )

@@ -16,7 +16,15 @@ from app.repositories.records import RECORD_ORDER
 from resolvers.connections import page_connection
 from resolvers.filters import patient_list_filter, record_list_filter
 from schema.connections import Connection
-from schema.enums import AttachmentStatus, DiagnosisType, RecordStatus, RecordType, Role, Sex
+from schema.enums import (
+    AttachmentStatus,
+    AuditOutcome,
+    DiagnosisType,
+    RecordStatus,
+    RecordType,
+    Role,
+    Sex,
+)
 from schema.inputs import PatientFilter, RecordFilter
 
 if TYPE_CHECKING:
@@ -416,3 +424,46 @@ class Viewer:
         if self.patient_id is None:
             return None
         return await info.context.loaders.patient.load(self.patient_id)
+
+
+@strawberry.type(description="One operation that read or changed patient data (admins only).")
+class AuditEvent:
+    id: strawberry.ID
+    occurred_at: dt.datetime
+    tenant_id: str | None
+    subject: str | None
+    roles: list[str]
+    operation_name: str | None
+    operation_type: str
+    query_sha256: str = strawberry.field(
+        name="querySha256", description="SHA-256 of the query text (hex)"
+    )
+    patient_ids: list[strawberry.ID] = strawberry.field(
+        description="Patients the operation touched"
+    )
+    record_ids: list[strawberry.ID] = strawberry.field(description="Records the operation touched")
+    outcome: AuditOutcome
+    client_address: str | None
+    request_id: str
+
+    @classmethod
+    def from_row(cls, row: Any, ids: OpaqueIds) -> AuditEvent:
+        return cls(
+            id=strawberry.ID(str(row.id)),
+            occurred_at=row.occurred_at,
+            tenant_id=row.tenant_id,
+            subject=row.subject,
+            roles=list(row.roles),
+            operation_name=row.operation_name,
+            operation_type=row.operation_type,
+            query_sha256=row.query_sha256,
+            patient_ids=[
+                strawberry.ID(ids.encode_id(NodeType.PATIENT, i)) for i in row.patient_ids
+            ],
+            record_ids=[
+                strawberry.ID(ids.encode_id(NodeType.MEDICAL_RECORD, i)) for i in row.record_ids
+            ],
+            outcome=row.outcome,
+            client_address=row.client_address,
+            request_id=row.request_id,
+        )

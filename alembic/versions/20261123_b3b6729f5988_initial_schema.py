@@ -35,7 +35,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_events'))
     )
     op.create_index('ix_audit_events_patient_ids', 'audit_events', ['patient_ids'], unique=False, postgresql_using='gin')
-    op.create_index('ix_audit_events_tenant_occurred', 'audit_events', ['tenant_id', sa.literal_column('occurred_at DESC'), 'id'], unique=False)
+    op.create_index('ix_audit_events_tenant_occurred', 'audit_events', ['tenant_id', sa.literal_column('occurred_at DESC'), sa.literal_column('id DESC')], unique=False)
     op.create_table('providers',
     sa.Column('tenant_id', sa.String(length=64), nullable=False),
     sa.Column('npi', sa.String(length=10), nullable=False),

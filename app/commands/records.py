@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import delete, func, insert, select, update
 
+from app import validation
 from app.access import (
     editable_records,
     effective_role,
@@ -170,8 +171,10 @@ async def update_record(session: AsyncSession, viewer: Viewer, changes: RecordCh
     check_version(record, changes.expected_version, "record")
     require_draft(record.status)
     follow_up = changes.values.get("follow_up_date")
-    if follow_up is not None and follow_up < record.visit_date.date():
-        raise BadUserInput("input.followUpDate: must not be before the visit date")
+    if follow_up is not None:
+        validation.follow_up_date(
+            follow_up, "input.followUpDate", visit_date=record.visit_date.date()
+        )
     return await _bump(session, record.id, **changes.values)
 
 

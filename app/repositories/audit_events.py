@@ -1,0 +1,62 @@
+"""Audit trail reads (admins only; the resolver checks the role)."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from app.pagination import KeysetOrder, page_statement, parse_datetime, parse_int
+from models import AuditEvent
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from sqlalchemy import Row, Select
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from app.pagination import PageRequest
+    from app.viewer import Viewer
+
+AUDIT_ORDER = KeysetOrder(
+    "audit_events",
+    (AuditEvent.occurred_at, AuditEvent.id),
+    descending=True,
+    decoders=(parse_datetime, parse_int),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEventFilter:
+    patient_id: uuid.UUID | None = None
+    # Half-open range, like the record filter: occurredAfter <= occurred_at < occurredBefore.
+    occurred_after: datetime | None = None
+    occurred_before: datetime | None = None
+
+
+def _filtered(viewer: Viewer, filter_: AuditEventFilter) -> Select[Any]:
+    statement = select(*AuditEvent.__table__.c).where(AuditEvent.tenant_id == viewer.tenant_id)
+    if filter_.patient_id is not None:
+        # `@>` is what the GIN index on patient_ids serves.
+        statement = statement.where(AuditEvent.patient_ids.contains([filter_.patient_id]))
+    if filter_.occurred_after is not None:
+        statement = statement.where(AuditEvent.occurred_at >= filter_.occurred_after)
+    if filter_.occurred_before is not None:
+        statement = statement.where(AuditEvent.occurred_at < filter_.occurred_before)
+    return statement
+
+
+async def audit_event_page(
+    session: AsyncSession, viewer: Viewer, filter_: AuditEventFilter, page: PageRequest
+) -> list[Row[Any]]:
+    statement = page_statement(_filtered(viewer, filter_), AUDIT_ORDER, page)
+    return list((await session.execute(statement)).all())
+
+
+async def count_audit_events(
+    session: AsyncSession, viewer: Viewer, filter_: AuditEventFilter
+) -> int:
+    statement = _filtered(viewer, filter_).with_only_columns(func.count())
+    return (await session.execute(statement)).scalar_one()
