@@ -7,6 +7,7 @@ An unexpected exception is logged with the request id and replaced by a bare
 from __future__ import annotations
 
 import logging
+import traceback
 from collections.abc import Iterator
 
 from graphql import GraphQLError
@@ -36,11 +37,15 @@ class ErrorCodes(SchemaExtension):
             # schema refused (scalars' messages included). What the client sent was wrong.
             return _with_code(error, error.message, ErrorCode.BAD_USER_INPUT)
         request_id = self._request_id()
+        # The exception's text is left out: database errors quote the values (an MRN, a name)
+        # and the SQL. Its type and the frames say where to look; the request id says when.
+        frames = "".join(traceback.format_tb(original.__traceback__)) if original else ""
         log.error(
-            "unexpected error in %s (request %s)",
-            ".".join(map(str, error.path or ())) or "operation",
+            "unexpected %s in %s (request %s)\n%s",
+            type(original).__name__,
+            ".".join(map(str, error.path)),
             request_id,
-            exc_info=original,
+            frames,
         )
         return GraphQLError(
             "Internal server error",
