@@ -6,7 +6,7 @@ rolls back, and the audit extension records the refusal.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -85,11 +85,10 @@ def _optional(value: str | None, field: str, max_length: int) -> str | None:
     return validation.optional_text(value, field, max_length=max_length)
 
 
-def _optional_shape(value: str | None, field: str, check: Any) -> str | None:
+def _optional_shape(value: str | None, field: str, check: Callable[[str, str], str]) -> str | None:
     if not _given(value) or value is None or not value.strip():
         return None
-    result: str = check(value, field)
-    return result
+    return check(value, field)
 
 
 def _vital_signs(value: VitalSignsInput, field: str) -> dict[str, Any]:
