@@ -8,8 +8,9 @@ role may not see, behaves exactly like an id that does not exist. The rules are 
 - patient: only its own patient row and its own FINALIZED/AMENDED records, with their diagnoses
   and AVAILABLE attachments.
 
-Providers (a clinic's directory) are readable by every role of the tenant. Diagnoses, attachments
-and status events are readable exactly when their record is.
+Providers (a clinic's directory) are readable by every role of the tenant. A provider or patient
+token whose subject is linked to no row acts in no role: it reads and writes nothing. Diagnoses,
+attachments and status events are readable exactly when their record is.
 """
 
 from __future__ import annotations
@@ -34,10 +35,19 @@ PATIENT_VISIBLE_STATUSES = (RecordStatus.FINALIZED, RecordStatus.AMENDED)
 
 
 def effective_role(viewer: Viewer) -> Role | None:
-    """A token may carry several groups; the broadest one decides."""
-    for role in (Role.ADMIN, Role.PROVIDER, Role.PATIENT):
-        if role in viewer.roles:
-            return role
+    """The broadest role the caller can act in: a token may carry several groups.
+
+    Providers and patients are people with rows (linked by ``cognitoSub``); a provider or patient
+    token whose subject is linked to no row acts in no role, and may call ``me`` only.
+    """
+    if viewer.tenant_id is None:
+        return None
+    if Role.ADMIN in viewer.roles:
+        return Role.ADMIN
+    if Role.PROVIDER in viewer.roles and viewer.provider_id is not None:
+        return Role.PROVIDER
+    if Role.PATIENT in viewer.roles and viewer.patient_id is not None:
+        return Role.PATIENT
     return None
 
 
@@ -51,7 +61,7 @@ def readable_patients(viewer: Viewer) -> ColumnElement[bool]:
     role = effective_role(viewer)
     if role is Role.ADMIN or role is Role.PROVIDER:
         return Patient.tenant_id == viewer.tenant_id
-    if role is Role.PATIENT and viewer.patient_id is not None:
+    if role is Role.PATIENT:
         return (Patient.tenant_id == viewer.tenant_id) & (Patient.id == viewer.patient_id)
     return false()
 
@@ -62,11 +72,9 @@ def readable_records(viewer: Viewer) -> ColumnElement[bool]:
     if role is Role.ADMIN:
         return in_tenant
     if role is Role.PROVIDER:
-        visible = MedicalRecord.status != RecordStatus.DRAFT
-        if viewer.provider_id is not None:
-            visible = visible | (MedicalRecord.provider_id == viewer.provider_id)
-        return in_tenant & visible
-    if role is Role.PATIENT and viewer.patient_id is not None:
+        own = MedicalRecord.provider_id == viewer.provider_id
+        return in_tenant & ((MedicalRecord.status != RecordStatus.DRAFT) | own)
+    if role is Role.PATIENT:
         return (
             in_tenant
             & (MedicalRecord.patient_id == viewer.patient_id)
@@ -133,6 +141,6 @@ def editable_records(viewer: Viewer) -> ColumnElement[bool]:
     role = effective_role(viewer)
     if role is Role.ADMIN:
         return true()
-    if role is Role.PROVIDER and viewer.provider_id is not None:
+    if role is Role.PROVIDER:
         return MedicalRecord.provider_id == viewer.provider_id
     return false()

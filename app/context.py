@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, TypeAlias
 
 import strawberry
 
+from app.access import effective_role
 from app.errors import Forbidden, Unauthenticated
 
 if TYPE_CHECKING:
@@ -42,8 +43,11 @@ class RequestContext:
     def reader(self) -> Viewer:
         """A caller who may read its tenant's data: signed in, with a tenant and a role."""
         viewer = self.signed_in()
-        if not viewer.may_read_tenant:
-            raise Forbidden("this token names no tenant or no role; it may only query `me`")
+        if effective_role(viewer) is None:
+            raise Forbidden(
+                "this token yields no tenant, no role, or a provider/patient role whose subject "
+                "is linked to no provider or patient; it may only query `me`"
+            )
         return viewer
 
 

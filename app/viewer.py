@@ -27,11 +27,6 @@ class Viewer:
     patient_id: uuid.UUID | None
     expires_at: datetime
 
-    @property
-    def may_read_tenant(self) -> bool:
-        """The contract: a token that yields no tenant or no role can call `me` only."""
-        return self.tenant_id is not None and bool(self.roles)
-
 
 async def resolve_viewer(session: AsyncSession, token: VerifiedToken) -> Viewer:
     """One statement: the provider and patient rows linked to the token's subject.

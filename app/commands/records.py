@@ -109,8 +109,7 @@ async def _author(
 ) -> uuid.UUID:
     """The provider a new record is written as: providers write as themselves only."""
     if effective_role(viewer) is Role.PROVIDER:
-        if viewer.provider_id is None:
-            raise Forbidden("this login is not linked to a provider")
+        assert viewer.provider_id is not None  # the provider role requires a linked row
         if provider_id is not None and provider_id != viewer.provider_id:
             raise Forbidden("providers create records as themselves")
         return viewer.provider_id

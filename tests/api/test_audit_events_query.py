@@ -18,7 +18,7 @@ IDS = OpaqueIds("medrec-opaque-id-v1")
 
 
 async def test_admin_reads_and_filters_the_trail(api: Api, factory: Factory) -> None:
-    provider = await factory.provider()
+    provider = await factory.provider(cognito_sub="reader")
     alice = await factory.patient()
     bob = await factory.patient()
     await factory.record(alice, provider)

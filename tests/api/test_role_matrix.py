@@ -1,0 +1,1241 @@
+"""The role matrix: every Query and Mutation field, for every kind of caller.
+
+Each test builds the same small scenario in a tenant of its own:
+
+- providers A and B, linked to the logins ``dr-a`` and ``dr-b``;
+- patient P (primary provider A, login ``pt-p``) and patient Q (primary provider B, login ``pt-q``);
+- A's DRAFT, FINALIZED, AMENDED and ENTERED_IN_ERROR records for P, B's DRAFT and FINALIZED
+  records for Q; one PRIMARY diagnosis on every record; each record's status history as events;
+  attachments in every status.
+
+The callers: an admin, providers A and B, patients P and Q, a token of the tenant with no role,
+an admin of a second (empty) tenant, and provider and patient tokens of the tenant whose subject
+is linked to no row (an unlinked provider reads patients and non-draft records; an unlinked
+patient sees nothing). Reads are checked against the who-sees-what table
+``SEES``; writes against one table of outcomes per mutation, comparing every row of both tenants
+before and after the call: a refused write changes nothing, an allowed one exactly what it says.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from graphql import build_schema
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from app.opaque_ids import NodeType, OpaqueIds
+from models import Attachment, Diagnosis, MedicalRecord, Patient, Provider, RecordStatusEvent
+from models.enums import AttachmentStatus, RecordStatus
+from tests.api_client import Api, error_codes
+from tests.factories import BASE_TIME, Factory
+
+IDS = OpaqueIds("medrec-opaque-id-v1")
+SDL = Path(__file__).resolve().parents[2] / "schema" / "schema.graphql"
+
+
+# --- who calls --------------------------------------------------------------------------------
+
+
+class Caller(enum.StrEnum):
+    ADMIN = "admin"
+    DR_A = "provider_a"
+    DR_B = "provider_b"
+    PT_P = "patient_p"
+    PT_Q = "patient_q"
+    NO_ROLE = "no_role"
+    OTHER_ADMIN = "other_tenant_admin"
+    UNLINKED_DR = "unlinked_provider"
+    UNLINKED_PT = "unlinked_patient"
+
+
+ADMIN = Caller.ADMIN
+DR_A = Caller.DR_A
+DR_B = Caller.DR_B
+PT_P = Caller.PT_P
+PT_Q = Caller.PT_Q
+NO_ROLE = Caller.NO_ROLE
+OTHER_ADMIN = Caller.OTHER_ADMIN
+UNLINKED_DR = Caller.UNLINKED_DR
+UNLINKED_PT = Caller.UNLINKED_PT
+
+
+@dataclass(frozen=True)
+class Login:
+    subject: str
+    groups: tuple[str, ...]
+    other_tenant: bool = False
+
+
+LOGINS: dict[Caller, Login] = {
+    ADMIN: Login("admin-1", ("admin",)),
+    DR_A: Login("dr-a", ("provider",)),
+    DR_B: Login("dr-b", ("provider",)),
+    PT_P: Login("pt-p", ("patient",)),
+    PT_Q: Login("pt-q", ("patient",)),
+    NO_ROLE: Login("nobody", ()),
+    OTHER_ADMIN: Login("admin-2", ("admin",), other_tenant=True),
+    # Roles of the tenant whose subject is linked to no provider or patient row.
+    UNLINKED_DR: Login("dr-unlinked", ("provider",)),
+    UNLINKED_PT: Login("pt-unlinked", ("patient",)),
+}
+
+
+# --- the scenario, by label -------------------------------------------------------------------
+
+PROVIDERS = ("A", "B")
+PRIMARY_PROVIDER = {"P": "A", "Q": "B"}
+PATIENTS = tuple(PRIMARY_PROVIDER)
+LINKED_LOGIN = {"A": "dr-a", "B": "dr-b", "P": "pt-p", "Q": "pt-q"}
+
+DRAFT = RecordStatus.DRAFT
+FINALIZED = RecordStatus.FINALIZED
+AMENDED = RecordStatus.AMENDED
+ENTERED_IN_ERROR = RecordStatus.ENTERED_IN_ERROR
+
+
+@dataclass(frozen=True)
+class RecordSpec:
+    patient: str
+    provider: str
+    status: RecordStatus
+
+
+RECORDS: dict[str, RecordSpec] = {
+    "A.draft": RecordSpec("P", "A", DRAFT),
+    "A.final": RecordSpec("P", "A", FINALIZED),
+    "A.amended": RecordSpec("P", "A", AMENDED),
+    "A.error": RecordSpec("P", "A", ENTERED_IN_ERROR),
+    "B.draft": RecordSpec("Q", "B", DRAFT),
+    "B.final": RecordSpec("Q", "B", FINALIZED),
+}
+ALL_RECORDS = " ".join(RECORDS)
+
+# How each record got to its status; event "<record>#<n>" carries its label as its reason.
+HISTORY: dict[RecordStatus, tuple[RecordStatus, ...]] = {
+    DRAFT: (DRAFT,),
+    FINALIZED: (DRAFT, FINALIZED),
+    AMENDED: (DRAFT, FINALIZED, AMENDED),
+    ENTERED_IN_ERROR: (DRAFT, FINALIZED, ENTERED_IN_ERROR),
+}
+
+# One PRIMARY diagnosis per record, "<record>/dx".
+DIAGNOSES = {f"{record}/dx": record for record in RECORDS}
+
+# "<record>/<status>"
+ATTACHMENTS: dict[str, tuple[str, AttachmentStatus]] = {
+    label: (label.split("/")[0], AttachmentStatus(label.split("/")[1]))
+    for label in (
+        "A.draft/AVAILABLE",
+        "A.final/AVAILABLE",
+        "A.final/PENDING_UPLOAD",
+        "A.final/REJECTED",
+        "A.final/DELETED",
+        "A.error/AVAILABLE",
+        "B.draft/AVAILABLE",
+        "B.final/AVAILABLE",
+        "B.final/PENDING_UPLOAD",
+    )
+}
+
+NODE_TYPES: dict[str, NodeType] = (
+    dict.fromkeys(PROVIDERS, NodeType.PROVIDER)
+    | dict.fromkeys(PATIENTS, NodeType.PATIENT)
+    | dict.fromkeys(RECORDS, NodeType.MEDICAL_RECORD)
+    | dict.fromkeys(DIAGNOSES, NodeType.DIAGNOSIS)
+    | dict.fromkeys(ATTACHMENTS, NodeType.ATTACHMENT)
+)
+TYPENAMES = {
+    NodeType.PROVIDER: "Provider",
+    NodeType.PATIENT: "Patient",
+    NodeType.MEDICAL_RECORD: "MedicalRecord",
+    NodeType.DIAGNOSIS: "Diagnosis",
+    NodeType.ATTACHMENT: "Attachment",
+}
+
+
+def history(record: str) -> list[tuple[str, str | None, str]]:
+    """(reason label, previousStatus, status) of each of the record's events, oldest first."""
+    statuses = HISTORY[RECORDS[record].status]
+    previous: list[RecordStatus | None] = [None, *statuses[:-1]]
+    return [
+        (f"{record}#{n}", None if prev is None else prev.value, status.value)
+        for n, (prev, status) in enumerate(zip(previous, statuses, strict=True), start=1)
+    ]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    tenant: str
+    other_tenant: str
+    ids: dict[str, uuid.UUID]
+    labels: dict[uuid.UUID, str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", {row_id: label for label, row_id in self.ids.items()})
+
+    def gid(self, label: str) -> str:
+        return IDS.encode_id(NODE_TYPES[label], self.ids[label])
+
+    def label_of(self, global_id: str) -> str:
+        _, row_id = IDS.decode_id(global_id)
+        return self.labels.get(row_id, f"<unknown {row_id}>")
+
+    def tenant_label(self, tenant_id: str | None) -> str | None:
+        return {self.tenant: "own", self.other_tenant: "other"}.get(tenant_id or "", tenant_id)
+
+
+@pytest.fixture
+async def scenario(factory: Factory) -> Scenario:
+    ids: dict[str, uuid.UUID] = {}
+    rows: dict[str, dict[str, Any]] = {}
+    for label in PROVIDERS:
+        rows[label] = await factory.provider(
+            cognito_sub=LINKED_LOGIN[label], family_name=f"Doctor{label}"
+        )
+    for label, primary in PRIMARY_PROVIDER.items():
+        rows[label] = await factory.patient(
+            cognito_sub=LINKED_LOGIN[label], primary_provider_id=rows[primary]["id"]
+        )
+    for label, spec in RECORDS.items():
+        record = rows[label] = await factory.record(
+            rows[spec.patient], rows[spec.provider], status=spec.status
+        )
+        rows[f"{label}/dx"] = await factory.diagnosis(record)
+        for reason, previous, status in history(label):
+            await factory.status_event(
+                record,
+                previous_status=previous,
+                status=status,
+                changed_by="admin-1" if status == ENTERED_IN_ERROR else LINKED_LOGIN[spec.provider],
+                reason=reason,
+            )
+    for label, (record_label, status) in ATTACHMENTS.items():
+        rows[label] = await factory.attachment(
+            rows[record_label],
+            status=status,
+            uploaded_at=None if status is AttachmentStatus.PENDING_UPLOAD else BASE_TIME,
+        )
+    ids = {label: row["id"] for label, row in rows.items()}
+    return Scenario(factory.tenant_id, f"{factory.tenant_id}-other", ids)
+
+
+def token(api: Api, scenario: Scenario, caller: Caller) -> str:
+    login = LOGINS[caller]
+    return api.token(
+        subject=login.subject,
+        groups=login.groups,
+        tenant_id=scenario.other_tenant if login.other_tenant else True,
+    )
+
+
+@dataclass(frozen=True)
+class Refused:
+    code: str
+
+
+FORBIDDEN = Refused("FORBIDDEN")
+NOT_FOUND = Refused("NOT_FOUND")
+BAD_USER_INPUT = Refused("BAD_USER_INPUT")
+INVALID_TRANSITION = Refused("INVALID_TRANSITION")
+
+
+# --- reads: who sees what -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sees:
+    """Everything the caller can read; diagnoses and status events follow their record."""
+
+    providers: frozenset[str]
+    patients: frozenset[str]
+    records: frozenset[str]
+    attachments: frozenset[str]
+
+    @property
+    def diagnoses(self) -> frozenset[str]:
+        return frozenset(dx for dx, record in DIAGNOSES.items() if record in self.records)
+
+    @property
+    def nodes(self) -> frozenset[str]:
+        return self.providers | self.patients | self.records | self.diagnoses | self.attachments
+
+
+def sees(*, providers: str, patients: str, records: str, attachments: str) -> Sees:
+    return Sees(
+        frozenset(providers.split()),
+        frozenset(patients.split()),
+        frozenset(records.split()),
+        frozenset(attachments.split()),
+    )
+
+
+# A DELETED attachment is kept for the audit trail only: nobody reads it.
+SEES: dict[Caller, Sees | Refused] = {
+    ADMIN: sees(
+        providers="A B",
+        patients="P Q",
+        records=ALL_RECORDS,
+        attachments="A.draft/AVAILABLE A.final/AVAILABLE A.final/PENDING_UPLOAD A.final/REJECTED "
+        "A.error/AVAILABLE B.draft/AVAILABLE B.final/AVAILABLE B.final/PENDING_UPLOAD",
+    ),
+    DR_A: sees(
+        providers="A B",
+        patients="P Q",
+        records="A.draft A.final A.amended A.error B.final",
+        attachments="A.draft/AVAILABLE A.final/AVAILABLE A.final/PENDING_UPLOAD A.final/REJECTED "
+        "A.error/AVAILABLE B.final/AVAILABLE B.final/PENDING_UPLOAD",
+    ),
+    DR_B: sees(
+        providers="A B",
+        patients="P Q",
+        records="A.final A.amended A.error B.draft B.final",
+        attachments="A.final/AVAILABLE A.final/PENDING_UPLOAD A.final/REJECTED "
+        "A.error/AVAILABLE B.draft/AVAILABLE B.final/AVAILABLE B.final/PENDING_UPLOAD",
+    ),
+    PT_P: sees(
+        providers="A B",
+        patients="P",
+        records="A.final A.amended",
+        attachments="A.final/AVAILABLE",
+    ),
+    PT_Q: sees(
+        providers="A B",
+        patients="Q",
+        records="B.final",
+        attachments="B.final/AVAILABLE",
+    ),
+    NO_ROLE: FORBIDDEN,
+    OTHER_ADMIN: sees(providers="", patients="", records="", attachments=""),
+    # Provider and patient tokens linked to no row act in no role (app/access.py).
+    UNLINKED_DR: FORBIDDEN,
+    UNLINKED_PT: FORBIDDEN,
+}
+
+# Query.me works for every signed-in caller; tenantId is "own" or "other".
+ME: dict[Caller, dict[str, Any]] = {
+    ADMIN: {"subject": "admin-1", "tenantId": "own", "roles": ["ADMIN"]},
+    DR_A: {"subject": "dr-a", "tenantId": "own", "roles": ["PROVIDER"], "provider": "A"},
+    DR_B: {"subject": "dr-b", "tenantId": "own", "roles": ["PROVIDER"], "provider": "B"},
+    PT_P: {"subject": "pt-p", "tenantId": "own", "roles": ["PATIENT"], "patient": "P"},
+    PT_Q: {"subject": "pt-q", "tenantId": "own", "roles": ["PATIENT"], "patient": "Q"},
+    NO_ROLE: {"subject": "nobody", "tenantId": "own", "roles": []},
+    OTHER_ADMIN: {"subject": "admin-2", "tenantId": "other", "roles": ["ADMIN"]},
+    UNLINKED_DR: {"subject": "dr-unlinked", "tenantId": "own", "roles": ["PROVIDER"]},
+    UNLINKED_PT: {"subject": "pt-unlinked", "tenantId": "own", "roles": ["PATIENT"]},
+}
+
+# Query.auditEvents after provider A has read patient P (operation "ReadP"):
+# (totalCount, [(subject, operationName, tenant)]).
+AUDIT_TRAIL: dict[Caller, tuple[int, list[tuple[str, str, str]]] | Refused] = {
+    ADMIN: (1, [("dr-a", "ReadP", "own")]),
+    DR_A: FORBIDDEN,
+    DR_B: FORBIDDEN,
+    PT_P: FORBIDDEN,
+    PT_Q: FORBIDDEN,
+    NO_ROLE: FORBIDDEN,
+    OTHER_ADMIN: (0, []),
+    UNLINKED_DR: FORBIDDEN,
+    UNLINKED_PT: FORBIDDEN,
+}
+
+Build = Callable[[Scenario], tuple[str, dict[str, Any]]]
+Observe = Callable[[dict[str, Any], Scenario], object]
+Connection = tuple[frozenset[str], int]
+
+
+@dataclass(frozen=True)
+class Read:
+    name: str
+    build: Build
+    observe: Observe
+    expect: Callable[[Caller], object]
+    prepare: Callable[[Api, Scenario], Awaitable[None]] | None = None
+
+
+def fixed(query: str) -> Build:
+    return lambda _: (query, {})
+
+
+def by_ids(field_name: str, labels: Sequence[str], selection: str) -> Build:
+    """``field_name(id:)`` once per label, aliased v0, v1, ..."""
+
+    def build(scenario: Scenario) -> tuple[str, dict[str, Any]]:
+        params = ", ".join(f"$v{i}: ID!" for i in range(len(labels)))
+        fields = " ".join(
+            f"v{i}: {field_name}(id: $v{i}) {{ {selection} }}" for i in range(len(labels))
+        )
+        variables = {f"v{i}": scenario.gid(label) for i, label in enumerate(labels)}
+        return f"query({params}) {{ {fields} }}", variables
+
+    return build
+
+
+def each(labels: Sequence[str], convert: Callable[[dict[str, Any], Scenario], object]) -> Observe:
+    """The aliased results by label: None where the field was null, else ``convert`` of it."""
+
+    def observe(data: dict[str, Any], scenario: Scenario) -> object:
+        found = {label: data[f"v{i}"] for i, label in enumerate(labels)}
+        return {
+            label: None if value is None else convert(value, scenario)
+            for label, value in found.items()
+        }
+
+    return observe
+
+
+def present(labels: Sequence[str]) -> Observe:
+    """The labels whose aliased field was not null (checking that it is the right object)."""
+
+    def observe(data: dict[str, Any], scenario: Scenario) -> object:
+        visible = set()
+        for i, label in enumerate(labels):
+            value = data[f"v{i}"]
+            if value is not None:
+                assert value["id"] == scenario.gid(label)
+                visible.add(label)
+        return frozenset(visible)
+
+    return observe
+
+
+def connection(value: dict[str, Any], scenario: Scenario) -> Connection:
+    edges = frozenset(scenario.label_of(edge["node"]["id"]) for edge in value["edges"])
+    return edges, value["totalCount"]
+
+
+def listed(path: str) -> Observe:
+    return lambda data, scenario: connection(data[path], scenario)
+
+
+def counted(labels: frozenset[str]) -> Connection:
+    return labels, len(labels)
+
+
+def from_sees(expect: Callable[[Sees], object]) -> Callable[[Caller], object]:
+    def by_caller(caller: Caller) -> object:
+        visible = SEES[caller]
+        return visible if isinstance(visible, Refused) else expect(visible)
+
+    return by_caller
+
+
+def me_observed(data: dict[str, Any], scenario: Scenario) -> object:
+    me = data["me"]
+    observed: dict[str, Any] = {
+        "subject": me["subject"],
+        "tenantId": scenario.tenant_label(me["tenantId"]),
+        "roles": me["roles"],
+    }
+    for key in ("provider", "patient"):
+        if me[key] is not None:
+            observed[key] = scenario.label_of(me[key]["id"])
+    return observed
+
+
+async def provider_a_reads_p(api: Api, scenario: Scenario) -> None:
+    await api.data(
+        "query ReadP($id: ID!) { patient(id: $id) { id } }",
+        {"id": scenario.gid("P")},
+        token=token(api, scenario, DR_A),
+    )
+
+
+def audit_observed(data: dict[str, Any], scenario: Scenario) -> object:
+    trail = data["auditEvents"]
+    return trail["totalCount"], [
+        (
+            e["node"]["subject"],
+            e["node"]["operationName"],
+            scenario.tenant_label(e["node"]["tenantId"]),
+        )
+        for e in trail["edges"]
+    ]
+
+
+def attachments_observed(value: dict[str, Any], scenario: Scenario) -> object:
+    labels = set()
+    for attachment in value["attachments"]:
+        label = scenario.label_of(attachment["id"])
+        assert attachment["status"] == ATTACHMENTS[label][1].value
+        labels.add(label)
+    return frozenset(labels)
+
+
+CONNECTION = "totalCount edges { node { id } }"
+ALL_NODES = tuple(NODE_TYPES)
+
+READS: tuple[Read, ...] = (
+    Read(
+        "node",
+        by_ids("node", ALL_NODES, "__typename id"),
+        each(ALL_NODES, lambda node, _: node["__typename"]),
+        from_sees(
+            lambda s: {
+                label: TYPENAMES[NODE_TYPES[label]] if label in s.nodes else None
+                for label in ALL_NODES
+            }
+        ),
+    ),
+    Read(
+        "me",
+        fixed("{ me { subject tenantId roles provider { id } patient { id } } }"),
+        me_observed,
+        ME.__getitem__,
+    ),
+    Read(
+        "patient",
+        by_ids("patient", PATIENTS, "id"),
+        present(PATIENTS),
+        from_sees(lambda s: s.patients),
+    ),
+    Read(
+        "patients",
+        fixed(f"{{ patients(first: 50) {{ {CONNECTION} }} }}"),
+        listed("patients"),
+        from_sees(lambda s: counted(s.patients)),
+    ),
+    Read(
+        "provider",
+        by_ids("provider", PROVIDERS, "id"),
+        present(PROVIDERS),
+        from_sees(lambda s: s.providers),
+    ),
+    Read(
+        "providers",
+        fixed(f"{{ providers(first: 50) {{ {CONNECTION} }} }}"),
+        listed("providers"),
+        from_sees(lambda s: counted(s.providers)),
+    ),
+    Read(
+        "record",
+        by_ids("record", tuple(RECORDS), "id"),
+        present(tuple(RECORDS)),
+        from_sees(lambda s: s.records),
+    ),
+    Read(
+        "records",
+        fixed(f"{{ records(first: 50) {{ {CONNECTION} }} }}"),
+        listed("records"),
+        from_sees(lambda s: counted(s.records)),
+    ),
+    Read(
+        "auditEvents",
+        fixed(
+            "{ auditEvents(first: 50) { totalCount "
+            "edges { node { subject operationName tenantId } } } }"
+        ),
+        audit_observed,
+        AUDIT_TRAIL.__getitem__,
+        prepare=provider_a_reads_p,
+    ),
+    Read(
+        "Patient.records",
+        by_ids("patient", PATIENTS, f"records(first: 50) {{ {CONNECTION} }}"),
+        each(PATIENTS, lambda patient, s: connection(patient["records"], s)),
+        from_sees(
+            lambda s: {
+                patient: counted(frozenset(r for r in s.records if RECORDS[r].patient == patient))
+                if patient in s.patients
+                else None
+                for patient in PATIENTS
+            }
+        ),
+    ),
+    Read(
+        "Provider.patients",
+        by_ids("provider", PROVIDERS, f"patients(first: 50) {{ {CONNECTION} }}"),
+        each(PROVIDERS, lambda provider, s: connection(provider["patients"], s)),
+        from_sees(
+            lambda s: {
+                provider: counted(
+                    frozenset(p for p in s.patients if PRIMARY_PROVIDER[p] == provider)
+                )
+                if provider in s.providers
+                else None
+                for provider in PROVIDERS
+            }
+        ),
+    ),
+    Read(
+        "Provider.records",
+        by_ids("provider", PROVIDERS, f"records(first: 50) {{ {CONNECTION} }}"),
+        each(PROVIDERS, lambda provider, s: connection(provider["records"], s)),
+        from_sees(
+            lambda s: {
+                provider: counted(
+                    frozenset(r for r in s.records if RECORDS[r].provider == provider)
+                )
+                if provider in s.providers
+                else None
+                for provider in PROVIDERS
+            }
+        ),
+    ),
+    Read(
+        "MedicalRecord.diagnoses",
+        by_ids("record", tuple(RECORDS), "diagnoses { id }"),
+        each(
+            tuple(RECORDS),
+            lambda record, s: frozenset(s.label_of(d["id"]) for d in record["diagnoses"]),
+        ),
+        from_sees(
+            lambda s: {
+                record: frozenset({f"{record}/dx"}) if record in s.records else None
+                for record in RECORDS
+            }
+        ),
+    ),
+    Read(
+        "MedicalRecord.attachments",
+        by_ids("record", tuple(RECORDS), "attachments { id status }"),
+        each(tuple(RECORDS), attachments_observed),
+        from_sees(
+            lambda s: {
+                record: frozenset(a for a in s.attachments if ATTACHMENTS[a][0] == record)
+                if record in s.records
+                else None
+                for record in RECORDS
+            }
+        ),
+    ),
+    Read(
+        "MedicalRecord.statusHistory",
+        by_ids("record", tuple(RECORDS), "statusHistory { reason previousStatus status }"),
+        each(
+            tuple(RECORDS),
+            lambda record, _: [
+                (e["reason"], e["previousStatus"], e["status"]) for e in record["statusHistory"]
+            ],
+        ),
+        from_sees(
+            lambda s: {
+                record: history(record) if record in s.records else None for record in RECORDS
+            }
+        ),
+    ),
+)
+
+
+def read_case(read: Read, caller: Caller) -> Any:
+    return pytest.param(caller, read, id=f"{read.name}-{caller}")
+
+
+@pytest.mark.parametrize(
+    ("caller", "read"), [read_case(read, caller) for read in READS for caller in Caller]
+)
+async def test_read(api: Api, scenario: Scenario, caller: Caller, read: Read) -> None:
+    if read.prepare is not None:
+        await read.prepare(api, scenario)
+    query, variables = read.build(scenario)
+    body = await api.query(query, variables, token=token(api, scenario, caller))
+    expected = read.expect(caller)
+    if isinstance(expected, Refused):
+        codes = error_codes(body)
+        assert codes, body
+        assert set(codes) == {expected.code}, body
+        data = body.get("data")
+        assert data is None or all(value is None for value in data.values()), data
+    else:
+        assert "errors" not in body, body["errors"]
+        assert read.observe(body["data"], scenario) == expected
+
+
+# --- writes: outcomes and effects ---------------------------------------------------------------
+
+SNAPSHOT_TABLES: dict[str, Any] = {
+    "providers": Provider,
+    "patients": Patient,
+    "medical_records": MedicalRecord,
+    "diagnoses": Diagnosis,
+    "attachments": Attachment,
+    "record_status_events": RecordStatusEvent,
+}
+Rows = dict[str, dict[object, dict[str, Any]]]
+
+
+async def snapshot(sessionmaker: async_sessionmaker[AsyncSession], scenario: Scenario) -> Rows:
+    """Every row of both tenants, every column (versions included), by primary key."""
+    rows: Rows = {}
+    async with sessionmaker() as session:
+        for name, model in SNAPSHOT_TABLES.items():
+            table = model.__table__
+            key = "sequence" if name == "record_status_events" else "id"
+            result = await session.execute(
+                select(table).where(table.c.tenant_id.in_((scenario.tenant, scenario.other_tenant)))
+            )
+            rows[name] = {row[key]: dict(row) for row in result.mappings()}
+    return rows
+
+
+@dataclass
+class TableDiff:
+    added: list[dict[str, Any]] = field(default_factory=list)
+    removed: set[object] = field(default_factory=set)
+    updated: dict[object, dict[str, tuple[Any, Any]]] = field(default_factory=dict)
+
+
+def diff(before: Rows, after: Rows) -> dict[str, TableDiff]:
+    changes: dict[str, TableDiff] = {}
+    for table in SNAPSHOT_TABLES:
+        old, new = before[table], after[table]
+        change = TableDiff(
+            added=[row for key, row in new.items() if key not in old],
+            removed={key for key in old if key not in new},
+            updated={
+                key: {
+                    column: (old[key][column], value)
+                    for column, value in row.items()
+                    if old[key][column] != value
+                }
+                for key, row in new.items()
+                if key in old and old[key] != row
+            },
+        )
+        if change.added or change.removed or change.updated:
+            changes[table] = change
+    return changes
+
+
+class Marker(enum.Enum):
+    CHANGED = "any new value"
+
+
+CHANGED = Marker.CHANGED
+
+
+@dataclass(frozen=True)
+class New:
+    """The id of the row the same write added to ``table``."""
+
+    table: str
+
+
+@dataclass(frozen=True)
+class Added:
+    table: str
+    values: Mapping[str, object]
+    tenant: str = "own"
+
+
+@dataclass(frozen=True)
+class Updated:
+    """Only these columns (and updated_at) change; CHANGED means any value but the old one."""
+
+    table: str
+    label: str
+    values: Mapping[str, object]
+
+
+@dataclass(frozen=True)
+class Removed:
+    table: str
+    label: str
+
+
+Change = Added | Updated | Removed
+
+
+@dataclass(frozen=True)
+class Allowed:
+    changes: tuple[Change, ...]
+
+
+Outcome = Allowed | Refused
+
+
+def added(table: str, tenant: str = "own", **values: object) -> Added:
+    return Added(table, values, tenant)
+
+
+def updated(table: str, label: str, **values: object) -> Updated:
+    return Updated(table, label, values)
+
+
+def new_provider(tenant: str) -> Allowed:
+    return Allowed((added("providers", tenant, npi="1234567893", cognito_sub=None, version=1),))
+
+
+def new_patient(tenant: str = "own", primary: str | None = None) -> Allowed:
+    return Allowed(
+        (added("patients", tenant, mrn="NEW-0001", primary_provider_id=primary, version=1),)
+    )
+
+
+def new_record(author: str, by: Caller) -> Allowed:
+    return Allowed(
+        (
+            added("medical_records", patient_id="P", provider_id=author, status="DRAFT", version=1),
+            added(
+                "record_status_events",
+                record_id=New("medical_records"),
+                previous_status=None,
+                status="DRAFT",
+                changed_by=LOGINS[by].subject,
+            ),
+        )
+    )
+
+
+def draft_edit(*extra: Change, **values: object) -> Allowed:
+    return Allowed((updated("medical_records", "A.draft", version=2, **values), *extra))
+
+
+def status_change(record: str, old: str, new: str, by: Caller, reason: str | None) -> Allowed:
+    finalized = {"finalized_at": CHANGED} if new == "FINALIZED" else {}
+    return Allowed(
+        (
+            updated("medical_records", record, status=new, version=2, **finalized),
+            added(
+                "record_status_events",
+                record_id=record,
+                previous_status=old,
+                status=new,
+                changed_by=LOGINS[by].subject,
+                reason=reason,
+            ),
+        )
+    )
+
+
+PAYLOADS = {
+    "createProvider": ("CreateProviderInput", "provider", "providers"),
+    "createPatient": ("CreatePatientInput", "patient", "patients"),
+    "updatePatient": ("UpdatePatientInput", "patient", "patients"),
+    "createRecord": ("CreateRecordInput", "record", "medical_records"),
+    "updateRecord": ("UpdateRecordInput", "record", "medical_records"),
+    "addDiagnosis": ("AddDiagnosisInput", "diagnosis", "diagnoses"),
+    "changeRecordStatus": ("ChangeRecordStatusInput", "record", "medical_records"),
+    "removeDiagnosis": ("", "record", "medical_records"),
+}
+
+
+@dataclass(frozen=True)
+class Write:
+    name: str
+    mutation: str
+    variables: Callable[[Scenario], dict[str, Any]]
+    outcomes: Mapping[Caller, Outcome]
+
+    @property
+    def document(self) -> str:
+        input_type, payload, _ = PAYLOADS[self.mutation]
+        if not input_type:
+            return f"mutation($id: ID!) {{ {self.mutation}(id: $id) {{ {payload} {{ id }} }} }}"
+        return (
+            f"mutation($input: {input_type}!) "
+            f"{{ {self.mutation}(input: $input) {{ {payload} {{ id }} }} }}"
+        )
+
+
+NEW_PROVIDER = {"npi": "1234567893", "givenName": "Nadia", "familyName": "Newcomer"}
+NEW_PATIENT = {
+    "mrn": "NEW-0001",
+    "givenName": "Noah",
+    "familyName": "Newman",
+    "dateOfBirth": "1990-05-01",
+    "sex": "MALE",
+}
+NEW_RECORD = {"recordType": "CONSULTATION", "visitDate": "2026-06-01T09:00:00+00:00"}
+NEW_PHONE = "+1 555 010 9999"
+NEW_NOTES = "seen again"
+
+
+def record_input(record: str, **values: object) -> Callable[[Scenario], dict[str, Any]]:
+    return lambda s: {"input": {"id": s.gid(record), "expectedVersion": 1, **values}}
+
+
+WRITES: tuple[Write, ...] = (
+    Write(
+        "createProvider",
+        "createProvider",
+        lambda s: {"input": NEW_PROVIDER},
+        {
+            ADMIN: new_provider("own"),
+            DR_A: FORBIDDEN,
+            DR_B: FORBIDDEN,
+            PT_P: FORBIDDEN,
+            PT_Q: FORBIDDEN,
+            NO_ROLE: FORBIDDEN,
+            OTHER_ADMIN: new_provider("other"),
+            UNLINKED_DR: FORBIDDEN,
+            UNLINKED_PT: FORBIDDEN,
+        },
+    ),
+    Write(
+        "createPatient",
+        "createPatient",
+        lambda s: {"input": NEW_PATIENT},
+        {
+            ADMIN: new_patient(),
+            DR_A: new_patient(),
+            DR_B: new_patient(),
+            PT_P: FORBIDDEN,
+            PT_Q: FORBIDDEN,
+            NO_ROLE: FORBIDDEN,
+            OTHER_ADMIN: new_patient("other"),
+            UNLINKED_DR: FORBIDDEN,
+            UNLINKED_PT: FORBIDDEN,
+        },
+    ),
+    Write(
+        "createPatient(primary A)",
+        "createPatient",
+        lambda s: {"input": NEW_PATIENT | {"primaryProviderId": s.gid("A")}},
+        {
+            ADMIN: new_patient(primary="A"),
+            DR_A: new_patient(primary="A"),
+            DR_B: new_patient(primary="A"),
+            PT_P: FORBIDDEN,
+            PT_Q: FORBIDDEN,
+            NO_ROLE: FORBIDDEN,
+            OTHER_ADMIN: NOT_FOUND,
+            UNLINKED_DR: FORBIDDEN,
+            UNLINKED_PT: FORBIDDEN,
+        },
+    ),
+    Write(
+        "updatePatient(P)",
+        "updatePatient",
+        lambda s: {"input": {"id": s.gid("P"), "expectedVersion": 1, "phone": NEW_PHONE}},
+        {
+            ADMIN: Allowed((updated("patients", "P", phone=NEW_PHONE, version=2),)),
+            DR_A: Allowed((updated("patients", "P", phone=NEW_PHONE, version=2),)),
+            DR_B: Allowed((updated("patients", "P", phone=NEW_PHONE, version=2),)),
+            PT_P: FORBIDDEN,
+            PT_Q: FORBIDDEN,
+            NO_ROLE: FORBIDDEN,
+            OTHER_ADMIN: NOT_FOUND,
+            UNLINKED_DR: FORBIDDEN,
+            UNLINKED_PT: FORBIDDEN,
+        },
+    ),
+    Write(
+        "createRecord(P)",
+        "createRecord",
+        lambda s: {"input": NEW_RECORD | {"patientId": s.gid("P")}},
+        {
+            ADMIN: BAD_USER_INPUT,  # admins must name the provider
+            DR_A: new_record(author="A", by=DR_A),
+            DR_B: new_record(author="B", by=DR_B),
+            PT_P: FORBIDDEN,
+            PT_Q: FORBIDDEN,
+            NO_ROLE: FORBIDDEN,
+            OTHER_ADMIN: BAD_USER_INPUT,
+            UNLINKED_DR: FORBIDDEN,
+            UNLINKED_PT: FORBIDDEN,
+        },
+    ),
+    Write(
+        "createRecord(P, provider A)",
+        "createRecord",
+        lambda s: {"input": NEW_RECORD | {"patientId": s.gid("P"), "providerId": s.gid("A")}},
+        {
+            ADMIN: new_record(author="A", by=ADMIN),
+            DR_A: new_record(author="A", by=DR_A),
+            DR_B: FORBIDDEN,  # providers write as themselves only
+            PT_P: FORBIDDEN,
+            PT_Q: FORBIDDEN,
+            NO_ROLE: FORBIDDEN,
+            OTHER_ADMIN: NOT_FOUND,
+            UNLINKED_DR: FORBIDDEN,
+            UNLINKED_PT: FORBIDDEN,
+        },
+    ),
+    Write(
+        "updateRecord(A.draft)",
+        "updateRecord",
+        record_input("A.draft", notes=NEW_NOTES),
+        {
+            ADMIN: draft_edit(notes=NEW_NOTES),
+            DR_A: draft_edit(notes=NEW_NOTES),
+            DR_B: NOT_FOUND,  # another provider's draft is invisible
+            PT_P: FORBIDDEN,
+            PT_Q: FORBIDDEN,
+            NO_ROLE: FORBIDDEN,
+            OTHER_ADMIN: NOT_FOUND,
+            UNLINKED_DR: FORBIDDEN,
+            UNLINKED_PT: FORBIDDEN,
+        },
+    ),
+    Write(
+        "updateRecord(A.final)",
+        "updateRecord",
+        record_input("A.final", notes=NEW_NOTES),
+        {
+            ADMIN: INVALID_TRANSITION,
+            DR_A: INVALID_TRANSITION,
+            DR_B: FORBIDDEN,  # visible, but not B's
+            PT_P: FORBIDDEN,
+            PT_Q: FORBIDDEN,
+            NO_ROLE: FORBIDDEN,
+            OTHER_ADMIN: NOT_FOUND,
+            UNLINKED_DR: FORBIDDEN,
+            UNLINKED_PT: FORBIDDEN,
+        },
+    ),
+    Write(
+        "addDiagnosis(A.draft)",
+        "addDiagnosis",
+        lambda s: {
+            "input": {
+                "recordId": s.gid("A.draft"),
+                "icd10Code": "I10",
+                "description": "Essential hypertension",
+                "type": "SECONDARY",
+            }
+        },
+        {
+            ADMIN: draft_edit(added("diagnoses", record_id="A.draft", icd10_code="I10")),
+            DR_A: draft_edit(added("diagnoses", record_id="A.draft", icd10_code="I10")),
+            DR_B: NOT_FOUND,
+            PT_P: FORBIDDEN,
+            PT_Q: FORBIDDEN,
+            NO_ROLE: FORBIDDEN,
+            OTHER_ADMIN: NOT_FOUND,
+            UNLINKED_DR: FORBIDDEN,
+            UNLINKED_PT: FORBIDDEN,
+        },
+    ),
+    Write(
+        "addDiagnosis(A.final)",
+        "addDiagnosis",
+        lambda s: {
+            "input": {
+                "recordId": s.gid("A.final"),
+                "icd10Code": "I10",
+                "description": "Essential hypertension",
+                "type": "SECONDARY",
+            }
+        },
+        {
+            ADMIN: INVALID_TRANSITION,
+            DR_A: INVALID_TRANSITION,
+            DR_B: FORBIDDEN,
+            PT_P: FORBIDDEN,
+            PT_Q: FORBIDDEN,
+            NO_ROLE: FORBIDDEN,
+            OTHER_ADMIN: NOT_FOUND,
+            UNLINKED_DR: FORBIDDEN,
+            UNLINKED_PT: FORBIDDEN,
+        },
+    ),
+    Write(
+        "removeDiagnosis(A.draft/dx)",
+        "removeDiagnosis",
+        lambda s: {"id": s.gid("A.draft/dx")},
+        {
+            ADMIN: draft_edit(Removed("diagnoses", "A.draft/dx")),
+            DR_A: draft_edit(Removed("diagnoses", "A.draft/dx")),
+            DR_B: NOT_FOUND,
+            PT_P: FORBIDDEN,
+            PT_Q: FORBIDDEN,
+            NO_ROLE: FORBIDDEN,
+            OTHER_ADMIN: NOT_FOUND,
+            UNLINKED_DR: FORBIDDEN,
+            UNLINKED_PT: FORBIDDEN,
+        },
+    ),
+    Write(
+        "removeDiagnosis(A.final/dx)",
+        "removeDiagnosis",
+        lambda s: {"id": s.gid("A.final/dx")},
+        {
+            ADMIN: INVALID_TRANSITION,
+            DR_A: INVALID_TRANSITION,
+            DR_B: FORBIDDEN,
+            PT_P: FORBIDDEN,
+            PT_Q: FORBIDDEN,
+            NO_ROLE: FORBIDDEN,
+            OTHER_ADMIN: NOT_FOUND,
+            UNLINKED_DR: FORBIDDEN,
+            UNLINKED_PT: FORBIDDEN,
+        },
+    ),
+    Write(
+        "changeRecordStatus(A.draft->FINALIZED)",
+        "changeRecordStatus",
+        record_input("A.draft", status="FINALIZED"),
+        {
+            ADMIN: status_change("A.draft", "DRAFT", "FINALIZED", by=ADMIN, reason=None),
+            DR_A: status_change("A.draft", "DRAFT", "FINALIZED", by=DR_A, reason=None),
+            DR_B: NOT_FOUND,
+            PT_P: FORBIDDEN,
+            PT_Q: FORBIDDEN,
+            NO_ROLE: FORBIDDEN,
+            OTHER_ADMIN: NOT_FOUND,
+            UNLINKED_DR: FORBIDDEN,
+            UNLINKED_PT: FORBIDDEN,
+        },
+    ),
+    Write(
+        "changeRecordStatus(A.final->AMENDED)",
+        "changeRecordStatus",
+        record_input("A.final", status="AMENDED", reason="dose corrected"),
+        {
+            ADMIN: status_change("A.final", "FINALIZED", "AMENDED", ADMIN, "dose corrected"),
+            DR_A: status_change("A.final", "FINALIZED", "AMENDED", DR_A, "dose corrected"),
+            DR_B: FORBIDDEN,
+            PT_P: FORBIDDEN,
+            PT_Q: FORBIDDEN,
+            NO_ROLE: FORBIDDEN,
+            OTHER_ADMIN: NOT_FOUND,
+            UNLINKED_DR: FORBIDDEN,
+            UNLINKED_PT: FORBIDDEN,
+        },
+    ),
+    Write(
+        "changeRecordStatus(A.final->ENTERED_IN_ERROR)",
+        "changeRecordStatus",
+        record_input("A.final", status="ENTERED_IN_ERROR", reason="wrong patient"),
+        {
+            ADMIN: status_change(
+                "A.final", "FINALIZED", "ENTERED_IN_ERROR", ADMIN, "wrong patient"
+            ),
+            DR_A: FORBIDDEN,  # only admins mark records in error
+            DR_B: FORBIDDEN,
+            PT_P: FORBIDDEN,
+            PT_Q: FORBIDDEN,
+            NO_ROLE: FORBIDDEN,
+            OTHER_ADMIN: NOT_FOUND,
+            UNLINKED_DR: FORBIDDEN,
+            UNLINKED_PT: FORBIDDEN,
+        },
+    ),
+    Write(
+        "changeRecordStatus(B.draft->ENTERED_IN_ERROR)",
+        "changeRecordStatus",
+        record_input("B.draft", status="ENTERED_IN_ERROR", reason="duplicate"),
+        {
+            ADMIN: status_change("B.draft", "DRAFT", "ENTERED_IN_ERROR", ADMIN, "duplicate"),
+            DR_A: NOT_FOUND,
+            DR_B: FORBIDDEN,
+            PT_P: FORBIDDEN,
+            PT_Q: FORBIDDEN,
+            NO_ROLE: FORBIDDEN,
+            OTHER_ADMIN: NOT_FOUND,
+            UNLINKED_DR: FORBIDDEN,
+            UNLINKED_PT: FORBIDDEN,
+        },
+    ),
+)
+
+
+def resolve(
+    column: str, value: object, scenario: Scenario, changes: dict[str, TableDiff]
+) -> object:
+    """Labels in *_id columns become the scenario's ids; New(table) the row just added there."""
+    if isinstance(value, New):
+        new_rows = changes[value.table].added
+        assert len(new_rows) == 1, new_rows
+        return new_rows[0]["id"]
+    if column.endswith("_id") and isinstance(value, str):
+        return scenario.ids[value]
+    return value
+
+
+def check_effect(
+    outcome: Allowed, before: Rows, after: Rows, scenario: Scenario
+) -> dict[str, TableDiff]:
+    changes = diff(before, after)
+    assert set(changes) == {change.table for change in outcome.changes}, changes
+    tenants = {"own": scenario.tenant, "other": scenario.other_tenant}
+    for table, change in changes.items():
+        expected_added = [c for c in outcome.changes if isinstance(c, Added) and c.table == table]
+        assert len(change.added) == len(expected_added), change.added
+        for expected in expected_added:
+            wanted = {
+                column: resolve(column, value, scenario, changes)
+                for column, value in expected.values.items()
+            } | {"tenant_id": tenants[expected.tenant]}
+            matching = [
+                row
+                for row in change.added
+                if all(row[column] == value for column, value in wanted.items())
+            ]
+            assert len(matching) == 1, (wanted, change.added)
+
+        assert change.removed == {
+            scenario.ids[c.label]
+            for c in outcome.changes
+            if isinstance(c, Removed) and c.table == table
+        }
+
+        expected_updates: dict[object, Updated] = {
+            scenario.ids[c.label]: c
+            for c in outcome.changes
+            if isinstance(c, Updated) and c.table == table
+        }
+        assert set(change.updated) == set(expected_updates), change.updated
+        for key, columns in change.updated.items():
+            expected_update = expected_updates[key]
+            assert set(columns) <= {*expected_update.values, "updated_at"}, columns
+            for column, value in expected_update.values.items():
+                assert column in columns, f"{table}.{column} did not change"
+                if value is not CHANGED:
+                    assert columns[column][1] == resolve(column, value, scenario, changes)
+    return changes
+
+
+@pytest.mark.parametrize(
+    ("caller", "write"),
+    [
+        pytest.param(caller, write, id=f"{write.name}-{caller}")
+        for write in WRITES
+        for caller in Caller
+    ],
+)
+async def test_write(
+    api: Api,
+    scenario: Scenario,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    caller: Caller,
+    write: Write,
+) -> None:
+    before = await snapshot(sessionmaker, scenario)
+    body = await api.query(
+        write.document, write.variables(scenario), token=token(api, scenario, caller)
+    )
+    after = await snapshot(sessionmaker, scenario)
+    outcome = write.outcomes[caller]
+    if isinstance(outcome, Refused):
+        assert error_codes(body) == [outcome.code], body
+        assert body["data"] is None
+        assert after == before, diff(before, after)
+        return
+    assert "errors" not in body, body["errors"]
+    changes = check_effect(outcome, before, after, scenario)
+    # The payload is the row the write added or changed.
+    _, payload, table = PAYLOADS[write.mutation]
+    _, returned = IDS.decode_id(body["data"][write.mutation][payload]["id"])
+    touched = {row["id"] for row in changes[table].added} | set(changes[table].updated)
+    assert returned in touched
+
+
+# --- the tables cover everything ----------------------------------------------------------------
+
+
+def test_matrix_covers_every_field_and_caller() -> None:
+    schema = build_schema(SDL.read_text())
+    assert schema.query_type is not None
+    assert schema.mutation_type is not None
+    assert {r.name for r in READS if "." not in r.name} == set(schema.query_type.fields)
+    assert {w.mutation for w in WRITES} == set(schema.mutation_type.fields)
+    assert {
+        "Patient.records",
+        "Provider.patients",
+        "Provider.records",
+        "MedicalRecord.diagnoses",
+        "MedicalRecord.attachments",
+        "MedicalRecord.statusHistory",
+    } <= {r.name for r in READS}
+    for write in WRITES:
+        assert set(write.outcomes) == set(Caller), write.name
+    for table in (SEES, ME, AUDIT_TRAIL):
+        assert set(table) == set(Caller)
