@@ -50,6 +50,10 @@ class AuditTrail:
         if patient_id is not None:
             self.patient_ids.add(patient_id)
 
+    @property
+    def touched_anything(self) -> bool:
+        return bool(self.patient_ids or self.record_ids)
+
     def appended(self) -> None:
         """A change and its audit row committed together; later rows start afresh."""
         self.appended_in_transaction = True

@@ -37,7 +37,9 @@ class AuditTrailExtension(SchemaExtension):
         result = self.execution_context.result
         errors = (result.errors if result else None) or []
         context: RequestContext = self.execution_context.context
-        if context.audit.appended_in_transaction and not errors:
+        trail = context.audit
+        # Mutations audited themselves; a row is still due for data their responses read after.
+        if trail.appended_in_transaction and not errors and not trail.touched_anything:
             return
         event = context.audit.event(_outcome(errors))
         try:

@@ -17,12 +17,12 @@ if TYPE_CHECKING:
 
 
 async def locked_row(
-    session: AsyncSession, statement: Select[*tuple[Any, ...]], what: str
+    session: AsyncSession, statement: Select[*tuple[Any, ...]], field: str, what: str
 ) -> Row[Any]:
     """``statement`` selects one row FOR UPDATE under the caller's read predicate."""
     row: Row[Any] | None = (await session.execute(statement)).one_or_none()
     if row is None:
-        raise NotFound(f"{what} not found")
+        raise NotFound(f"{field}: {what} not found")
     return row
 
 

@@ -91,6 +91,7 @@ async def update_patient(
         select(Patient.id, Patient.version)
         .where(readable_patients(viewer), Patient.id == changes.patient_id)
         .with_for_update(),
+        "input.id",
         "patient",
     )
     check_version(current, changes.expected_version, "patient")

@@ -77,13 +77,16 @@ class StatusChange:
     reason: str | None
 
 
-async def _lock_record(session: AsyncSession, viewer: Viewer, record_id: uuid.UUID) -> Row[Any]:
+async def _lock_record(
+    session: AsyncSession, viewer: Viewer, record_id: uuid.UUID, field: str
+) -> Row[Any]:
     """The record, locked, with ``may_edit``: whether this caller may change it (decided in SQL)."""
     return await locked_row(
         session,
         select(*_RECORD, editable_records(viewer).label("may_edit"))
         .where(readable_records(viewer), MedicalRecord.id == record_id)
         .with_for_update(of=MedicalRecord),
+        field,
         "record",
     )
 
@@ -165,7 +168,7 @@ async def create_record(session: AsyncSession, viewer: Viewer, new: NewRecord) -
 
 async def update_record(session: AsyncSession, viewer: Viewer, changes: RecordChanges) -> Row[Any]:
     require_writer(viewer)
-    record = await _lock_record(session, viewer, changes.record_id)
+    record = await _lock_record(session, viewer, changes.record_id, "input.id")
     _require_editor(record)
     check_version(record, changes.expected_version, "record")
     require_draft(record.status)
@@ -182,7 +185,7 @@ async def add_diagnosis(
 ) -> tuple[Row[Any], Row[Any]]:
     """Returns the diagnosis and the record, whose version the change bumps."""
     require_writer(viewer)
-    record = await _lock_record(session, viewer, new.record_id)
+    record = await _lock_record(session, viewer, new.record_id, "input.recordId")
     _require_editor(record)
     require_draft(record.status)
     if new.type is DiagnosisType.PRIMARY and await _primary_count(session, record) > 0:
@@ -211,8 +214,8 @@ async def remove_diagnosis(
         select(Diagnosis.record_id).where(readable_diagnoses(viewer), Diagnosis.id == diagnosis_id)
     )
     if record_id is None:
-        raise NotFound("diagnosis not found")
-    record = await _lock_record(session, viewer, record_id)
+        raise NotFound("id: diagnosis not found")
+    record = await _lock_record(session, viewer, record_id, "id")
     _require_editor(record)
     require_draft(record.status)
     removed = await session.execute(
@@ -220,13 +223,13 @@ async def remove_diagnosis(
     )
     if removed.rowcount == 0:  # type: ignore[attr-defined]
         # Removed by a concurrent request between the lookup and the lock.
-        raise NotFound("diagnosis not found")
+        raise NotFound("id: diagnosis not found")
     return await _bump(session, record.id)
 
 
 async def change_status(session: AsyncSession, viewer: Viewer, change: StatusChange) -> Row[Any]:
     require_writer(viewer)
-    record = await _lock_record(session, viewer, change.record_id)
+    record = await _lock_record(session, viewer, change.record_id, "input.id")
     check_permission(change.status, role=effective_role(viewer), may_edit=bool(record.may_edit))
     check_version(record, change.expected_version, "record")
     check_transition(
