@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sqlalchemy import exists, false, select, true
+from sqlalchemy.orm import aliased
 
 from app.errors import Forbidden
 from models import Attachment, Diagnosis, MedicalRecord, Patient, Provider, RecordStatusEvent
@@ -66,19 +67,22 @@ def readable_patients(viewer: Viewer) -> ColumnElement[bool]:
     return false()
 
 
-def readable_records(viewer: Viewer) -> ColumnElement[bool]:
+def readable_records(
+    viewer: Viewer, record: type[MedicalRecord] = MedicalRecord
+) -> ColumnElement[bool]:
+    """``record`` may be an alias, for statements that read medical_records twice."""
     role = effective_role(viewer)
-    in_tenant = MedicalRecord.tenant_id == viewer.tenant_id
+    in_tenant = record.tenant_id == viewer.tenant_id
     if role is Role.ADMIN:
         return in_tenant
     if role is Role.PROVIDER:
-        own = MedicalRecord.provider_id == viewer.provider_id
-        return in_tenant & ((MedicalRecord.status != RecordStatus.DRAFT) | own)
+        own = record.provider_id == viewer.provider_id
+        return in_tenant & ((record.status != RecordStatus.DRAFT) | own)
     if role is Role.PATIENT:
         return (
             in_tenant
-            & (MedicalRecord.patient_id == viewer.patient_id)
-            & MedicalRecord.status.in_(PATIENT_VISIBLE_STATUSES)
+            & (record.patient_id == viewer.patient_id)
+            & record.status.in_(PATIENT_VISIBLE_STATUSES)
         )
     return false()
 
@@ -94,12 +98,14 @@ def _of_readable_record(
         return in_tenant
     if role is None:
         return false()
-    # The child is readable when its record is: the record's own predicate, in a correlated EXISTS.
+    # The child is readable when its record is: the record's own predicate, in a correlated
+    # EXISTS over an alias, so it stays correct in statements that join medical_records too.
+    record = aliased(MedicalRecord)
     return in_tenant & exists(
-        select(MedicalRecord.id).where(
-            MedicalRecord.tenant_id == tenant_id,
-            MedicalRecord.id == record_id,
-            readable_records(viewer),
+        select(record.id).where(
+            record.tenant_id == tenant_id,
+            record.id == record_id,
+            readable_records(viewer, record),
         )
     )
 

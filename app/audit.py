@@ -39,6 +39,7 @@ class AuditTrail:
     query: str | None = None
     patient_ids: set[uuid.UUID] = field(default_factory=set)
     record_ids: set[uuid.UUID] = field(default_factory=set)
+    attachment_ids: set[uuid.UUID] = field(default_factory=set)
     # Set when every change of the request was audited inside its own transaction.
     appended_in_transaction: bool = False
 
@@ -50,15 +51,20 @@ class AuditTrail:
         if patient_id is not None:
             self.patient_ids.add(patient_id)
 
+    def touch_attachment(self, attachment_id: uuid.UUID, record_id: uuid.UUID) -> None:
+        self.attachment_ids.add(attachment_id)
+        self.record_ids.add(record_id)
+
     @property
     def touched_anything(self) -> bool:
-        return bool(self.patient_ids or self.record_ids)
+        return bool(self.patient_ids or self.record_ids or self.attachment_ids)
 
     def appended(self) -> None:
         """A change and its audit row committed together; later rows start afresh."""
         self.appended_in_transaction = True
         self.patient_ids.clear()
         self.record_ids.clear()
+        self.attachment_ids.clear()
 
     def event(self, outcome: AuditOutcome) -> dict[str, Any]:
         viewer = self.viewer
@@ -71,6 +77,7 @@ class AuditTrail:
             "query_sha256": query_sha256(self.query),
             "patient_ids": sorted(self.patient_ids),
             "record_ids": sorted(self.record_ids),
+            "attachment_ids": sorted(self.attachment_ids),
             "outcome": outcome,
             "client_address": self.client_address,
             "request_id": self.request_id,

@@ -18,6 +18,8 @@ if TYPE_CHECKING:
 
     from app.audit import AuditTrail
     from app.opaque_ids import OpaqueIds
+    from app.settings import Settings
+    from app.storage import AttachmentStorage
     from app.viewer import Viewer
     from resolvers.loaders import Loaders
 
@@ -31,6 +33,8 @@ class RequestContext:
     sessionmaker: async_sessionmaker[AsyncSession]
     loaders: Loaders
     audit: AuditTrail
+    storage: AttachmentStorage
+    settings: Settings
     viewer: Viewer | None
     # Why the token was refused (or that there was none); never the token itself.
     auth_failure: str | None

@@ -100,6 +100,8 @@ class GraphQLView(GraphQL[RequestContext, None]):
             sessionmaker=services.sessionmaker,
             loaders=Loaders(services.sessionmaker, viewer, services.ids, audit),
             audit=audit,
+            storage=services.storage,
+            settings=services.settings,
             viewer=viewer,
             auth_failure=failure,
         )

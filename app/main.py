@@ -42,12 +42,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        services = Services.start(settings)
-        app.state.services = services
-        try:
+        async with Services.running(settings) as services:
+            app.state.services = services
             yield
-        finally:
-            await services.close()
 
     graphql = GraphQLView(build_schema())
     return Starlette(

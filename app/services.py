@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import httpx
+from aiobotocore.session import get_session
+from botocore.config import Config
 
 from app.database import create_engine, create_sessionmaker
 from app.jwks import JWKSCache
 from app.migrations import head_revision
 from app.opaque_ids import OpaqueIds
+from app.storage import AttachmentStorage
 from app.tokens import TokenVerifier
 
 if TYPE_CHECKING:
@@ -24,28 +29,47 @@ class Services:
     settings: Settings
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
-    http: httpx.AsyncClient
     verifier: TokenVerifier
+    storage: AttachmentStorage
     ids: OpaqueIds
     migration_head: str | None
 
     @classmethod
-    def start(cls, settings: Settings) -> Services:
-        engine = create_engine(settings)
-        http = httpx.AsyncClient(timeout=settings.jwks_fetch_timeout_seconds)
-        jwks = JWKSCache(
-            settings.jwks_url, client=http, refetch_cooldown=settings.jwks_refetch_cooldown_seconds
-        )
-        return cls(
-            settings=settings,
-            engine=engine,
-            sessionmaker=create_sessionmaker(engine),
-            http=http,
-            verifier=TokenVerifier(settings, jwks),
-            ids=OpaqueIds(settings.opaque_id_key),
-            migration_head=head_revision(settings.database_url),
-        )
-
-    async def close(self) -> None:
-        await self.http.aclose()
-        await self.engine.dispose()
+    @asynccontextmanager
+    async def running(cls, settings: Settings) -> AsyncIterator[Services]:
+        async with AsyncExitStack() as stack:
+            engine = create_engine(settings)
+            stack.push_async_callback(engine.dispose)
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(timeout=settings.jwks_fetch_timeout_seconds)
+            )
+            jwks = JWKSCache(
+                settings.jwks_url,
+                client=http,
+                refetch_cooldown=settings.jwks_refetch_cooldown_seconds,
+            )
+            # Credentials come from the standard AWS chain (environment, profile, instance role).
+            s3 = await stack.enter_async_context(
+                get_session().create_client(
+                    "s3",
+                    region_name=settings.s3_region,
+                    endpoint_url=settings.s3_endpoint_url,
+                    config=Config(
+                        signature_version="s3v4",
+                        connect_timeout=settings.s3_timeout_seconds,
+                        read_timeout=settings.s3_timeout_seconds,
+                        retries={"max_attempts": 2},
+                        # S3-compatible stores on a plain host name want path-style addresses.
+                        s3={"addressing_style": "path" if settings.s3_endpoint_url else "auto"},
+                    ),
+                )
+            )
+            yield cls(
+                settings=settings,
+                engine=engine,
+                sessionmaker=create_sessionmaker(engine),
+                verifier=TokenVerifier(settings, jwks),
+                storage=AttachmentStorage(s3, settings),
+                ids=OpaqueIds(settings.opaque_id_key),
+                migration_head=head_revision(settings.database_url),
+            )

@@ -33,8 +33,23 @@ class Settings(BaseSettings):
     s3_bucket: str = "medrec-attachments"
     s3_region: str = "us-east-1"
     s3_endpoint_url: str | None = None
+    # Server-side encryption is always requested: SSE-KMS with this key when set, else AES256.
+    s3_kms_key_id: str | None = None
+    s3_storage_class: str = "INTELLIGENT_TIERING"
+    s3_upload_expiry_seconds: int = 15 * 60
+    s3_download_expiry_seconds: int = 5 * 60
+    s3_timeout_seconds: float = 10.0
+    attachment_max_bytes: int = 50 * 1024 * 1024
+    attachment_content_types: Annotated[tuple[str, ...], NoDecode] = (
+        "application/pdf",
+        "image/png",
+        "image/jpeg",
+        "image/tiff",
+        "application/dicom",
+        "text/plain",
+    )
 
-    @field_validator("cognito_client_ids", mode="before")
+    @field_validator("cognito_client_ids", "attachment_content_types", mode="before")
     @classmethod
     def _split_client_ids(cls, value: object) -> object:
         if isinstance(value, str):

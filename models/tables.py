@@ -305,6 +305,10 @@ class AuditEvent(Base):
     record_ids: Mapped[list[uuid.UUID]] = mapped_column(
         ARRAY(UUID(as_uuid=True)), nullable=False, server_default=text("'{}'")
     )
+    # Attachments whose download URL the operation issued, or which it changed.
+    attachment_ids: Mapped[list[uuid.UUID]] = mapped_column(
+        ARRAY(UUID(as_uuid=True)), nullable=False, server_default=text("'{}'")
+    )
     outcome: Mapped[AuditOutcome] = mapped_column(AUDIT_OUTCOME, nullable=False)
     client_address: Mapped[str | None] = mapped_column(String(64))
     request_id: Mapped[str] = mapped_column(String(64), nullable=False)

@@ -12,9 +12,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import strawberry
+from strawberry.scalars import JSON
 
-from app import validation
+from app import attachment_rules, validation
 from app.audit import append
+from app.commands import attachments as attachment_commands
 from app.commands import patients as patient_commands
 from app.commands import providers as provider_commands
 from app.commands import records as record_commands
@@ -31,11 +33,20 @@ from schema.inputs import (
     CreateRecordInput,
     LabResultInput,
     PrescriptionInput,
+    RequestAttachmentUploadInput,
     UpdatePatientInput,
     UpdateRecordInput,
     VitalSignsInput,
 )
-from schema.payloads import DiagnosisPayload, PatientPayload, ProviderPayload, RecordPayload
+from schema.payloads import (
+    AttachmentPayload,
+    AttachmentUploadPayload,
+    DiagnosisPayload,
+    PatientPayload,
+    PresignedUpload,
+    ProviderPayload,
+    RecordPayload,
+)
 
 if TYPE_CHECKING:
     import uuid
@@ -345,3 +356,64 @@ async def change_record_status(info: Info, input: ChangeRecordStatusInput) -> Re
         row = await record_commands.change_status(session, viewer, change)
         record = context.loaders.record_node(row)
     return RecordPayload(record=record)
+
+
+async def request_attachment_upload(
+    info: Info, input: RequestAttachmentUploadInput
+) -> AttachmentUploadPayload:
+    context = info.context
+    viewer = context.reader()
+    settings = context.settings
+    new = attachment_commands.NewAttachment(
+        record_id=_id(context, input.record_id, NodeType.MEDICAL_RECORD, "input.recordId"),
+        file_name=attachment_rules.file_name(input.file_name, "input.fileName"),
+        content_type=attachment_rules.content_type(
+            input.content_type, "input.contentType", allowed=settings.attachment_content_types
+        ),
+        size_bytes=attachment_rules.size_bytes(
+            input.size_bytes, "input.sizeBytes", maximum=settings.attachment_max_bytes
+        ),
+        checksum_sha256=attachment_rules.sha256_hex(input.checksum_sha256, "input.checksumSha256"),
+    )
+    async with _audited(context) as session:
+        row, upload = await attachment_commands.request_upload(
+            session, viewer, context.storage, new
+        )
+        attachment = context.loaders.attachment_node(row)
+        context.audit.touch_attachment(row.id, row.record_id)
+    return AttachmentUploadPayload(
+        attachment=attachment,
+        upload=PresignedUpload(
+            url=upload.url,
+            method="POST",
+            fields=JSON(upload.fields),
+            headers=None,
+            expires_at=upload.expires_at,
+        ),
+    )
+
+
+async def confirm_attachment_upload(info: Info, id: strawberry.ID) -> AttachmentPayload:
+    context = info.context
+    viewer = context.reader()
+    attachment_id = _id(context, id, NodeType.ATTACHMENT, "id")
+    async with _audited(context) as session:
+        row = await attachment_commands.confirm_upload(
+            session, viewer, context.storage, attachment_id
+        )
+        attachment = context.loaders.attachment_node(row)
+        context.audit.touch_attachment(row.id, row.record_id)
+    return AttachmentPayload(attachment=attachment)
+
+
+async def delete_attachment(info: Info, id: strawberry.ID) -> AttachmentPayload:
+    context = info.context
+    viewer = context.reader()
+    attachment_id = _id(context, id, NodeType.ATTACHMENT, "id")
+    async with _audited(context) as session:
+        row = await attachment_commands.delete_attachment(
+            session, viewer, context.storage, attachment_id
+        )
+        attachment = context.loaders.attachment_node(row)
+        context.audit.touch_attachment(row.id, row.record_id)
+    return AttachmentPayload(attachment=attachment)

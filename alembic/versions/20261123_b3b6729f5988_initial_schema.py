@@ -29,6 +29,7 @@ def upgrade() -> None:
     sa.Column('query_sha256', sa.String(length=64), nullable=False),
     sa.Column('patient_ids', postgresql.ARRAY(sa.UUID()), server_default=sa.text("'{}'"), nullable=False),
     sa.Column('record_ids', postgresql.ARRAY(sa.UUID()), server_default=sa.text("'{}'"), nullable=False),
+    sa.Column('attachment_ids', postgresql.ARRAY(sa.UUID()), server_default=sa.text("'{}'"), nullable=False),
     sa.Column('outcome', sa.Enum('ok', 'denied', 'error', name='audit_outcome'), nullable=False),
     sa.Column('client_address', sa.String(length=64), nullable=True),
     sa.Column('request_id', sa.String(length=64), nullable=False),

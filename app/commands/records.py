@@ -77,7 +77,7 @@ class StatusChange:
     reason: str | None
 
 
-async def _lock_record(
+async def lock_record(
     session: AsyncSession, viewer: Viewer, record_id: uuid.UUID, field: str
 ) -> Row[Any]:
     """The record, locked, with ``may_edit``: whether this caller may change it (decided in SQL)."""
@@ -91,7 +91,7 @@ async def _lock_record(
     )
 
 
-def _require_editor(record: Row[Any]) -> None:
+def require_editor(record: Row[Any]) -> None:
     if not record.may_edit:
         raise Forbidden("only the record's provider or an admin may change this record")
 
@@ -168,8 +168,8 @@ async def create_record(session: AsyncSession, viewer: Viewer, new: NewRecord) -
 
 async def update_record(session: AsyncSession, viewer: Viewer, changes: RecordChanges) -> Row[Any]:
     require_writer(viewer)
-    record = await _lock_record(session, viewer, changes.record_id, "input.id")
-    _require_editor(record)
+    record = await lock_record(session, viewer, changes.record_id, "input.id")
+    require_editor(record)
     check_version(record, changes.expected_version, "record")
     require_draft(record.status)
     follow_up = changes.values.get("follow_up_date")
@@ -185,8 +185,8 @@ async def add_diagnosis(
 ) -> tuple[Row[Any], Row[Any]]:
     """Returns the diagnosis and the record, whose version the change bumps."""
     require_writer(viewer)
-    record = await _lock_record(session, viewer, new.record_id, "input.recordId")
-    _require_editor(record)
+    record = await lock_record(session, viewer, new.record_id, "input.recordId")
+    require_editor(record)
     require_draft(record.status)
     if new.type is DiagnosisType.PRIMARY and await _primary_count(session, record) > 0:
         raise BadUserInput("input.type: the record already has a PRIMARY diagnosis")
@@ -215,8 +215,8 @@ async def remove_diagnosis(
     )
     if record_id is None:
         raise NotFound("id: diagnosis not found")
-    record = await _lock_record(session, viewer, record_id, "id")
-    _require_editor(record)
+    record = await lock_record(session, viewer, record_id, "id")
+    require_editor(record)
     require_draft(record.status)
     removed = await session.execute(
         delete(Diagnosis).where(Diagnosis.id == diagnosis_id, Diagnosis.record_id == record.id)
@@ -229,7 +229,7 @@ async def remove_diagnosis(
 
 async def change_status(session: AsyncSession, viewer: Viewer, change: StatusChange) -> Row[Any]:
     require_writer(viewer)
-    record = await _lock_record(session, viewer, change.record_id, "input.id")
+    record = await lock_record(session, viewer, change.record_id, "input.id")
     check_permission(change.status, role=effective_role(viewer), may_edit=bool(record.may_edit))
     check_version(record, change.expected_version, "record")
     check_transition(
