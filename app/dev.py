@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from contextlib import ExitStack
 from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ from sqlalchemy.engine import make_url
 from app.database import create_engine, create_sessionmaker
 from app.demo_data import load_demo_data
 from app.dev_issuer import JWKSServer, LocalTokenIssuer
+from app.local_s3 import local_s3
 from app.migrations import upgrade
 from app.settings import Settings
 
@@ -29,6 +31,7 @@ DEV_REGION = "us-east-1"
 DEV_USER_POOL_ID = "us-east-1_medrecdev"
 DEV_CLIENT_ID = "medrec-dev-client"
 DEV_DATABASE = "medrec"
+DEV_BUCKET = "medrec-dev-attachments"
 TOKEN_LIFETIME = timedelta(hours=12)
 
 
@@ -70,7 +73,11 @@ def run_dev(*, host: str, port: int) -> None:
 
     from app.main import create_app
 
-    with get_server(data_dir / "pgdata", cleanup_mode="stop") as postgres:
+    # The local S3 endpoint accepts any credentials; the AWS chain just needs some to sign with.
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "medrec-dev")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "medrec-dev")
+    with ExitStack() as stack:
+        postgres = stack.enter_context(get_server(data_dir / "pgdata", cleanup_mode="stop"))
         server_url: str = postgres.get_uri()
         asyncio.run(_ensure_database(server_url))
         database_url = (
@@ -85,21 +92,30 @@ def run_dev(*, host: str, port: int) -> None:
             issuer=f"https://cognito-idp.{DEV_REGION}.amazonaws.com/{DEV_USER_POOL_ID}",
             client_id=DEV_CLIENT_ID,
         )
-        with JWKSServer(issuer.jwks) as jwks_server:
-            settings = Settings(
-                database_url=database_url,
-                cognito_region=DEV_REGION,
-                cognito_user_pool_id=DEV_USER_POOL_ID,
-                cognito_client_ids=(DEV_CLIENT_ID,),
-                cognito_jwks_url=jwks_server.url,
-            )
-            logins = asyncio.run(_load_demo(settings))
-            _print_welcome(issuer, logins, host, port, data_dir)
-            uvicorn.run(create_app(settings), host=host, port=port, access_log=False)
+        jwks_server = stack.enter_context(JWKSServer(issuer.jwks))
+        s3_url = stack.enter_context(local_s3(bucket=DEV_BUCKET, region=DEV_REGION))
+        settings = Settings(
+            database_url=database_url,
+            cognito_region=DEV_REGION,
+            cognito_user_pool_id=DEV_USER_POOL_ID,
+            cognito_client_ids=(DEV_CLIENT_ID,),
+            cognito_jwks_url=jwks_server.url,
+            s3_bucket=DEV_BUCKET,
+            s3_region=DEV_REGION,
+            s3_endpoint_url=s3_url,
+        )
+        logins = asyncio.run(_load_demo(settings))
+        _print_welcome(issuer, logins, host, port, data_dir, s3_url)
+        uvicorn.run(create_app(settings), host=host, port=port, access_log=False)
 
 
 def _print_welcome(
-    issuer: LocalTokenIssuer, logins: list[DemoLogin], host: str, port: int, data_dir: Path
+    issuer: LocalTokenIssuer,
+    logins: list[DemoLogin],
+    host: str,
+    port: int,
+    data_dir: Path,
+    s3_url: str,
 ) -> None:
     lines = [
         "",
@@ -123,6 +139,18 @@ def _print_welcome(
         f"GraphiQL: http://{host}:{port}/graphql",
         "Paste one of the headers above into GraphiQL's Headers tab and run:",
         "  { me { subject tenantId roles } }",
+        "",
+        f"Attachments go to a local S3 endpoint at {s3_url} (in memory: files are gone when",
+        "medrec dev stops). To attach a file to a DRAFT record, as its provider:",
+        "  1. requestAttachmentUpload(input: {recordId, fileName, contentType, sizeBytes,",
+        "     checksumSha256}) -> save the returned `upload` object as upload.json",
+        "  2. send the file exactly as the presigned POST says (every field, then the file):",
+        '     python3 -c \'import json,shlex; u=json.load(open("upload.json")); '
+        'print("curl -fsS " + shlex.quote(u["url"]) + "".join(" -F " + '
+        'shlex.quote(k + "=" + v) for k, v in u["fields"].items()) + '
+        '" -F file=@scan.pdf")\' | sh',
+        "  3. confirmAttachmentUpload(id) -> AVAILABLE, then attachment.downloadUrl downloads it",
+        "The README's section on attachments walks through it with a demo record.",
         "",
     ]
     print("\n".join(lines), flush=True)
