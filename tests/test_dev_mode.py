@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -115,6 +116,38 @@ def test_graphiql_is_served(dev_server: DevServer) -> None:
     page = httpx.get(f"{dev_server.url}/graphql", headers={"Accept": "text/html"})
     assert page.status_code == 200
     assert "graphiql" in page.text.lower()
+
+
+def test_a_provider_attaches_a_file_as_the_readme_says(dev_server: DevServer) -> None:
+    headers = dev_server.headers("provider", "demo-north")
+    drafts = _graphql(
+        dev_server,
+        "{ records(first: 1, filter: {status: [DRAFT]}) { edges { node { id } } } }",
+        headers,
+    )["data"]["records"]["edges"]
+    assert drafts, "the demo provider has a draft record"
+    content = b"hello"
+    requested = _graphql(
+        dev_server,
+        "mutation { requestAttachmentUpload(input: {recordId: "
+        f'"{drafts[0]["node"]["id"]}", fileName: "note.txt", contentType: "text/plain", '
+        f'sizeBytes: {len(content)}, checksumSha256: "{hashlib.sha256(content).hexdigest()}"}}) '
+        "{ attachment { id } upload { url fields } } }",
+        headers,
+    )["data"]["requestAttachmentUpload"]
+    upload = requested["upload"]
+    sent = httpx.post(
+        upload["url"], data=upload["fields"], files={"file": ("note.txt", content, "text/plain")}
+    )
+    assert sent.status_code in (200, 204), sent.text
+    confirmed = _graphql(
+        dev_server,
+        f'mutation {{ confirmAttachmentUpload(id: "{requested["attachment"]["id"]}") '
+        "{ attachment { status downloadUrl } } }",
+        headers,
+    )["data"]["confirmAttachmentUpload"]["attachment"]
+    assert confirmed["status"] == "AVAILABLE"
+    assert httpx.get(confirmed["downloadUrl"]).content == content
 
 
 def test_restart_keeps_data_and_the_signing_key(dev_server: DevServer, data_home: Path) -> None:
