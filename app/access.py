@@ -123,7 +123,11 @@ def readable_attachments(viewer: Viewer) -> ColumnElement[bool]:
 
 
 def readable_status_events(viewer: Viewer) -> ColumnElement[bool]:
-    return _of_readable_record(viewer, RecordStatusEvent.tenant_id, RecordStatusEvent.record_id)
+    readable = _of_readable_record(viewer, RecordStatusEvent.tenant_id, RecordStatusEvent.record_id)
+    if effective_role(viewer) is Role.PATIENT:
+        # Patients never see a draft: not even the event that once made their record one.
+        readable = readable & RecordStatusEvent.status.in_(PATIENT_VISIBLE_STATUSES)
+    return readable
 
 
 # --- Writing. Patients write nothing; the checks below run in the statement that locks the row.

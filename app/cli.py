@@ -65,6 +65,22 @@ def _dev(args: argparse.Namespace) -> None:
     run_dev(host=args.host, port=args.port)
 
 
+def _watch(args: argparse.Namespace) -> None:
+    from app.watch import watch
+
+    sys.exit(
+        asyncio.run(
+            watch(
+                args.url,
+                args.token,
+                record_id=args.record,
+                patient_id=args.patient,
+                after=args.after,
+            )
+        )
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="medrec", description="Medical records GraphQL API")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -89,6 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--seed", type=int, default=0)
     seed.add_argument("--replace", action="store_true", help="delete the tenant's data first")
     seed.set_defaults(run=_seed)
+
+    watch = commands.add_parser("watch", help="print record-status events as they happen")
+    watch.add_argument("--url", default="ws://127.0.0.1:8000/graphql")
+    watch.add_argument("--token", required=True, help="a bearer token (without 'Bearer ')")
+    watch.add_argument("--record", help="only this record's events (a record id)")
+    watch.add_argument("--patient", help="only this patient's events (a patient id)")
+    watch.add_argument("--after", help="first replay the events after this sequence")
+    watch.set_defaults(run=_watch)
 
     export = commands.add_parser("export-schema", help="print the GraphQL SDL")
     export.set_defaults(run=_export_schema)

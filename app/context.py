@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeAlias
 
 import strawberry
+from starlette.websockets import WebSocket
 
 from app.access import effective_role
 from app.errors import Forbidden, Unauthenticated
@@ -14,11 +17,11 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
     from starlette.requests import Request
     from starlette.responses import Response
-    from starlette.websockets import WebSocket
 
     from app.audit import AuditTrail
     from app.opaque_ids import OpaqueIds
     from app.settings import Settings
+    from app.status_stream import StatusStream
     from app.storage import AttachmentStorage
     from app.viewer import Viewer
     from resolvers.loaders import Loaders
@@ -35,9 +38,25 @@ class RequestContext:
     audit: AuditTrail
     storage: AttachmentStorage
     settings: Settings
+    status_stream: StatusStream
     viewer: Viewer | None
     # Why the token was refused (or that there was none); never the token itself.
     auth_failure: str | None
+    # The WebSocket `connection_init` payload; Strawberry fills it in.
+    connection_params: dict[str, object] | None = None
+    _closing: asyncio.Task[None] | None = None
+
+    async def close_connection(self, code: int, reason: str) -> None:
+        """Closes a WebSocket once the current message is out (no-op for HTTP)."""
+        websocket = self.request
+        if isinstance(websocket, WebSocket):
+
+            async def close() -> None:
+                await asyncio.sleep(0.1)  # let Strawberry send `complete` first
+                with contextlib.suppress(RuntimeError):
+                    await websocket.close(code=code, reason=reason)
+
+            self._closing = asyncio.create_task(close())
 
     def signed_in(self) -> Viewer:
         if self.viewer is None:

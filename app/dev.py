@@ -152,5 +152,8 @@ def _print_welcome(
         "  3. confirmAttachmentUpload(id) -> AVAILABLE, then attachment.downloadUrl downloads it",
         "The README's section on attachments walks through it with a demo record.",
         "",
+        "Watch record-status changes live (one JSON line per event; paste a token):",
+        f"  medrec watch --url ws://{host}:{port}/graphql --token <token>",
+        "",
     ]
     print("\n".join(lines), flush=True)

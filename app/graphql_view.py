@@ -11,6 +11,7 @@ from cross_web import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
 
 from app.audit import AuditTrail
 from app.context import RequestContext
@@ -69,6 +70,24 @@ class GraphQLView(GraphQL[RequestContext, None]):
             _as_graphql_response_json(response)
         await response(scope, receive, send)
 
+    async def on_ws_connect(self, context: RequestContext) -> None:
+        """The token of a WebSocket arrives in `connection_init`; without a good one, 4403."""
+        params = context.connection_params or {}
+        header = params.get("Authorization", params.get("authorization"))
+        services: Services = context.request.app.state.services
+        try:
+            token = await services.verifier.verify(
+                bearer_token(header if isinstance(header, str) else None)
+            )
+        except TokenError as error:
+            raise ConnectionRejectionError({"reason": error.reason}) from None
+        async with services.sessionmaker() as session:
+            viewer = await resolve_viewer(session, token)
+        context.viewer = viewer
+        context.auth_failure = None
+        context.audit.viewer = viewer
+        context.loaders = Loaders(services.sessionmaker, viewer, services.ids, context.audit)
+
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> RequestContext:
@@ -102,6 +121,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
             audit=audit,
             storage=services.storage,
             settings=services.settings,
+            status_stream=services.status_stream,
             viewer=viewer,
             auth_failure=failure,
         )

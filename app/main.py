@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from app.graphql_view import GraphQLView
 from app.services import Services
@@ -46,7 +47,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             app.state.services = services
             yield
 
-    graphql = GraphQLView(build_schema())
+    graphql = GraphQLView(
+        build_schema(),
+        # The legacy `graphql-ws` protocol is not offered: only this one is authenticated.
+        subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
+        allowed_origins=settings.ws_allowed_origins,
+    )
     return Starlette(
         routes=[
             Route("/healthz", healthz),

@@ -75,6 +75,11 @@ async def append_status_event(
     reason: str | None,
 ) -> Row[Any]:
     """Writes the event and queues its notification, both inside the caller's transaction."""
+    # One writer per tenant at a time from here to commit: the tenant's sequence numbers become
+    # visible in order, which is what lets subscribers resume "after N" without a gap.
+    await session.execute(
+        select(func.pg_advisory_xact_lock(func.hashtextextended(f"status:{tenant_id}", 0)))
+    )
     event = (
         await session.execute(
             insert(RecordStatusEvent)

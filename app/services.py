@@ -15,6 +15,7 @@ from app.database import create_engine, create_sessionmaker
 from app.jwks import JWKSCache
 from app.migrations import head_revision
 from app.opaque_ids import OpaqueIds
+from app.status_stream import StatusStream
 from app.storage import AttachmentStorage
 from app.tokens import TokenVerifier
 
@@ -31,6 +32,7 @@ class Services:
     sessionmaker: async_sessionmaker[AsyncSession]
     verifier: TokenVerifier
     storage: AttachmentStorage
+    status_stream: StatusStream
     ids: OpaqueIds
     migration_head: str | None
 
@@ -64,12 +66,16 @@ class Services:
                     ),
                 )
             )
+            status_stream = StatusStream(settings.database_url)
+            status_stream.start()
+            stack.push_async_callback(status_stream.stop)
             yield cls(
                 settings=settings,
                 engine=engine,
                 sessionmaker=create_sessionmaker(engine),
                 verifier=TokenVerifier(settings, jwks),
                 storage=AttachmentStorage(s3, settings),
+                status_stream=status_stream,
                 ids=OpaqueIds(settings.opaque_id_key),
                 migration_head=head_revision(settings.database_url),
             )

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     # access-checked in SQL); the check rejects ids and cursors that were edited or corrupted.
     opaque_id_key: str = "medrec-opaque-id-v1"
 
+    # Browser origins allowed to open subscriptions (same-origin pages always may).
+    ws_allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
+
     s3_bucket: str = "medrec-attachments"
     s3_region: str = "us-east-1"
     s3_endpoint_url: str | None = None
@@ -49,7 +52,9 @@ class Settings(BaseSettings):
         "text/plain",
     )
 
-    @field_validator("cognito_client_ids", "attachment_content_types", mode="before")
+    @field_validator(
+        "cognito_client_ids", "attachment_content_types", "ws_allowed_origins", mode="before"
+    )
     @classmethod
     def _split_client_ids(cls, value: object) -> object:
         if isinstance(value, str):

@@ -59,6 +59,10 @@ class Loaders:
             records.status_events_of_records, self.status_event_node
         )
 
+    def fresh(self) -> Loaders:
+        """Loaders with empty caches, for a caller whose request outlives one answer."""
+        return Loaders(self._sessionmaker, self._viewer, self._ids, self._audit)
+
     # Rows become GraphQL objects here, and the audit trail notes what the caller is handed.
 
     def provider_node(self, row: Any) -> Provider:

@@ -13,6 +13,7 @@ from schema.errors import ErrorCodes
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.scalars import SCALARS
+from schema.subscription import Subscription
 
 if TYPE_CHECKING:
     from graphql import GraphQLError
@@ -33,6 +34,7 @@ def build_schema() -> strawberry.Schema:
     return MedrecSchema(
         query=Query,
         mutation=Mutation,
+        subscription=Subscription,
         # Types reachable only through the Node interface must still be in the schema.
         types=[types.Diagnosis, types.Attachment],
         # Listed first, so it runs after ErrorCodes has given every error its code.

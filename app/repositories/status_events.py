@@ -1,0 +1,52 @@
+"""The status event stream, read by subscribers after the last position they delivered."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+
+from app.access import readable_status_events
+from models import MedicalRecord, RecordStatusEvent
+
+if TYPE_CHECKING:
+    import uuid
+
+    from sqlalchemy import Row
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from app.viewer import Viewer
+
+
+async def latest_sequence(session: AsyncSession, tenant_id: str) -> int:
+    latest = await session.scalar(
+        select(func.max(RecordStatusEvent.sequence)).where(RecordStatusEvent.tenant_id == tenant_id)
+    )
+    return int(latest or 0)
+
+
+async def events_after(
+    session: AsyncSession,
+    viewer: Viewer,
+    after: int,
+    *,
+    record_id: uuid.UUID | None,
+    patient_id: uuid.UUID | None,
+    limit: int,
+) -> list[Row[Any]]:
+    statement = select(*RecordStatusEvent.__table__.c).where(
+        readable_status_events(viewer), RecordStatusEvent.sequence > after
+    )
+    if record_id is not None:
+        statement = statement.where(RecordStatusEvent.record_id == record_id)
+    if patient_id is not None:
+        statement = statement.where(
+            RecordStatusEvent.record_id.in_(
+                select(MedicalRecord.id).where(
+                    MedicalRecord.tenant_id == viewer.tenant_id,
+                    MedicalRecord.patient_id == patient_id,
+                )
+            )
+        )
+    statement = statement.order_by(RecordStatusEvent.sequence).limit(limit)
+    return list((await session.execute(statement)).all())

@@ -1,0 +1,19 @@
+"""The Subscription root."""
+
+from __future__ import annotations
+
+import strawberry
+
+from resolvers import subscriptions
+
+
+@strawberry.type
+class Subscription:
+    record_status_changed = strawberry.subscription(
+        resolver=subscriptions.record_status_changed,
+        description=(
+            "Status changes the caller may see, filtered by record or patient when given.\n"
+            "With afterSequence, first replays the missed events after that position, then goes "
+            "live."
+        ),
+    )
