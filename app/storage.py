@@ -9,8 +9,9 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -84,7 +85,6 @@ class AttachmentStorage:
         }
         conditions: list[Any] = [{name: value} for name, value in fields.items()]
         conditions.append(["content-length-range", size, size])
-        expires_at = datetime.now(UTC) + timedelta(seconds=self._upload_expiry)
         try:
             post = await self._client.generate_presigned_post(
                 self._bucket,
@@ -95,6 +95,9 @@ class AttachmentStorage:
             )
         except (BotoCoreError, ClientError) as error:
             raise StorageUnavailable("attachment storage is unavailable") from error
+        # expiresAt is the policy's own expiration, to the second the store will enforce.
+        policy = json.loads(base64.b64decode(post["fields"]["policy"]))
+        expires_at = datetime.fromisoformat(policy["expiration"].replace("Z", "+00:00"))
         return PresignedPost(url=post["url"], fields=post["fields"], expires_at=expires_at)
 
     async def inspect(self, key: str) -> StoredObject | None:

@@ -257,6 +257,8 @@ class Sees:
     patients: frozenset[str]
     records: frozenset[str]
     attachments: frozenset[str]
+    # Patients never see a draft, not even the status event that once made their record one.
+    events_of_drafts: bool = True
 
     @property
     def diagnoses(self) -> frozenset[str]:
@@ -267,12 +269,15 @@ class Sees:
         return self.providers | self.patients | self.records | self.diagnoses | self.attachments
 
 
-def sees(*, providers: str, patients: str, records: str, attachments: str) -> Sees:
+def sees(
+    *, providers: str, patients: str, records: str, attachments: str, events_of_drafts: bool = True
+) -> Sees:
     return Sees(
         frozenset(providers.split()),
         frozenset(patients.split()),
         frozenset(records.split()),
         frozenset(attachments.split()),
+        events_of_drafts,
     )
 
 
@@ -304,12 +309,14 @@ SEES: dict[Caller, Sees | Refused] = {
         patients="P",
         records="A.final A.amended",
         attachments="A.final/AVAILABLE",
+        events_of_drafts=False,
     ),
     PT_Q: sees(
         providers="A B",
         patients="Q",
         records="B.final",
         attachments="B.final/AVAILABLE",
+        events_of_drafts=False,
     ),
     NO_ROLE: FORBIDDEN,
     OTHER_ADMIN: sees(providers="", patients="", records="", attachments=""),
@@ -616,7 +623,14 @@ READS: tuple[Read, ...] = (
         ),
         from_sees(
             lambda s: {
-                record: history(record) if record in s.records else None for record in RECORDS
+                record: [
+                    event
+                    for event in history(record)
+                    if s.events_of_drafts or event[2] in ("FINALIZED", "AMENDED")
+                ]
+                if record in s.records
+                else None
+                for record in RECORDS
             }
         ),
     ),
@@ -745,6 +759,8 @@ Change = Added | Updated | Removed
 @dataclass(frozen=True)
 class Allowed:
     changes: tuple[Change, ...]
+    # When nothing changes: the label of the row the payload returns as it was.
+    unchanged: str | None = None
 
 
 Outcome = Allowed | Refused
@@ -804,6 +820,36 @@ def status_change(record: str, old: str, new: str, by: Caller, reason: str | Non
     )
 
 
+def unchanged(label: str) -> Allowed:
+    """Allowed, and nothing to do: the payload is ``label``'s row as it was."""
+    return Allowed((), unchanged=label)
+
+
+NEW_UPLOAD_CHECKSUM = "ab" * 32
+
+
+def new_attachment() -> Allowed:
+    return Allowed(
+        (
+            added(
+                "attachments",
+                record_id="A.draft",
+                file_name="lab_report.pdf",
+                content_type="application/pdf",
+                size_bytes=2048,
+                checksum_sha256=NEW_UPLOAD_CHECKSUM,
+                status="PENDING_UPLOAD",
+                uploaded_at=None,
+                version=1,
+            ),
+        )
+    )
+
+
+def attachment_deleted(label: str) -> Allowed:
+    return Allowed((updated("attachments", label, status="DELETED", version=2),))
+
+
 PAYLOADS = {
     "createProvider": ("CreateProviderInput", "provider", "providers"),
     "createPatient": ("CreatePatientInput", "patient", "patients"),
@@ -813,6 +859,9 @@ PAYLOADS = {
     "addDiagnosis": ("AddDiagnosisInput", "diagnosis", "diagnoses"),
     "changeRecordStatus": ("ChangeRecordStatusInput", "record", "medical_records"),
     "removeDiagnosis": ("", "record", "medical_records"),
+    "requestAttachmentUpload": ("RequestAttachmentUploadInput", "attachment", "attachments"),
+    "confirmAttachmentUpload": ("", "attachment", "attachments"),
+    "deleteAttachment": ("", "attachment", "attachments"),
 }
 
 
@@ -849,6 +898,23 @@ NEW_NOTES = "seen again"
 
 def record_input(record: str, **values: object) -> Callable[[Scenario], dict[str, Any]]:
     return lambda s: {"input": {"id": s.gid(record), "expectedVersion": 1, **values}}
+
+
+def upload_request(record: str) -> Callable[[Scenario], dict[str, Any]]:
+    """A valid upload request; the scenario's objects are never in the store (rows only)."""
+    return lambda s: {
+        "input": {
+            "recordId": s.gid(record),
+            "fileName": "lab report.pdf",
+            "contentType": "application/pdf",
+            "sizeBytes": 2048,
+            "checksumSha256": NEW_UPLOAD_CHECKSUM,
+        }
+    }
+
+
+def by_id(label: str) -> Callable[[Scenario], dict[str, Any]]:
+    return lambda s: {"id": s.gid(label)}
 
 
 WRITES: tuple[Write, ...] = (
@@ -1124,6 +1190,121 @@ WRITES: tuple[Write, ...] = (
             UNLINKED_PT: FORBIDDEN,
         },
     ),
+    Write(
+        "requestAttachmentUpload(A.draft)",
+        "requestAttachmentUpload",
+        upload_request("A.draft"),
+        {
+            ADMIN: new_attachment(),
+            DR_A: new_attachment(),
+            DR_B: NOT_FOUND,
+            PT_P: FORBIDDEN,
+            PT_Q: FORBIDDEN,
+            NO_ROLE: FORBIDDEN,
+            OTHER_ADMIN: NOT_FOUND,
+            UNLINKED_DR: FORBIDDEN,
+            UNLINKED_PT: FORBIDDEN,
+        },
+    ),
+    Write(
+        "requestAttachmentUpload(A.final)",
+        "requestAttachmentUpload",
+        upload_request("A.final"),
+        {
+            ADMIN: INVALID_TRANSITION,
+            DR_A: INVALID_TRANSITION,
+            DR_B: FORBIDDEN,
+            PT_P: FORBIDDEN,
+            PT_Q: FORBIDDEN,
+            NO_ROLE: FORBIDDEN,
+            OTHER_ADMIN: NOT_FOUND,
+            UNLINKED_DR: FORBIDDEN,
+            UNLINKED_PT: FORBIDDEN,
+        },
+    ),
+    Write(
+        # Never uploaded: those who may confirm learn there is nothing to check yet.
+        "confirmAttachmentUpload(A.final/PENDING_UPLOAD)",
+        "confirmAttachmentUpload",
+        by_id("A.final/PENDING_UPLOAD"),
+        {
+            ADMIN: BAD_USER_INPUT,
+            DR_A: BAD_USER_INPUT,
+            DR_B: FORBIDDEN,
+            PT_P: FORBIDDEN,
+            PT_Q: FORBIDDEN,
+            NO_ROLE: FORBIDDEN,
+            OTHER_ADMIN: NOT_FOUND,
+            UNLINKED_DR: FORBIDDEN,
+            UNLINKED_PT: FORBIDDEN,
+        },
+    ),
+    Write(
+        # Already decided: confirming again answers with the attachment as it is.
+        "confirmAttachmentUpload(B.draft/AVAILABLE)",
+        "confirmAttachmentUpload",
+        by_id("B.draft/AVAILABLE"),
+        {
+            ADMIN: unchanged("B.draft/AVAILABLE"),
+            DR_A: NOT_FOUND,
+            DR_B: unchanged("B.draft/AVAILABLE"),
+            PT_P: FORBIDDEN,
+            PT_Q: FORBIDDEN,
+            NO_ROLE: FORBIDDEN,
+            OTHER_ADMIN: NOT_FOUND,
+            UNLINKED_DR: FORBIDDEN,
+            UNLINKED_PT: FORBIDDEN,
+        },
+    ),
+    Write(
+        "deleteAttachment(A.draft/AVAILABLE)",
+        "deleteAttachment",
+        by_id("A.draft/AVAILABLE"),
+        {
+            ADMIN: attachment_deleted("A.draft/AVAILABLE"),
+            DR_A: attachment_deleted("A.draft/AVAILABLE"),
+            DR_B: NOT_FOUND,
+            PT_P: FORBIDDEN,
+            PT_Q: FORBIDDEN,
+            NO_ROLE: FORBIDDEN,
+            OTHER_ADMIN: NOT_FOUND,
+            UNLINKED_DR: FORBIDDEN,
+            UNLINKED_PT: FORBIDDEN,
+        },
+    ),
+    Write(
+        "deleteAttachment(A.final/AVAILABLE)",
+        "deleteAttachment",
+        by_id("A.final/AVAILABLE"),
+        {
+            ADMIN: attachment_deleted("A.final/AVAILABLE"),
+            DR_A: FORBIDDEN,  # providers delete from their DRAFT records only
+            DR_B: FORBIDDEN,
+            PT_P: FORBIDDEN,
+            PT_Q: FORBIDDEN,
+            NO_ROLE: FORBIDDEN,
+            OTHER_ADMIN: NOT_FOUND,
+            UNLINKED_DR: FORBIDDEN,
+            UNLINKED_PT: FORBIDDEN,
+        },
+    ),
+    Write(
+        # A deleted attachment is unreadable, so it cannot be deleted (or confirmed) again.
+        "deleteAttachment(A.final/DELETED)",
+        "deleteAttachment",
+        by_id("A.final/DELETED"),
+        {
+            ADMIN: NOT_FOUND,
+            DR_A: NOT_FOUND,
+            DR_B: NOT_FOUND,
+            PT_P: FORBIDDEN,
+            PT_Q: FORBIDDEN,
+            NO_ROLE: FORBIDDEN,
+            OTHER_ADMIN: NOT_FOUND,
+            UNLINKED_DR: FORBIDDEN,
+            UNLINKED_PT: FORBIDDEN,
+        },
+    ),
 )
 
 
@@ -1211,9 +1392,12 @@ async def test_write(
         return
     assert "errors" not in body, body["errors"]
     changes = check_effect(outcome, before, after, scenario)
-    # The payload is the row the write added or changed.
+    # The payload is the row the write added or changed (or, when nothing changed, that row).
     _, payload, table = PAYLOADS[write.mutation]
     _, returned = IDS.decode_id(body["data"][write.mutation][payload]["id"])
+    if outcome.unchanged is not None:
+        assert returned == scenario.ids[outcome.unchanged]
+        return
     touched = {row["id"] for row in changes[table].added} | set(changes[table].updated)
     assert returned in touched
 
@@ -1237,5 +1421,7 @@ def test_matrix_covers_every_field_and_caller() -> None:
     } <= {r.name for r in READS}
     for write in WRITES:
         assert set(write.outcomes) == set(Caller), write.name
+        outcomes = write.outcomes.values()
+        assert all(o.unchanged is None for o in outcomes if isinstance(o, Allowed) and o.changes)
     for table in (SEES, ME, AUDIT_TRAIL):
         assert set(table) == set(Caller)
