@@ -8,10 +8,12 @@ from datetime import UTC, datetime
 
 import strawberry
 
+from app.audit import append
 from app.context import Info
 from app.errors import BadUserInput
 from app.opaque_ids import NodeType
 from app.repositories import status_events
+from models.enums import AuditOutcome
 from schema import types
 
 # Events read per query; a subscriber that fell behind catches up in pages of this size.
@@ -64,7 +66,14 @@ async def record_status_changed(
                 position = row.sequence
                 # Fresh loaders per event: nested fields are batched, and read as they are now.
                 context.loaders = context.loaders.fresh()
-                yield context.loaders.status_event_node(row)
+                event = context.loaders.status_event_node(row)
+                # Each delivery discloses the record (and so its patient): audited before it
+                # is sent. Loading the record here also warms the loader for `record { ... }`.
+                await context.loaders.record.load(row.record_id)
+                async with context.sessionmaker() as session, session.begin():
+                    await append(session, context.audit.event(AuditOutcome.OK))
+                context.audit.appended()
+                yield event
             if len(rows) == PAGE:
                 continue
             remaining = (viewer.expires_at - datetime.now(UTC)).total_seconds()
