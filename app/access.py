@@ -123,10 +123,21 @@ def readable_attachments(viewer: Viewer) -> ColumnElement[bool]:
 
 
 def readable_status_events(viewer: Viewer) -> ColumnElement[bool]:
+    """An event is readable with its record, but a record's DRAFT events stay as private as the
+    draft was: patients never see them, providers only for their own records."""
     readable = _of_readable_record(viewer, RecordStatusEvent.tenant_id, RecordStatusEvent.record_id)
-    if effective_role(viewer) is Role.PATIENT:
-        # Patients never see a draft: not even the event that once made their record one.
+    role = effective_role(viewer)
+    if role is Role.PATIENT:
         readable = readable & RecordStatusEvent.status.in_(PATIENT_VISIBLE_STATUSES)
+    elif role is Role.PROVIDER:
+        own = exists(
+            select(MedicalRecord.id).where(
+                MedicalRecord.tenant_id == RecordStatusEvent.tenant_id,
+                MedicalRecord.id == RecordStatusEvent.record_id,
+                MedicalRecord.provider_id == viewer.provider_id,
+            )
+        )
+        readable = readable & ((RecordStatusEvent.status != RecordStatus.DRAFT) | own)
     return readable
 
 

@@ -77,5 +77,7 @@ async def _stream(
             print(json.dumps(message["payload"]), file=sys.stderr)
             return after
         elif message["type"] == "complete":
-            return after
+            # The server ends a subscription when the token expires, then closes the socket
+            # (4401); keep reading so that close is seen and reported.
+            continue
     return after

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 
@@ -21,10 +22,14 @@ PAGE = 100
 TOKEN_EXPIRED = 4401
 
 
+_SEQUENCE = re.compile(r"[0-9]{1,19}")
+_MAX_SEQUENCE = 2**63 - 1  # bigint
+
+
 def _position(after_sequence: str | None) -> int | None:
     if after_sequence is None:
         return None
-    if not after_sequence.isdigit() or len(after_sequence) > 19:
+    if not _SEQUENCE.fullmatch(after_sequence) or int(after_sequence) > _MAX_SEQUENCE:
         raise BadUserInput("afterSequence: must be a sequence taken from an event")
     return int(after_sequence)
 

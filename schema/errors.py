@@ -12,6 +12,7 @@ from collections.abc import Iterator
 
 from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
+from strawberry.types.execution import StreamExecutionResult
 
 from app.errors import ApiError, ErrorCode
 
@@ -21,9 +22,17 @@ log = logging.getLogger("medrec.errors")
 class ErrorCodes(SchemaExtension):
     def on_operation(self) -> Iterator[None]:
         yield
-        result = self.execution_context.result
-        if result is not None and result.errors:
-            result.errors = [self._classify(error) for error in result.errors]
+        self._process(self.execution_context.result)
+
+    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
+        """Subscription results leave one by one, while the operation is still open."""
+        self._process(result)
+        yield
+
+    def _process(self, result: object) -> None:
+        errors = getattr(result, "errors", None)
+        if errors:
+            result.errors = [self._classify(error) for error in errors]  # type: ignore[attr-defined]
 
     def _request_id(self) -> str | None:
         return getattr(self.execution_context.context, "request_id", None)

@@ -257,8 +257,9 @@ class Sees:
     patients: frozenset[str]
     records: frozenset[str]
     attachments: frozenset[str]
-    # Patients never see a draft, not even the status event that once made their record one.
-    events_of_drafts: bool = True
+    # Whose records' DRAFT status events the caller sees: a draft stays private to its provider
+    # (and admins) even after the record moves on, and patients never see one.
+    draft_events_of: frozenset[str] = frozenset({"A", "B"})
 
     @property
     def diagnoses(self) -> frozenset[str]:
@@ -270,14 +271,14 @@ class Sees:
 
 
 def sees(
-    *, providers: str, patients: str, records: str, attachments: str, events_of_drafts: bool = True
+    *, providers: str, patients: str, records: str, attachments: str, draft_events_of: str = "A B"
 ) -> Sees:
     return Sees(
         frozenset(providers.split()),
         frozenset(patients.split()),
         frozenset(records.split()),
         frozenset(attachments.split()),
-        events_of_drafts,
+        frozenset(draft_events_of.split()),
     )
 
 
@@ -296,6 +297,7 @@ SEES: dict[Caller, Sees | Refused] = {
         records="A.draft A.final A.amended A.error B.final",
         attachments="A.draft/AVAILABLE A.final/AVAILABLE A.final/PENDING_UPLOAD A.final/REJECTED "
         "A.error/AVAILABLE B.final/AVAILABLE B.final/PENDING_UPLOAD",
+        draft_events_of="A",
     ),
     DR_B: sees(
         providers="A B",
@@ -303,20 +305,21 @@ SEES: dict[Caller, Sees | Refused] = {
         records="A.final A.amended A.error B.draft B.final",
         attachments="A.final/AVAILABLE A.final/PENDING_UPLOAD A.final/REJECTED "
         "A.error/AVAILABLE B.draft/AVAILABLE B.final/AVAILABLE B.final/PENDING_UPLOAD",
+        draft_events_of="B",
     ),
     PT_P: sees(
         providers="A B",
         patients="P",
         records="A.final A.amended",
         attachments="A.final/AVAILABLE",
-        events_of_drafts=False,
+        draft_events_of="",
     ),
     PT_Q: sees(
         providers="A B",
         patients="Q",
         records="B.final",
         attachments="B.final/AVAILABLE",
-        events_of_drafts=False,
+        draft_events_of="",
     ),
     NO_ROLE: FORBIDDEN,
     OTHER_ADMIN: sees(providers="", patients="", records="", attachments=""),
@@ -626,7 +629,7 @@ READS: tuple[Read, ...] = (
                 record: [
                     event
                     for event in history(record)
-                    if s.events_of_drafts or event[2] in ("FINALIZED", "AMENDED")
+                    if event[2] != "DRAFT" or RECORDS[record].provider in s.draft_events_of
                 ]
                 if record in s.records
                 else None
