@@ -8,6 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -137,3 +138,30 @@ def factory(sessionmaker: async_sessionmaker[AsyncSession], tenant_id: str) -> F
 @pytest.fixture
 def api(client: httpx.AsyncClient, issuer: LocalTokenIssuer, tenant_id: str) -> Api:
     return Api(client, issuer, tenant_id)
+
+
+@pytest.fixture
+async def failing_request_id(engine: AsyncEngine) -> AsyncIterator[str]:
+    """A request id whose audit row PostgreSQL refuses to store (a real trigger, not a mock).
+
+    A mutation sent with it as ``X-Request-ID`` does all its work, then fails and rolls back.
+    """
+    request_id = f"audit-fail-{uuid.uuid4().hex[:8]}"
+    name = request_id.replace("-", "_")
+    async with engine.begin() as connection:
+        await connection.execute(
+            text(
+                f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'audit store unavailable'; END; $$"
+            )
+        )
+        await connection.execute(
+            text(
+                f"CREATE TRIGGER {name} BEFORE INSERT ON audit_events FOR EACH ROW "
+                f"WHEN (NEW.request_id = '{request_id}') EXECUTE FUNCTION {name}()"
+            )
+        )
+    yield request_id
+    async with engine.begin() as connection:
+        await connection.execute(text(f"DROP TRIGGER {name} ON audit_events"))
+        await connection.execute(text(f"DROP FUNCTION {name}()"))

@@ -2,40 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
-
-import pytest
-from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from models import Patient
 from tests.api_client import Api, error_codes
 from tests.factories import Factory
-
-
-@pytest.fixture
-async def failing_request_id(engine: AsyncEngine) -> AsyncIterator[str]:
-    """A request id whose audit row PostgreSQL refuses to store (a real failure, not a mock)."""
-    request_id = f"audit-fail-{uuid.uuid4().hex[:8]}"
-    name = request_id.replace("-", "_")
-    async with engine.begin() as connection:
-        await connection.execute(
-            text(
-                f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS "
-                "$$ BEGIN RAISE EXCEPTION 'audit store unavailable'; END; $$"
-            )
-        )
-        await connection.execute(
-            text(
-                f"CREATE TRIGGER {name} BEFORE INSERT ON audit_events FOR EACH ROW "
-                f"WHEN (NEW.request_id = '{request_id}') EXECUTE FUNCTION {name}()"
-            )
-        )
-    yield request_id
-    async with engine.begin() as connection:
-        await connection.execute(text(f"DROP TRIGGER {name} ON audit_events"))
-        await connection.execute(text(f"DROP FUNCTION {name}()"))
 
 
 async def test_read_fails_without_its_audit_row(

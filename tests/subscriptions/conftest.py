@@ -9,7 +9,6 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -18,8 +17,6 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.settings import Settings
 
@@ -123,30 +120,3 @@ async def connect(server: Server, token: str | None, **extra: Any) -> AsyncItera
         await socket_.send(json.dumps({"type": "connection_init", "payload": payload}))
         subscriber = Subscriber(socket_)
         yield subscriber
-
-
-@pytest.fixture
-async def failing_request_id(engine: AsyncEngine) -> AsyncIterator[str]:
-    """A request id whose audit row PostgreSQL refuses to store (a real trigger, not a mock).
-
-    A mutation sent with it as ``X-Request-ID`` does all its work, then fails and rolls back.
-    """
-    request_id = f"audit-fail-{uuid.uuid4().hex[:8]}"
-    name = request_id.replace("-", "_")
-    async with engine.begin() as connection:
-        await connection.execute(
-            text(
-                f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS "
-                "$$ BEGIN RAISE EXCEPTION 'audit store unavailable'; END; $$"
-            )
-        )
-        await connection.execute(
-            text(
-                f"CREATE TRIGGER {name} BEFORE INSERT ON audit_events FOR EACH ROW "
-                f"WHEN (NEW.request_id = '{request_id}') EXECUTE FUNCTION {name}()"
-            )
-        )
-    yield request_id
-    async with engine.begin() as connection:
-        await connection.execute(text(f"DROP TRIGGER {name} ON audit_events"))
-        await connection.execute(text(f"DROP FUNCTION {name}()"))
