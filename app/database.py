@@ -20,7 +20,11 @@ def create_engine(settings: Settings) -> AsyncEngine:
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
+        pool_timeout=settings.db_pool_timeout_seconds,
         pool_pre_ping=True,
+        connect_args={
+            "server_settings": {"statement_timeout": str(settings.db_statement_timeout_ms)}
+        },
     )
 
 

@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING
 
 from cross_web import HTTPException
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 
 from app.audit import AuditTrail
 from app.context import RequestContext
+from app.http_guards import BodyTooLarge, csrf_refusal, limited
 from app.tokens import TokenError, bearer_token
 from app.viewer import Viewer, resolve_viewer
 from resolvers.loaders import Loaders
@@ -41,6 +42,22 @@ def _as_graphql_response_json(response: Response) -> None:
         response.status_code = 400
 
 
+def _error_response(status: int, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"errors": [{"message": message, "extensions": {"code": "BAD_USER_INPUT"}}]},
+        status_code=status,
+    )
+
+
+def _refusal(request: Request, limit: int) -> Response | None:
+    """A request refused before any GraphQL work, or None."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        return _error_response(413, f"the request body exceeds {limit} bytes")
+    reason = csrf_refusal(request)
+    return None if reason is None else _error_response(400, reason)
+
+
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
@@ -58,11 +75,16 @@ class GraphQLView(GraphQL[RequestContext, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        request = Request(scope, receive)
-        try:
-            response = await self.run(request)
-        except HTTPException as error:
-            response = PlainTextResponse(error.reason, status_code=error.status_code)
+        limit = scope["app"].state.services.settings.max_request_bytes
+        request = Request(scope, limited(receive, limit))
+        response = _refusal(request, limit)
+        if response is None:
+            try:
+                response = await self.run(request)
+            except HTTPException as error:
+                response = PlainTextResponse(error.reason, status_code=error.status_code)
+            except BodyTooLarge:
+                response = _error_response(413, f"the request body exceeds {limit} bytes")
         if (
             response.media_type == "application/json"
             and GRAPHQL_RESPONSE_JSON in request.headers.get("accept", "")

@@ -15,6 +15,12 @@ class Settings(BaseSettings):
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/medrec"
     db_pool_size: int = 10
     db_max_overflow: int = 10
+    # How long a request waits for a pooled connection, and for one statement, before failing.
+    db_pool_timeout_seconds: float = 10.0
+    db_statement_timeout_ms: int = 15_000
+
+    # Requests: the body size past which the server answers 413 without reading further.
+    max_request_bytes: int = 1024 * 1024
 
     cognito_region: str = "us-east-1"
     cognito_user_pool_id: str = ""

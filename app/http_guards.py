@@ -1,0 +1,55 @@
+"""Checks on an HTTP request before any GraphQL work: cross-site request forgery, body size.
+
+CSRF: a browser sends some requests cross-site without asking the server first (a "simple"
+request: GET, or POST with a form or text/plain body). Refusing every such request that could run
+an operation leaves a forging page nothing to send, as Apollo Server's CSRF prevention does.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.types import Message, Receive
+
+# Any of these forces a browser to preflight, which a cross-site page cannot pass.
+PREFLIGHT_HEADERS = ("apollo-require-preflight", "x-apollo-operation-name", "graphql-preflight")
+
+
+def csrf_refusal(request: Request) -> str | None:
+    """Why the request must not run, or None."""
+    if request.method == "POST":
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            return "POST requests must have Content-Type: application/json"
+        return None
+    runs_an_operation = "query" in request.query_params or "extensions" in request.query_params
+    preflighted = any(name in request.headers for name in PREFLIGHT_HEADERS)
+    if request.method == "GET" and runs_an_operation and not preflighted:
+        return (
+            "GET operations need one of the headers "
+            + ", ".join(PREFLIGHT_HEADERS)
+            + " (any value), so that browsers must ask before sending them"
+        )
+    return None
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def limited(receive: Receive, limit: int) -> Receive:
+    """``receive`` that raises BodyTooLarge once more than ``limit`` body bytes arrived."""
+    seen = 0
+
+    async def receive_within_limit() -> Message:
+        nonlocal seen
+        message = await receive()
+        if message["type"] == "http.request":
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                raise BodyTooLarge
+        return message
+
+    return receive_within_limit
