@@ -28,6 +28,11 @@ class ApiError(Exception):
         super().__init__(message)
         self.message = message
 
+    @property
+    def extensions(self) -> dict[str, object]:
+        """More for the error's `extensions`, beside its code."""
+        return {}
+
 
 class Unauthenticated(ApiError):
     code = ErrorCode.UNAUTHENTICATED
@@ -51,3 +56,15 @@ class Conflict(ApiError):
 
 class InvalidTransition(ApiError):
     code = ErrorCode.INVALID_TRANSITION
+
+
+class RateLimited(ApiError):
+    code = ErrorCode.RATE_LIMITED
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = max(1, round(retry_after + 0.5))
+        super().__init__(f"too many requests; retry after {self.retry_after} seconds")
+
+    @property
+    def extensions(self) -> dict[str, object]:
+        return {"retryAfter": self.retry_after}

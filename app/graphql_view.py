@@ -15,6 +15,8 @@ from strawberry.exceptions import ConnectionRejectionError
 
 from app.audit import AuditTrail
 from app.context import RequestContext
+from app.errors import RateLimited
+from app.graphiql import graphiql_page
 from app.http_guards import BodyTooLarge, csrf_refusal, limited
 from app.tokens import TokenError, bearer_token
 from app.viewer import Viewer, resolve_viewer
@@ -58,6 +60,19 @@ def _refusal(request: Request, limit: int) -> Response | None:
     return None if reason is None else _error_response(400, reason)
 
 
+def _address_limited(request: Request, services: Services) -> Response | None:
+    address = request.client.host if request.client else "unknown"
+    wait = services.address_limits.take(address)
+    if wait is None:
+        return None
+    refusal = RateLimited(wait)
+    return JSONResponse(
+        {"errors": [{"message": refusal.message, "extensions": {"code": refusal.code.value}}]},
+        status_code=429,
+        headers={"Retry-After": str(refusal.retry_after)},
+    )
+
+
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
@@ -75,9 +90,10 @@ class GraphQLView(GraphQL[RequestContext, None]):
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
             return
-        limit = scope["app"].state.services.settings.max_request_bytes
+        services: Services = scope["app"].state.services
+        limit = services.settings.max_request_bytes
         request = Request(scope, limited(receive, limit))
-        response = _refusal(request, limit)
+        response = _refusal(request, limit) or _address_limited(request, services)
         if response is None:
             try:
                 response = await self.run(request)
@@ -91,6 +107,10 @@ class GraphQLView(GraphQL[RequestContext, None]):
         ):
             _as_graphql_response_json(response)
         await response(scope, receive, send)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        """GraphiQL from our own static files, under a strict CSP (app/graphiql)."""
+        return graphiql_page()
 
     async def on_ws_connect(self, context: RequestContext) -> None:
         """The token of a WebSocket arrives in `connection_init`; without a good one, 4403."""
@@ -117,6 +137,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
         request_id = request_id_of(request)
         viewer: Viewer | None = None
         failure: str | None = None
+        rate_limited: RateLimited | None = None
         try:
             token = await services.verifier.verify(
                 bearer_token(request.headers.get("authorization"))
@@ -124,8 +145,16 @@ class GraphQLView(GraphQL[RequestContext, None]):
         except TokenError as error:
             failure = error.reason
         else:
-            async with services.sessionmaker() as session:
-                viewer = await resolve_viewer(session, token)
+            wait = services.subject_limits.take(token.subject)
+            if wait is not None:
+                # Refused before the database is touched; the resolvers raise it.
+                rate_limited = RateLimited(wait)
+                if isinstance(response, Response):
+                    response.status_code = 429
+                    response.headers["Retry-After"] = str(rate_limited.retry_after)
+            else:
+                async with services.sessionmaker() as session:
+                    viewer = await resolve_viewer(session, token)
         if isinstance(response, Response):
             response.headers["X-Request-ID"] = request_id
         audit = AuditTrail(
@@ -146,4 +175,5 @@ class GraphQLView(GraphQL[RequestContext, None]):
             status_stream=services.status_stream,
             viewer=viewer,
             auth_failure=failure,
+            rate_limited=rate_limited,
         )

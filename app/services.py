@@ -15,6 +15,7 @@ from app.database import create_engine, create_sessionmaker
 from app.jwks import JWKSCache
 from app.migrations import head_revision
 from app.opaque_ids import OpaqueIds
+from app.rate_limit import TokenBuckets
 from app.status_stream import StatusStream
 from app.storage import AttachmentStorage
 from app.tokens import TokenVerifier
@@ -35,6 +36,8 @@ class Services:
     status_stream: StatusStream
     ids: OpaqueIds
     migration_head: str | None
+    address_limits: TokenBuckets
+    subject_limits: TokenBuckets
 
     @classmethod
     @asynccontextmanager
@@ -78,4 +81,6 @@ class Services:
                 status_stream=status_stream,
                 ids=OpaqueIds(settings.opaque_id_key),
                 migration_head=head_revision(settings.database_url),
+                address_limits=TokenBuckets(settings.rate_limit_per_address),
+                subject_limits=TokenBuckets(settings.rate_limit_per_subject),
             )

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
 
     # Requests: the body size past which the server answers 413 without reading further.
     max_request_bytes: int = 1024 * 1024
+    # Token buckets per process: requests a minute per client address and per token subject.
+    rate_limit_per_address: int = 1200
+    rate_limit_per_subject: int = 600
 
     cognito_region: str = "us-east-1"
     cognito_user_pool_id: str = ""

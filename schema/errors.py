@@ -40,7 +40,7 @@ class ErrorCodes(SchemaExtension):
     def _classify(self, error: GraphQLError) -> GraphQLError:
         original = error.original_error
         if isinstance(original, ApiError):
-            return _with_code(error, original.message, original.code)
+            return _with_code(error, original.message, original.code, original.extensions)
         if error.path is None:
             # No field was executing: a parse or validation error, or a variable or literal the
             # schema refused (scalars' messages included). What the client sent was wrong.
@@ -66,12 +66,14 @@ class ErrorCodes(SchemaExtension):
         )
 
 
-def _with_code(error: GraphQLError, message: str, code: ErrorCode) -> GraphQLError:
+def _with_code(
+    error: GraphQLError, message: str, code: ErrorCode, more: dict[str, object] | None = None
+) -> GraphQLError:
     return GraphQLError(
         message,
         nodes=error.nodes,
         source=error.source,
         positions=error.positions,
         path=error.path,
-        extensions={**(error.extensions or {}), "code": code.value},
+        extensions={**(error.extensions or {}), **(more or {}), "code": code.value},
     )
