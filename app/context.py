@@ -11,7 +11,7 @@ import strawberry
 from starlette.websockets import WebSocket
 
 from app.access import effective_role
-from app.errors import Forbidden, RateLimited, Unauthenticated
+from app.errors import ApiError, Forbidden, Unauthenticated
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -42,8 +42,8 @@ class RequestContext:
     viewer: Viewer | None
     # Why the token was refused (or that there was none); never the token itself.
     auth_failure: str | None
-    # Set when the caller's subject has used up its rate; every field then refuses.
-    rate_limited: RateLimited | None = None
+    # Why every field of this request refuses before reading anything (rate, database down).
+    refusal: ApiError | None = None
     # The WebSocket `connection_init` payload; Strawberry fills it in.
     connection_params: dict[str, object] | None = None
     _closing: asyncio.Task[None] | None = None
@@ -61,8 +61,8 @@ class RequestContext:
             self._closing = asyncio.create_task(close())
 
     def signed_in(self) -> Viewer:
-        if self.rate_limited is not None:
-            raise self.rate_limited
+        if self.refusal is not None:
+            raise self.refusal
         if self.viewer is None:
             raise Unauthenticated(f"authentication required: {self.auth_failure}")
         return self.viewer

@@ -68,3 +68,9 @@ class RateLimited(ApiError):
     @property
     def extensions(self) -> dict[str, object]:
         return {"retryAfter": self.retry_after}
+
+
+class ServiceUnavailable(ApiError):
+    """A dependency (database, object store) is down; the caller may retry shortly."""
+
+    code = ErrorCode.INTERNAL_SERVER_ERROR

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import uuid
 from typing import TYPE_CHECKING
 
 from cross_web import HTTPException
+from sqlalchemy.exc import DBAPIError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from strawberry.asgi import GraphQL
@@ -15,7 +17,7 @@ from strawberry.exceptions import ConnectionRejectionError
 
 from app.audit import AuditTrail
 from app.context import RequestContext
-from app.errors import RateLimited
+from app.errors import RateLimited, ServiceUnavailable
 from app.graphiql import graphiql_page
 from app.http_guards import BodyTooLarge, csrf_refusal, limited
 from app.tokens import TokenError, bearer_token
@@ -27,6 +29,9 @@ if TYPE_CHECKING:
     from starlette.websockets import WebSocket
 
     from app.services import Services
+
+
+log = logging.getLogger("medrec.graphql")
 
 
 def _as_graphql_response_json(response: Response) -> None:
@@ -138,6 +143,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
         viewer: Viewer | None = None
         failure: str | None = None
         rate_limited: RateLimited | None = None
+        unavailable: ServiceUnavailable | None = None
         try:
             token = await services.verifier.verify(
                 bearer_token(request.headers.get("authorization"))
@@ -153,8 +159,12 @@ class GraphQLView(GraphQL[RequestContext, None]):
                     response.status_code = 429
                     response.headers["Retry-After"] = str(rate_limited.retry_after)
             else:
-                async with services.sessionmaker() as session:
-                    viewer = await resolve_viewer(session, token)
+                try:
+                    async with services.sessionmaker() as session:
+                        viewer = await resolve_viewer(session, token)
+                except (DBAPIError, OSError, TimeoutError):
+                    log.warning("database unavailable while resolving the caller")
+                    unavailable = ServiceUnavailable("the database is unavailable; retry shortly")
         if isinstance(response, Response):
             response.headers["X-Request-ID"] = request_id
         audit = AuditTrail(
@@ -175,5 +185,5 @@ class GraphQLView(GraphQL[RequestContext, None]):
             status_stream=services.status_stream,
             viewer=viewer,
             auth_failure=failure,
-            rate_limited=rate_limited,
+            refusal=rate_limited or unavailable,
         )

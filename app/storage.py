@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from app.errors import ApiError, ErrorCode
+from app.errors import ServiceUnavailable
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -26,8 +26,8 @@ if TYPE_CHECKING:
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
 
 
-class StorageUnavailable(ApiError):
-    code = ErrorCode.INTERNAL_SERVER_ERROR
+class StorageUnavailable(ServiceUnavailable):
+    pass
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode
+from sqlalchemy.exc import DBAPIError
 from strawberry.extensions import SchemaExtension
 
 from app.audit import append
@@ -45,14 +46,22 @@ class AuditTrailExtension(SchemaExtension):
         try:
             async with context.sessionmaker() as session, session.begin():
                 await append(session, event)
-        except Exception:
-            log.exception("audit append failed (request %s)", context.request_id)
+        except Exception as error:
+            # The type only: a database error's text quotes the statement and its values.
+            log.error(
+                "audit append failed with %s (request %s)",
+                type(error).__name__,
+                context.request_id,
+            )
+            database_down = isinstance(error, (DBAPIError, OSError, TimeoutError))
             # Unaudited access to patient data must not happen: the response goes, the data not.
             if result is not None:
                 result.data = None
                 result.errors = [
                     GraphQLError(
-                        "Internal server error",
+                        "the database is unavailable; retry shortly"
+                        if database_down
+                        else "Internal server error",
                         extensions={
                             "code": ErrorCode.INTERNAL_SERVER_ERROR.value,
                             "requestId": context.request_id,

@@ -11,6 +11,7 @@ import traceback
 from collections.abc import Iterator
 
 from graphql import GraphQLError
+from sqlalchemy.exc import DBAPIError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import StreamExecutionResult
 
@@ -41,6 +42,14 @@ class ErrorCodes(SchemaExtension):
         original = error.original_error
         if isinstance(original, ApiError):
             return _with_code(error, original.message, original.code, original.extensions)
+        if isinstance(original, (DBAPIError, OSError, TimeoutError)):
+            # The database (or the network to it) failed; say so, and nothing more.
+            return _with_code(
+                error,
+                "the database is unavailable; retry shortly",
+                ErrorCode.INTERNAL_SERVER_ERROR,
+                {"requestId": self._request_id()},
+            )
         if error.path is None:
             # No field was executing: a parse or validation error, or a variable or literal the
             # schema refused (scalars' messages included). What the client sent was wrong.

