@@ -12,6 +12,8 @@ from collections.abc import Sequence
 def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
+    from app.logging_config import logging_config
+
     uvicorn.run(
         "app.main:create_app",
         factory=True,
@@ -19,6 +21,9 @@ def _serve(args: argparse.Namespace) -> None:
         port=args.port,
         workers=args.workers,
         proxy_headers=True,
+        # JSON lines (app/logging_config.py), applied in every worker; the request lines are
+        # the app's own (medrec.request), so uvicorn's access log stays off.
+        log_config=logging_config(),
         access_log=False,
     )
 
@@ -51,6 +56,27 @@ def _seed(args: argparse.Namespace) -> None:
         print(summary)
 
     asyncio.run(run())
+
+
+def _register_queries(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from app.database import create_engine, create_sessionmaker
+    from app.persisted_queries import register
+    from app.settings import Settings
+
+    documents = [Path(name).read_text() for name in args.files]
+
+    async def run() -> list[str]:
+        engine = create_engine(Settings())
+        try:
+            async with create_sessionmaker(engine)() as session, session.begin():
+                return await register(session, documents)
+        finally:
+            await engine.dispose()
+
+    for name, sha256 in zip(args.files, asyncio.run(run()), strict=True):
+        print(f"{sha256}  {name}")
 
 
 def _export_schema(_: argparse.Namespace) -> None:
@@ -105,6 +131,13 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--seed", type=int, default=0)
     seed.add_argument("--replace", action="store_true", help="delete the tenant's data first")
     seed.set_defaults(run=_seed)
+
+    registered = commands.add_parser(
+        "register-queries",
+        help="add .graphql documents to the allow-list (MEDREC_PERSISTED_QUERIES_ONLY)",
+    )
+    registered.add_argument("files", nargs="+", help="one document per file, sent verbatim")
+    registered.set_defaults(run=_register_queries)
 
     watch = commands.add_parser("watch", help="print record-status events as they happen")
     watch.add_argument("--url", default="ws://127.0.0.1:8000/graphql")

@@ -20,13 +20,18 @@ from app.context import RequestContext
 from app.errors import RateLimited, ServiceUnavailable
 from app.graphiql import graphiql_page
 from app.http_guards import BodyTooLarge, csrf_refusal, limited
+from app.observability import count_rate_limit_rejection
+from app.persisted_queries import PersistedQueries, PersistedQueryError
 from app.tokens import TokenError, bearer_token
 from app.viewer import Viewer, resolve_viewer
 from resolvers.loaders import Loaders
 
 if TYPE_CHECKING:
+    from cross_web import AsyncHTTPRequestAdapter
     from starlette.types import Receive, Scope, Send
     from starlette.websockets import WebSocket
+    from strawberry.http import GraphQLRequestData
+    from strawberry.http.base import BaseRequestProtocol
 
     from app.services import Services
 
@@ -70,6 +75,7 @@ def _address_limited(request: Request, services: Services) -> Response | None:
     wait = services.address_limits.take(address)
     if wait is None:
         return None
+    count_rate_limit_rejection("address")
     refusal = RateLimited(wait)
     return JSONResponse(
         {"errors": [{"message": refusal.message, "extensions": {"code": refusal.code.value}}]},
@@ -91,6 +97,9 @@ GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
 
 
 class GraphQLView(GraphQL[RequestContext, None]):
+    # Persisted documents; the app's lifespan sets this once its services are up.
+    persisted: PersistedQueries | None = None
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)
@@ -106,6 +115,10 @@ class GraphQLView(GraphQL[RequestContext, None]):
                 response = PlainTextResponse(error.reason, status_code=error.status_code)
             except BodyTooLarge:
                 response = _error_response(413, f"the request body exceeds {limit} bytes")
+            except PersistedQueryError as error:
+                response = JSONResponse(
+                    {"errors": [{"message": error.message, "extensions": {"code": error.code}}]}
+                )
         if (
             response.media_type == "application/json"
             and GRAPHQL_RESPONSE_JSON in request.headers.get("accept", "")
@@ -116,6 +129,22 @@ class GraphQLView(GraphQL[RequestContext, None]):
     async def render_graphql_ide(self, request: Request) -> Response:
         """GraphiQL from our own static files, under a strict CSP (app/graphiql)."""
         return graphiql_page()
+
+    def should_render_graphql_ide(self, request: BaseRequestProtocol) -> bool:
+        # A GET carrying only a persisted query's hash is an operation, not a page view.
+        return super().should_render_graphql_ide(request) and (
+            request.query_params.get("extensions") is None
+        )
+
+    async def parse_http_body(
+        self, request: AsyncHTTPRequestAdapter
+    ) -> GraphQLRequestData | list[GraphQLRequestData]:
+        data = await super().parse_http_body(request)
+        if isinstance(data, list):
+            raise HTTPException(400, "batched operations are not accepted")
+        assert self.persisted is not None, "set by the app's lifespan"
+        data.query = await self.persisted.resolve(data.query, data.extensions)
+        return data
 
     async def on_ws_connect(self, context: RequestContext) -> None:
         """The token of a WebSocket arrives in `connection_init`; without a good one, 4403."""
@@ -154,6 +183,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
             wait = services.subject_limits.take(token.subject)
             if wait is not None:
                 # Refused before the database is touched; the resolvers raise it.
+                count_rate_limit_rejection("subject")
                 rate_limited = RateLimited(wait)
                 if isinstance(response, Response):
                     response.status_code = 429

@@ -7,12 +7,15 @@ from contextlib import asynccontextmanager
 
 from sqlalchemy import text
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+from app.graphiql import STATIC_PATH, GraphiQLStaticFiles
 from app.graphql_view import GraphQLView
+from app.observability import Observability, ObservabilityMiddleware, observe_operations
 from app.services import Services
 from app.settings import Settings
 from schema import build_schema
@@ -45,10 +48,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with Services.running(settings) as services:
             app.state.services = services
+            graphql.persisted = services.persisted
             yield
 
+    observability = Observability()
     graphql = GraphQLView(
-        build_schema(),
+        observe_operations(build_schema()),
         # The legacy `graphql-ws` protocol is not offered: only this one is authenticated.
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         allowed_origins=settings.ws_allowed_origins,
@@ -57,8 +62,11 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             Route("/healthz", healthz),
             Route("/readyz", readyz),
+            Route("/metrics", observability.metrics),
             Route("/graphql", graphql, methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
+            Mount(STATIC_PATH, GraphiQLStaticFiles(), name="graphiql-static"),
         ],
+        middleware=[Middleware(ObservabilityMiddleware, observability=observability)],
         lifespan=lifespan,
     )

@@ -15,6 +15,7 @@ from app.database import create_engine, create_sessionmaker
 from app.jwks import JWKSCache
 from app.migrations import head_revision
 from app.opaque_ids import OpaqueIds
+from app.persisted_queries import PersistedQueries
 from app.rate_limit import TokenBuckets
 from app.status_stream import StatusStream
 from app.storage import AttachmentStorage
@@ -37,6 +38,7 @@ class Services:
     ids: OpaqueIds
     migration_head: str | None
     address_limits: TokenBuckets
+    persisted: PersistedQueries
     subject_limits: TokenBuckets
 
     @classmethod
@@ -72,10 +74,11 @@ class Services:
             status_stream = StatusStream(settings.database_url)
             status_stream.start()
             stack.push_async_callback(status_stream.stop)
+            sessionmaker = create_sessionmaker(engine)
             yield cls(
                 settings=settings,
                 engine=engine,
-                sessionmaker=create_sessionmaker(engine),
+                sessionmaker=sessionmaker,
                 verifier=TokenVerifier(settings, jwks),
                 storage=AttachmentStorage(s3, settings),
                 status_stream=status_stream,
@@ -83,4 +86,7 @@ class Services:
                 migration_head=head_revision(settings.database_url),
                 address_limits=TokenBuckets(settings.rate_limit_per_address),
                 subject_limits=TokenBuckets(settings.rate_limit_per_subject),
+                persisted=PersistedQueries(
+                    sessionmaker, allow_list_only=settings.persisted_queries_only
+                ),
             )

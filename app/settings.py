@@ -21,9 +21,21 @@ class Settings(BaseSettings):
 
     # Requests: the body size past which the server answers 413 without reading further.
     max_request_bytes: int = 1024 * 1024
+    # Only documents registered with `medrec register-queries` may run.
+    persisted_queries_only: bool = False
     # Token buckets per process: requests a minute per client address and per token subject.
     rate_limit_per_address: int = 1200
     rate_limit_per_subject: int = 600
+
+    # Operations past these limits are refused before execution (QUERY_TOO_COMPLEX); the depth,
+    # alias and cost measures are defined in schema/limits.py.
+    query_max_tokens: int = 2000
+    query_max_depth: int = 12
+    query_max_aliases: int = 30
+    # Estimated cost per operation by role; callers without a role get the smallest.
+    query_cost_limit_admin: int = 50_000
+    query_cost_limit_provider: int = 50_000
+    query_cost_limit_patient: int = 5_000
 
     cognito_region: str = "us-east-1"
     cognito_user_pool_id: str = ""

@@ -7,6 +7,7 @@ from models.tables import (
     Diagnosis,
     MedicalRecord,
     Patient,
+    PersistedDocument,
     Provider,
     RecordStatusEvent,
 )
@@ -18,6 +19,7 @@ __all__ = [
     "Diagnosis",
     "MedicalRecord",
     "Patient",
+    "PersistedDocument",
     "Provider",
     "RecordStatusEvent",
 ]

@@ -323,3 +323,15 @@ class AuditEvent(Base):
         ),
         Index("ix_audit_events_patient_ids", "patient_ids", postgresql_using="gin"),
     )
+
+
+class PersistedDocument(Base):
+    """GraphQL documents registered for the allow-list mode, by the SHA-256 of their text."""
+
+    __tablename__ = "persisted_documents"
+
+    sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    document: Mapped[str] = mapped_column(Text, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )

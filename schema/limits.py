@@ -1,0 +1,479 @@
+"""Abuse limits: every operation is measured, and refused before execution when it asks too much.
+
+Four limits, each refused with ``QUERY_TOO_COMPLEX`` and a message naming the measured value and
+the limit (all configurable, see ``app.settings``):
+
+- **tokens** (``query_max_tokens``, default 2000): the parser stops after that many tokens
+  (comments included), so an oversized document never becomes an AST;
+- **depth** (``query_max_depth``, default 12): the fields on the longest path from the operation
+  to a leaf, fragments expanded; ``{ me { subject } }`` is 2 deep. ``ofType`` adds no depth: it
+  unwraps a type reference (non-null, list) and is what makes introspection queries deep;
+- **aliases** (``query_max_aliases``, default 30): every aliased field of the operation, fragment
+  spreads expanded and each spread counted where it is used;
+- **cost** (``query_cost_limit_<role>``; admin and provider 50000, patient 5000, callers without a
+  role the smallest of the three), the estimate of how many objects the operation can return:
+
+  - a field that returns an object (or a list of objects) costs 1, plus what is selected in it;
+  - a leaf (scalar or enum, ``__typename``) costs 0;
+  - a connection (a field with a ``first`` argument) costs 1 + ``first`` x what is selected in it:
+    all of its children (edges, nodes and what they select, ``pageInfo``) exist ``first`` times.
+    ``first`` is the literal, or the variable's value (else its default), or the argument's
+    default (20) when absent or null;
+  - lists without ``first`` (a record's diagnoses, attachments, status history) count once;
+  - every selection counts, whatever its type condition or ``@skip``/``@include``: the estimate
+    is an upper bound.
+
+  So ``{ records(first: 10) { edges { node { id provider { id } } } } }`` costs
+  1 + 10 x (1 + 1 + 1) = 31. Every response reports the estimate in ``extensions.cost``, refused
+  ones included (0 when the document did not parse).
+
+Depth and aliases are validation rules, built once per process for each limit value, so
+Strawberry's validation cache (keyed by document and rule classes) keeps hitting; parsed
+documents are cached here too. The cost depends on the variables and on the caller's
+role, so it is computed per request, after validation and before execution, by ``QueryLimits``.
+Strawberry's ``QueryDepthLimiter`` and ``MaxAliasesLimiter`` are not used: they build a new rule
+class per instance, name no measured depth, expand fragments without memoizing (a few fragments
+spreading each other twice take exponential time) and carry no error code.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLArgument,
+    GraphQLError,
+    GraphQLInterfaceType,
+    GraphQLObjectType,
+    GraphQLSchema,
+    GraphQLSyntaxError,
+    InlineFragmentNode,
+    IntValueNode,
+    Node,
+    OperationDefinitionNode,
+    SelectionSetNode,
+    Source,
+    ValidationContext,
+    ValidationRule,
+    VariableNode,
+    get_named_type,
+    get_operation_ast,
+    parse,
+)
+from graphql.language import Lexer, TokenKind
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
+
+from app.access import effective_role
+from app.errors import ApiError, ErrorCode
+from app.pagination import DEFAULT_PAGE_SIZE
+from models.enums import Role
+
+if TYPE_CHECKING:
+    from app.context import RequestContext
+    from app.settings import Settings
+    from app.viewer import Viewer
+
+# Fields whose type is (or may be) an object type: those whose fields can be looked up.
+_FieldsOwner = GraphQLObjectType | GraphQLInterfaceType
+
+
+class QueryTooComplex(ApiError):
+    code = ErrorCode.QUERY_TOO_COMPLEX
+
+
+def too_complex(
+    message: str,
+    *,
+    nodes: Sequence[Node] | None = None,
+    source: Source | None = None,
+    positions: Collection[int] | None = None,
+) -> GraphQLError:
+    """The error entry; ``ErrorCodes`` keeps the code of its ``ApiError``."""
+    return GraphQLError(
+        message,
+        nodes=nodes,
+        source=source,
+        positions=positions,
+        original_error=QueryTooComplex(message),
+        extensions={"code": ErrorCode.QUERY_TOO_COMPLEX.value},
+    )
+
+
+# --- Measuring a document. Fragments are measured once each (memoized), so the work stays linear
+# in the size of the document however often they are spread; a fragment spread inside itself
+# (invalid anyway) counts as nothing.
+
+
+def _fragments(document: DocumentNode) -> dict[str, FragmentDefinitionNode]:
+    return {
+        definition.name.value: definition
+        for definition in document.definitions
+        if isinstance(definition, FragmentDefinitionNode)
+    }
+
+
+class _Measure:
+    """Walks selection sets, expanding each fragment once."""
+
+    def __init__(self, fragments: Mapping[str, FragmentDefinitionNode]) -> None:
+        self.fragments = fragments
+        self._memo: dict[str, int] = {}
+        self._entered: set[str] = set()
+
+    def fragment(self, name: str) -> int:
+        if name in self._memo:
+            return self._memo[name]
+        definition = self.fragments.get(name)
+        if definition is None or name in self._entered:
+            return 0
+        self._entered.add(name)
+        value = self.selection_set(definition.selection_set)
+        self._entered.discard(name)
+        self._memo[name] = value
+        return value
+
+    def selection_set(self, selection_set: SelectionSetNode) -> int:
+        raise NotImplementedError
+
+
+class _Depth(_Measure):
+    def selection_set(self, selection_set: SelectionSetNode) -> int:
+        deepest = 0
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                below = (
+                    0
+                    if selection.selection_set is None
+                    else self.selection_set(selection.selection_set)
+                )
+                depth = below if selection.name.value == "ofType" else 1 + below
+            elif isinstance(selection, InlineFragmentNode):
+                depth = self.selection_set(selection.selection_set)
+            else:
+                assert isinstance(selection, FragmentSpreadNode)
+                depth = self.fragment(selection.name.value)
+            deepest = max(deepest, depth)
+        return deepest
+
+
+class _Aliases(_Measure):
+    def selection_set(self, selection_set: SelectionSetNode) -> int:
+        count = 0
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                count += selection.alias is not None
+                if selection.selection_set is not None:
+                    count += self.selection_set(selection.selection_set)
+            elif isinstance(selection, InlineFragmentNode):
+                count += self.selection_set(selection.selection_set)
+            else:
+                assert isinstance(selection, FragmentSpreadNode)
+                count += self.fragment(selection.name.value)
+        return count
+
+
+def query_depth(operation: OperationDefinitionNode, document: DocumentNode) -> int:
+    return _Depth(_fragments(document)).selection_set(operation.selection_set)
+
+
+def alias_count(operation: OperationDefinitionNode, document: DocumentNode) -> int:
+    return _Aliases(_fragments(document)).selection_set(operation.selection_set)
+
+
+class _Cost:
+    """The cost model of the module docstring. Unknown fields (a document that failed
+    validation) count by their shape: with a selection, 1 plus what they select."""
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        operation: OperationDefinitionNode,
+        variables: Mapping[str, object],
+    ) -> None:
+        self.schema = schema
+        self.fragments = _fragments(document)
+        self.variables = variables
+        self.variable_defaults = {
+            definition.variable.name.value: definition.default_value
+            for definition in operation.variable_definitions or ()
+        }
+        self._memo: dict[str, int] = {}
+        self._entered: set[str] = set()
+
+    def _owner(self, type_name: str | None) -> _FieldsOwner | None:
+        found = None if type_name is None else self.schema.get_type(type_name)
+        return found if isinstance(found, _FieldsOwner) else None
+
+    def fragment(self, name: str) -> int:
+        if name in self._memo:
+            return self._memo[name]
+        definition = self.fragments.get(name)
+        if definition is None or name in self._entered:
+            return 0
+        self._entered.add(name)
+        owner = self._owner(definition.type_condition.name.value)
+        value = self.selection_set(definition.selection_set, owner)
+        self._entered.discard(name)
+        self._memo[name] = value
+        return value
+
+    def selection_set(self, selection_set: SelectionSetNode, owner: _FieldsOwner | None) -> int:
+        total = 0
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                total += self.field(selection, owner)
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                inner = owner if condition is None else self._owner(condition.name.value)
+                total += self.selection_set(selection.selection_set, inner)
+            else:
+                assert isinstance(selection, FragmentSpreadNode)
+                total += self.fragment(selection.name.value)
+        return total
+
+    def field(self, node: FieldNode, owner: _FieldsOwner | None) -> int:
+        if node.selection_set is None:
+            return 0  # a leaf
+        definition = None if owner is None else owner.fields.get(node.name.value)
+        child = None if definition is None else get_named_type(definition.type)
+        children = self.selection_set(
+            node.selection_set, child if isinstance(child, _FieldsOwner) else None
+        )
+        first_argument = None if definition is None else definition.args.get("first")
+        if first_argument is None:
+            return 1 + children
+        return 1 + self.first(node, first_argument) * children
+
+    def first(self, node: FieldNode, argument: GraphQLArgument) -> int:
+        value: object = argument.default_value
+        given = next((arg.value for arg in node.arguments or () if arg.name.value == "first"), None)
+        if isinstance(given, VariableNode):
+            name = given.name.value
+            if name in self.variables:
+                value = self.variables[name]
+            elif isinstance(default := self.variable_defaults.get(name), IntValueNode):
+                value = int(default.value)
+        elif isinstance(given, IntValueNode):
+            value = int(given.value)
+        elif given is not None:
+            value = None  # null, or a literal validation refuses
+        if not isinstance(value, int) or isinstance(value, bool):
+            value = DEFAULT_PAGE_SIZE  # what the resolvers use for null
+        return max(value, 0)
+
+
+def query_cost(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+    variables: Mapping[str, object] | None = None,
+) -> int:
+    cost = _Cost(schema, document, operation, variables or {})
+    root = schema.get_root_type(operation.operation)
+    return cost.selection_set(operation.selection_set, root)
+
+
+def count_tokens(query: str, *, stop_after: int) -> int | None:
+    """The tokens of ``query`` as the parser's ``max_tokens`` counts them (comments included);
+    None when there are more than ``stop_after`` or the lexer fails first."""
+    lexer = Lexer(Source(query))
+    count = 0
+    try:
+        while True:
+            token = lexer.advance()
+            skipped = lexer.last_token.next
+            while skipped is not None and skipped is not token:  # the comments skipped over
+                count += 1
+                skipped = skipped.next
+            if token.kind is TokenKind.EOF:
+                return count
+            count += 1
+            if count > stop_after:
+                return None
+    except GraphQLSyntaxError:
+        return None
+
+
+# --- Validation rules, one class per limit value for the life of the process.
+
+
+def _operations(context: ValidationContext) -> Iterator[OperationDefinitionNode]:
+    for definition in context.document.definitions:
+        if isinstance(definition, OperationDefinitionNode):
+            yield definition
+
+
+def _operation_label(operation: OperationDefinitionNode) -> str:
+    return f"operation {operation.name.value}" if operation.name else "the operation"
+
+
+@functools.cache
+def depth_rule(limit: int) -> type[ValidationRule]:
+    class QueryDepthRule(ValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            for operation in _operations(context):
+                depth = query_depth(operation, context.document)
+                if depth > limit:
+                    label = _operation_label(operation)
+                    context.report_error(
+                        too_complex(
+                            f"{label} is {depth} fields deep; the limit is {limit}",
+                            nodes=[operation],
+                        )
+                    )
+
+    return QueryDepthRule
+
+
+@functools.cache
+def alias_rule(limit: int) -> type[ValidationRule]:
+    class QueryAliasesRule(ValidationRule):
+        def __init__(self, context: ValidationContext) -> None:
+            super().__init__(context)
+            for operation in _operations(context):
+                aliases = alias_count(operation, context.document)
+                if aliases > limit:
+                    label = _operation_label(operation)
+                    context.report_error(
+                        too_complex(
+                            f"{label} uses {aliases} aliases (fragments expanded); "
+                            f"the limit is {limit}",
+                            nodes=[operation],
+                        )
+                    )
+
+    return QueryAliasesRule
+
+
+# --- The extension.
+
+# Documents by (query, token limit). Bounded: every distinct query text would stay otherwise.
+_cached_parse = functools.lru_cache(maxsize=256)(parse)
+
+
+def cost_limit(settings: Settings, viewer: Viewer | None) -> tuple[str, int]:
+    """The caller's role, named for messages, and the cost it may spend on one operation."""
+    role = None if viewer is None else effective_role(viewer)
+    if role is Role.ADMIN:
+        return "the admin role", settings.query_cost_limit_admin
+    if role is Role.PROVIDER:
+        return "the provider role", settings.query_cost_limit_provider
+    if role is Role.PATIENT:
+        return "the patient role", settings.query_cost_limit_patient
+    lowest = min(
+        settings.query_cost_limit_admin,
+        settings.query_cost_limit_provider,
+        settings.query_cost_limit_patient,
+    )
+    return "callers without a role", lowest
+
+
+class QueryLimits(SchemaExtension):
+    """Register after ``ErrorCodes`` (so its token-limit error is rewritten before codes are
+    given) and after ``ValidationCache`` (so the cost is checked once validation has run)."""
+
+    cost = 0
+
+    def _settings(self) -> Settings:
+        context: RequestContext = self.execution_context.context
+        return context.settings
+
+    def on_operation(self) -> Iterator[None]:
+        settings = self._settings()
+        execution_context = self.execution_context
+        execution_context.parse_options["max_tokens"] = settings.query_max_tokens
+        execution_context.validation_rules = (
+            *execution_context.validation_rules,
+            depth_rule(settings.query_max_depth),
+            alias_rule(settings.query_max_aliases),
+        )
+        yield
+        self._explain_token_limit(settings.query_max_tokens)
+
+    def on_parse(self) -> Iterator[None]:
+        """Parses through a per-process cache. Strawberry's ``ParserCache`` is not used: its
+        syntax errors escape the hook, and then no extension gives them their code."""
+        execution_context = self.execution_context
+        query = execution_context.query
+        if execution_context.graphql_document is None and query:
+            # A document that does not parse is left to Strawberry, which reports the error.
+            with contextlib.suppress(GraphQLError):
+                execution_context.graphql_document = _cached_parse(
+                    query, max_tokens=execution_context.parse_options.get("max_tokens")
+                )
+        yield
+
+    def on_validate(self) -> Iterator[None]:
+        execution_context = self.execution_context
+        document = execution_context.graphql_document
+        if document is None:  # pragma: no cover - validation follows a successful parse
+            yield
+            return
+        if execution_context.pre_execution_errors is None:
+            # No validation cache ran before this extension: validate now, as Strawberry would.
+            execution_context.pre_execution_errors = validate_document(
+                execution_context.schema._schema,
+                document,
+                execution_context.validation_rules,
+            )
+        operation = get_operation_ast(document, execution_context.operation_name)
+        if operation is not None:
+            self.cost = query_cost(
+                execution_context.schema._schema,
+                document,
+                operation,
+                execution_context.variables,
+            )
+        if not execution_context.pre_execution_errors:
+            context: RequestContext = execution_context.context
+            who, limit = cost_limit(context.settings, context.viewer)
+            if self.cost > limit:
+                # A new list: the one validation returned may be a cached one.
+                execution_context.pre_execution_errors = [
+                    too_complex(
+                        f"the query's estimated cost is {self.cost}; "
+                        f"the limit for {who} is {limit}",
+                        nodes=None if operation is None else [operation],
+                    )
+                ]
+        yield
+
+    def get_results(self) -> dict[str, Any]:
+        return {"cost": self.cost}
+
+    def _explain_token_limit(self, limit: int) -> None:
+        """graphql-core aborts with a syntax error; say it is the limit, and by how much."""
+        result = self.execution_context.result
+        errors = getattr(result, "errors", None)
+        if not errors or self.execution_context.graphql_document is not None:
+            return
+        aborted = f"Syntax Error: Document contains more than {limit} tokens. Parsing aborted."
+        query = self.execution_context.query or ""
+        replaced: list[GraphQLError] = []
+        for error in errors:
+            if isinstance(error, GraphQLSyntaxError) and error.message == aborted:
+                # Counting on stops at a multiple of the limit: a huge document costs little.
+                counted = count_tokens(query, stop_after=4 * limit)
+                if counted is None:
+                    measured = f"more than {4 * limit}"
+                elif counted <= limit:  # pragma: no cover - the parser counts the same way
+                    measured = f"more than {limit}"
+                else:
+                    measured = str(counted)
+                error = too_complex(
+                    f"the document has {measured} tokens; the limit is {limit}",
+                    source=error.source,
+                    positions=error.positions,
+                )
+            replaced.append(error)
+        result.errors = replaced  # type: ignore[union-attr]

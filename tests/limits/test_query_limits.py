@@ -1,0 +1,347 @@
+"""Abuse limits: depth, aliases, tokens and cost, each refused before execution (QUERY_TOO_COMPLEX).
+
+The limits are the defaults of ``app.settings``; the measures are defined in ``schema/limits.py``.
+"Nothing executed" is shown by a mutation that creates no row, or by no SQL statement reading the
+queried table (the viewer lookup and the audit row still happen).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+from graphql import get_introspection_query, parse
+from starlette.applications import Starlette
+
+from tests.api_client import Api, count_statements, error_codes
+from tests.factories import Factory
+
+MAX_DEPTH = 12
+MAX_ALIASES = 30
+MAX_TOKENS = 2000
+PATIENT_COST_LIMIT = 5000
+
+CREATE_PATIENT_INPUT = {
+    "mrn": "LIMITS0001",
+    "givenName": "Ada",
+    "familyName": "Limit",
+    "dateOfBirth": "1990-01-01",
+    "sex": "FEMALE",
+}
+PATIENT_COUNT = "{ patients { totalCount } }"
+
+
+def refused(body: dict[str, Any], *fragments: str) -> str:
+    """The single QUERY_TOO_COMPLEX error's message, checked to contain every fragment."""
+    assert error_codes(body) == ["QUERY_TOO_COMPLEX"], body
+    assert body.get("data") is None
+    message: str = body["errors"][0]["message"]
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+async def patients_in_tenant(api: Api) -> int:
+    count: int = (await api.data(PATIENT_COUNT))["patients"]["totalCount"]
+    return count
+
+
+def token_count(document: str) -> int:
+    """graphql-core's own count (comments included), independent of the code under test."""
+    count: int = getattr(parse(document), "token_count")  # noqa: B009 - set by the parser
+    return count
+
+
+# --- Depth ---------------------------------------------------------------------------------------
+
+# From a Patient back to a Patient: five fields deep.
+CYCLE = ["primaryProvider", "records(first: 1)", "edges", "node", "patient"]
+
+
+def create_patient_selecting(depth: int) -> str:
+    """createPatient (1) > patient (2) > a chain of fields > id: ``depth`` fields on the path."""
+    chain = [CYCLE[i % len(CYCLE)] for i in range(depth - 3)]
+    inner = "id"
+    for field in reversed(chain):
+        has_id = field in ("primaryProvider", "node", "patient")
+        inner = f"{field} {{ {'id ' if has_id else ''}{inner} }}"
+    return f"""mutation Deep($input: CreatePatientInput!) {{
+      createPatient(input: $input) {{ patient {{ {inner} }} }} }}"""
+
+
+async def test_depth_at_the_limit_runs(api: Api) -> None:
+    body = await api.query(create_patient_selecting(MAX_DEPTH), {"input": CREATE_PATIENT_INPUT})
+    assert "errors" not in body, body["errors"]
+    assert body["data"]["createPatient"]["patient"]["primaryProvider"] is None
+    assert await patients_in_tenant(api) == 1
+
+
+async def test_depth_over_the_limit_is_refused_before_anything_runs(api: Api) -> None:
+    body = await api.query(create_patient_selecting(MAX_DEPTH + 1), {"input": CREATE_PATIENT_INPUT})
+    refused(body, f"is {MAX_DEPTH + 1} fields deep", f"the limit is {MAX_DEPTH}")
+    assert await patients_in_tenant(api) == 0
+
+
+async def test_depth_counts_through_fragments(api: Api, app: Starlette) -> None:
+    query = """query { records(first: 1) { edges { node { provider { ...P } } } } }
+      fragment P on Provider { records(first: 1) { edges { node { ...R } } } }
+      fragment R on MedicalRecord { patient { records(first: 1) { edges { node { id } } } } }"""
+    # records > edges > node > provider > records > edges > node > patient > records > edges
+    # > node > id: 12 fields.
+    assert "errors" not in await api.query(query)
+    deeper = query.replace("node { id }", "node { patient { id } }")
+    with count_statements(app.state.services.engine) as log:
+        body = await api.query(deeper)
+    refused(body, "is 13 fields deep", "the limit is 12")
+    assert not [s for s in log.statements if "medical_records" in s]
+
+
+async def test_graphiql_introspection_query_passes(api: Api) -> None:
+    # What GraphiQL sends (graphql-js getIntrospectionQuery), with every option it may turn on.
+    query = get_introspection_query(
+        descriptions=True,
+        specified_by_url=True,
+        directive_is_repeatable=True,
+        schema_description=True,
+        input_value_deprecation=True,
+        one_of=True,
+    )
+    response = await api.post(query)  # no token: introspection is open
+    body = response.json()
+    assert "errors" not in body, body["errors"]
+    assert body["data"]["__schema"]["queryType"]["name"] == "Query"
+    assert body["extensions"]["cost"] > 0
+
+
+async def test_deep_introspection_is_still_limited(api: Api) -> None:
+    # `ofType` adds no depth, but walking from types to fields to types again does.
+    inner = "name"
+    for _ in range(6):
+        inner = f"fields {{ type {{ {inner} }} }}"
+    body = await api.query(f"{{ __schema {{ types {{ {inner} }} }} }}")
+    # graphql-core's own introspection depth rule refuses it too (BAD_USER_INPUT).
+    assert "QUERY_TOO_COMPLEX" in error_codes(body)
+    messages = [error["message"] for error in body["errors"]]
+    assert "the operation is 15 fields deep; the limit is 12" in messages
+
+
+# --- Aliases -------------------------------------------------------------------------------------
+
+TEN_ALIASES = " ".join(f"a{i}: id" for i in range(10))
+
+
+def aliased_mutation(extra: int) -> str:
+    """Ten aliases in fragment Ten, spread three times: directly, and twice through a nested
+    fragment; plus ``extra`` aliases of the operation itself."""
+    own = " ".join(f"x{i}: id" for i in range(extra))
+    return f"""mutation Aliases($input: CreatePatientInput!) {{
+      createPatient(input: $input) {{ patient {{ {own} ...Ten ...Twice }} }} }}
+      fragment Ten on Patient {{ {TEN_ALIASES} }}
+      fragment Twice on Patient {{ ...Once ...Ten }}
+      fragment Once on Patient {{ ...Ten }}"""
+
+
+async def test_aliases_at_the_limit_run(api: Api) -> None:
+    body = await api.query(aliased_mutation(0), {"input": CREATE_PATIENT_INPUT})
+    assert "errors" not in body, body["errors"]
+    assert await patients_in_tenant(api) == 1
+
+
+async def test_aliases_reached_through_nested_fragments_are_counted(api: Api) -> None:
+    # Each of fragment Ten's aliases is written once, but used three times: 30 + 1 = 31.
+    body = await api.query(aliased_mutation(1), {"input": CREATE_PATIENT_INPUT})
+    refused(body, "uses 31 aliases", f"the limit is {MAX_ALIASES}")
+    assert await patients_in_tenant(api) == 0
+
+
+async def test_fragments_doubling_up_are_counted_quickly(api: Api) -> None:
+    # Each fragment spreads the next twice: 2**40 aliases, measured in linear time.
+    levels = 40
+    fragments = "\n".join(
+        f"fragment F{i} on Query {{ ...F{i + 1} ...F{i + 1} }}" for i in range(levels)
+    )
+    query = f"{{ ...F0 }}\n{fragments}\nfragment F{levels} on Query {{ a: __typename }}"
+    started = time.perf_counter()
+    body = await api.query(query)
+    assert time.perf_counter() - started < 5
+    refused(body, f"uses {2**levels} aliases")
+
+
+# --- Tokens --------------------------------------------------------------------------------------
+
+
+def padded_mutation(tokens: int, *, with_comments: bool = False) -> str:
+    """A createPatient document of exactly ``tokens`` tokens, padded with values of a list
+    argument (or with comments, which count as tokens too)."""
+    base = """mutation Tokens($input: CreatePatientInput!) { createPatient(input: $input) {
+      patient { id records(first: 1, filter: {status: [DRAFT]}) { totalCount } } } }"""
+    padding = tokens - token_count(base)
+    filler = "\n# padding\n" if with_comments else " DRAFT"
+    document = base.replace("[DRAFT", "[DRAFT" + filler * padding)
+    assert token_count(document) == tokens
+    return document
+
+
+async def test_tokens_at_the_limit_run(api: Api) -> None:
+    body = await api.query(padded_mutation(MAX_TOKENS), {"input": CREATE_PATIENT_INPUT})
+    assert "errors" not in body, body["errors"]
+    assert await patients_in_tenant(api) == 1
+
+
+@pytest.mark.parametrize("with_comments", [False, True], ids=["fields", "comments"])
+async def test_tokens_over_the_limit_are_refused_before_anything_runs(
+    api: Api, with_comments: bool
+) -> None:
+    document = padded_mutation(MAX_TOKENS + 1, with_comments=with_comments)
+    body = await api.query(document, {"input": CREATE_PATIENT_INPUT})
+    refused(body, f"has {MAX_TOKENS + 1} tokens", f"the limit is {MAX_TOKENS}")
+    assert body["extensions"]["cost"] == 0  # never parsed: nothing could run
+    assert await patients_in_tenant(api) == 0
+
+
+async def test_a_huge_document_is_refused_without_being_counted_to_the_end(api: Api) -> None:
+    document = "{ " + " __typename" * 50_000 + " }"
+    body = await api.query(document)
+    refused(body, f"has more than {4 * MAX_TOKENS} tokens", f"the limit is {MAX_TOKENS}")
+
+
+async def test_a_syntax_error_is_still_bad_user_input(api: Api) -> None:
+    body = await api.query("{ patients { edges { node { id } }")
+    assert error_codes(body) == ["BAD_USER_INPUT"]
+    assert body["extensions"]["cost"] == 0
+
+
+# --- Cost ----------------------------------------------------------------------------------------
+
+# cost = 1 (me) + 1 (its patient) + 1 (patients)
+#        + p x (1 (edges) + 1 (node) + 1 (records) + r x 2 (edges, node))
+NESTED = """query Nested($p: Int, $r: Int) { me { subject patient { id } }
+  patients(first: $p) { edges { node { records(first: $r) { edges { node { id } } } } } } }"""
+
+
+def nested_cost(p: int, r: int) -> int:
+    return 3 + p * (3 + 2 * r)
+
+
+async def test_cost_is_reported_as_the_model_says(api: Api, factory: Factory) -> None:
+    provider = await factory.provider()
+    patient = await factory.patient()
+    await factory.record(patient, provider)
+    # 1 (records) + 10 x (1 (edges) + 1 (node) + 1 (provider)); scalars are free.
+    body = await api.query(
+        "{ records(first: 10) { totalCount edges { node { id status provider { id } } } } }"
+    )
+    assert "errors" not in body
+    assert body["extensions"] == {"cost": 31}
+    # A connection without `first` has its default, 20; lists without it count once.
+    body = await api.query(
+        "{ records { edges { node { diagnoses { id } attachments { id } } } } me { subject } }"
+    )
+    assert body["extensions"]["cost"] == 1 + 20 * (1 + 1 + 1 + 1) + 1
+    assert (await api.query("{ __typename }"))["extensions"]["cost"] == 0
+
+
+async def test_variables_for_first_are_honoured(api: Api) -> None:
+    cases: list[tuple[dict[str, Any], int]] = [
+        ({"p": 3, "r": 4}, nested_cost(3, 4)),
+        ({"p": 3, "r": None}, nested_cost(3, 20)),  # null means the default
+        ({"p": 3}, nested_cost(3, 20)),  # so does an absent variable
+    ]
+    for variables, expected in cases:
+        body = await api.query(NESTED, variables)
+        assert "errors" not in body, body["errors"]
+        assert body["extensions"]["cost"] == expected, variables
+    # A variable's default counts when the variable is not sent.
+    with_default = NESTED.replace("$r: Int", "$r: Int = 7")
+    body = await api.query(with_default, {"p": 2})
+    assert body["extensions"]["cost"] == nested_cost(2, 7)
+
+
+async def _patient_token(api: Api, factory: Factory) -> str:
+    await factory.patient(cognito_sub="limits-patient")
+    return api.token(subject="limits-patient", groups=("patient",))
+
+
+async def _provider_token(api: Api, factory: Factory) -> str:
+    await factory.provider(cognito_sub="limits-provider")
+    return api.token(subject="limits-provider", groups=("provider",))
+
+
+async def test_patient_cost_at_and_over_the_limit(api: Api, factory: Factory) -> None:
+    token = await _patient_token(api, factory)
+    # 3 + 34 x (3 + 2 x 72) = 5001: one too many. With `me` selecting no patient, 5000.
+    assert nested_cost(34, 72) == PATIENT_COST_LIMIT + 1
+    at_limit = NESTED.replace("patient { id }", "")
+    body = await api.query(at_limit, {"p": 34, "r": 72}, token=token)
+    assert "errors" not in body, body["errors"]
+    assert body["extensions"]["cost"] == PATIENT_COST_LIMIT
+
+    body = await api.query(NESTED, {"p": 34, "r": 72}, token=token)
+    refused(
+        body,
+        f"estimated cost is {PATIENT_COST_LIMIT + 1}",
+        f"the limit for the patient role is {PATIENT_COST_LIMIT}",
+    )
+    assert body["extensions"]["cost"] == PATIENT_COST_LIMIT + 1
+
+
+async def test_a_patient_is_refused_where_a_provider_passes(
+    api: Api, factory: Factory, app: Starlette
+) -> None:
+    patient_token = await _patient_token(api, factory)
+    provider_token = await _provider_token(api, factory)
+    variables = {"p": 50, "r": 100}
+    expected = nested_cost(50, 100)
+    engine = app.state.services.engine
+
+    with count_statements(engine) as log:
+        body = await api.query(NESTED, variables, token=provider_token)
+    assert "errors" not in body, body["errors"]
+    assert body["extensions"]["cost"] == expected
+    assert [s for s in log.statements if "medical_records" in s]
+
+    with count_statements(engine) as log:
+        body = await api.query(NESTED, variables, token=patient_token)
+    refused(body, f"estimated cost is {expected}", "the limit for the patient role is 5000")
+    assert body["extensions"]["cost"] == expected
+    assert not [s for s in log.statements if "medical_records" in s]
+
+
+async def test_admin_and_provider_cost_under_and_over_the_limit(api: Api, factory: Factory) -> None:
+    tokens = {"admin": api.token(), "provider": await _provider_token(api, factory)}
+    # 1 + 100 x (1 + 1 + 1 + 100 x (1 + 1 + 2)) = 40301
+    under = """{ patients(first: 100) { edges { node { records(first: 100) { edges { node {
+      provider { id } diagnoses { id } } } } } } } }"""
+    # attachments too: 1 + 100 x (3 + 100 x 5) = 50301
+    over = under.replace("diagnoses { id }", "diagnoses { id } attachments { id }")
+    for role, token in tokens.items():
+        body = await api.query(under, token=token)
+        assert "errors" not in body, body["errors"]
+        assert body["extensions"]["cost"] == 40301
+        body = await api.query(over, token=token)
+        refused(body, "estimated cost is 50301", f"the limit for the {role} role is 50000")
+
+
+async def test_mobile_query_fits(api: Api, factory: Factory) -> None:
+    """50 patients, each with its provider and 10 records with provider, diagnoses, attachments."""
+    provider = await factory.provider()
+    for _ in range(3):
+        patient = await factory.patient(primary_provider_id=provider["id"])
+        record = await factory.record(patient, provider)
+        await factory.diagnosis(record)
+        await factory.attachment(record)
+    query = """{ patients(first: 50) { edges { node { id givenName familyName
+      primaryProvider { id familyName }
+      records(first: 10) { edges { node { id status visitDate provider { id familyName }
+        diagnoses { icd10Code type } attachments { id fileName } } } } } } } }"""
+    body = await api.query(query, token=await _provider_token(api, factory))
+    assert "errors" not in body, body["errors"]
+    assert len(body["data"]["patients"]["edges"]) == 3
+    # 1 + 50 x (1 + 1 + 1 + (1 + 10 x (1 + 1 + 3)))
+    assert body["extensions"]["cost"] == 2701
+
+
+async def test_callers_without_a_role_get_the_smallest_limit(api: Api) -> None:
+    body = await api.query(NESTED, {"p": 34, "r": 72}, token=api.token(groups=()))
+    refused(body, "the limit for callers without a role is 5000")
