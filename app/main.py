@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from sqlalchemy import text
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
@@ -15,6 +16,7 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from app.graphiql import STATIC_PATH, GraphiQLStaticFiles
 from app.graphql_view import GraphQLView
+from app.http_guards import PREFLIGHT_HEADERS
 from app.observability import Observability, ObservabilityMiddleware, observe_operations
 from app.services import Services
 from app.settings import Settings
@@ -53,7 +55,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     observability = Observability()
     graphql = GraphQLView(
-        observe_operations(build_schema()),
+        observe_operations(build_schema(introspection=settings.introspection)),
         # The legacy `graphql-ws` protocol is not offered: only this one is authenticated.
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         allowed_origins=settings.ws_allowed_origins,
@@ -67,6 +69,17 @@ def create_app(settings: Settings | None = None) -> Starlette:
             WebSocketRoute("/graphql", graphql),
             Mount(STATIC_PATH, GraphiQLStaticFiles(), name="graphiql-static"),
         ],
-        middleware=[Middleware(ObservabilityMiddleware, observability=observability)],
+        middleware=[
+            Middleware(ObservabilityMiddleware, observability=observability),
+            # Browsers on other origins (a clinic's web app) only where configured.
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type", "X-Request-ID", *PREFLIGHT_HEADERS],
+                expose_headers=["X-Request-ID", "Retry-After"],
+                max_age=600,
+            ),
+        ],
         lifespan=lifespan,
     )

@@ -53,6 +53,9 @@ class Settings(BaseSettings):
 
     # Browser origins allowed to open subscriptions (same-origin pages always may).
     ws_allowed_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    # Browser origins allowed to call over HTTP from another origin (CORS).
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
+    introspection: bool = True
 
     s3_bucket: str = "medrec-attachments"
     s3_region: str = "us-east-1"
@@ -74,7 +77,11 @@ class Settings(BaseSettings):
     )
 
     @field_validator(
-        "cognito_client_ids", "attachment_content_types", "ws_allowed_origins", mode="before"
+        "cognito_client_ids",
+        "attachment_content_types",
+        "ws_allowed_origins",
+        "cors_origins",
+        mode="before",
     )
     @classmethod
     def _split_client_ids(cls, value: object) -> object:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import strawberry
-from strawberry.extensions import ValidationCache
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import AddValidationRules, ValidationCache
 from strawberry.schema.config import StrawberryConfig
 
 from schema import types
@@ -32,7 +33,11 @@ class MedrecSchema(strawberry.Schema):
         """
 
 
-def build_schema() -> strawberry.Schema:
+def build_schema(*, introspection: bool = True) -> strawberry.Schema:
+    """``introspection=False`` refuses ``__schema``/``__type`` (production may hide the schema)."""
+    hide_schema: list[Any] = (
+        [] if introspection else [lambda: AddValidationRules([NoSchemaIntrospectionCustomRule])]
+    )
     return MedrecSchema(
         query=Query,
         mutation=Mutation,
@@ -43,7 +48,13 @@ def build_schema() -> strawberry.Schema:
         # QueryLimits (which also caches parsed documents) comes after ErrorCodes and
         # ValidationCache, see schema/limits.py; its validation rules are built once per process,
         # so both caches keep hitting.
-        extensions=[AuditTrailExtension, ErrorCodes, ValidationCache, QueryLimits],
+        extensions=[
+            AuditTrailExtension,
+            ErrorCodes,
+            ValidationCache,
+            QueryLimits,
+            *hide_schema,
+        ],
         config=StrawberryConfig(scalar_map=SCALARS),
     )
 
