@@ -103,11 +103,7 @@ class _ServicesCollector(Collector):
         if hasattr(pool, "size"):
             size.add_metric([], pool.size())
         subscriptions.add_metric([], services.status_stream.subscriber_count)
-        # The cache lives inside the verifier; its fetch count is all this reads.
-        cache = getattr(services.verifier, "_jwks", None)
-        fetches = getattr(cache, "fetch_count", None)
-        if isinstance(fetches, int):
-            jwks.add_metric([], fetches)
+        jwks.add_metric([], services.jwks.fetch_count)
         return [family for family in (in_use, size, subscriptions, jwks) if family.samples]
 
 

@@ -33,6 +33,7 @@ class Services:
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     verifier: TokenVerifier
+    jwks: JWKSCache
     storage: AttachmentStorage
     status_stream: StatusStream
     ids: OpaqueIds
@@ -80,6 +81,7 @@ class Services:
                 engine=engine,
                 sessionmaker=sessionmaker,
                 verifier=TokenVerifier(settings, jwks),
+                jwks=jwks,
                 storage=AttachmentStorage(s3, settings),
                 status_stream=status_stream,
                 ids=OpaqueIds(settings.opaque_id_key),
