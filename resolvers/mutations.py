@@ -322,7 +322,7 @@ async def add_diagnosis(info: Info, input: AddDiagnosisInput) -> DiagnosisPayloa
     )
     async with _audited(context) as session:
         diagnosis_row, record_row = await record_commands.add_diagnosis(session, viewer, new)
-        context.loaders.record_node(record_row)
+        context.audit.touch_record(record_row.id, record_row.patient_id)
         diagnosis = context.loaders.diagnosis_node(diagnosis_row)
     return DiagnosisPayload(diagnosis=diagnosis)
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from graphql import (
@@ -316,43 +316,46 @@ def _operation_label(operation: OperationDefinitionNode) -> str:
     return f"operation {operation.name.value}" if operation.name else "the operation"
 
 
-@functools.cache
-def depth_rule(limit: int) -> type[ValidationRule]:
-    class QueryDepthRule(ValidationRule):
+def _operation_rule(
+    measure: Callable[[OperationDefinitionNode, DocumentNode], int],
+    describe: Callable[[str, int, int], str],
+    limit: int,
+) -> type[ValidationRule]:
+    """A validation rule refusing every operation whose ``measure`` exceeds ``limit``."""
+
+    class OperationLimitRule(ValidationRule):
         def __init__(self, context: ValidationContext) -> None:
             super().__init__(context)
             for operation in _operations(context):
-                depth = query_depth(operation, context.document)
-                if depth > limit:
-                    label = _operation_label(operation)
-                    context.report_error(
-                        too_complex(
-                            f"{label} is {depth} fields deep; the limit is {limit}",
-                            nodes=[operation],
-                        )
-                    )
+                value = measure(operation, context.document)
+                if value > limit:
+                    message = describe(_operation_label(operation), value, limit)
+                    context.report_error(too_complex(message, nodes=[operation]))
 
-    return QueryDepthRule
+    return OperationLimitRule
+
+
+# Cached per limit value: one rule class per process keeps the validation cache hitting.
+
+
+@functools.cache
+def depth_rule(limit: int) -> type[ValidationRule]:
+    return _operation_rule(
+        query_depth,
+        lambda label, depth, limit: f"{label} is {depth} fields deep; the limit is {limit}",
+        limit,
+    )
 
 
 @functools.cache
 def alias_rule(limit: int) -> type[ValidationRule]:
-    class QueryAliasesRule(ValidationRule):
-        def __init__(self, context: ValidationContext) -> None:
-            super().__init__(context)
-            for operation in _operations(context):
-                aliases = alias_count(operation, context.document)
-                if aliases > limit:
-                    label = _operation_label(operation)
-                    context.report_error(
-                        too_complex(
-                            f"{label} uses {aliases} aliases (fragments expanded); "
-                            f"the limit is {limit}",
-                            nodes=[operation],
-                        )
-                    )
-
-    return QueryAliasesRule
+    return _operation_rule(
+        alias_count,
+        lambda label, aliases, limit: (
+            f"{label} uses {aliases} aliases (fragments expanded); the limit is {limit}"
+        ),
+        limit,
+    )
 
 
 # --- The extension.
