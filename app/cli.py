@@ -13,6 +13,7 @@ def _serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     from app.logging_config import logging_config
+    from app.settings import Settings
 
     uvicorn.run(
         "app.main:create_app",
@@ -21,6 +22,8 @@ def _serve(args: argparse.Namespace) -> None:
         port=args.port,
         workers=args.workers,
         proxy_headers=True,
+        # WebSockets are closed with 1001 first (app/shutdown.py); HTTP requests drain.
+        timeout_graceful_shutdown=Settings().shutdown_grace_seconds,
         # JSON lines (app/logging_config.py), applied in every worker; the request lines are
         # the app's own (medrec.request), so uvicorn's access log stays off.
         log_config=logging_config(),

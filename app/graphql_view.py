@@ -101,10 +101,11 @@ class GraphQLView(GraphQL[RequestContext, None]):
     persisted: PersistedQueries | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await super().__call__(scope, receive, send)
-            return
         services: Services = scope["app"].state.services
+        if scope["type"] == "websocket":
+            with services.sockets.tracking(send):
+                await super().__call__(scope, receive, send)
+            return
         limit = services.settings.max_request_bytes
         request = Request(scope, limited(receive, limit))
         response = _refusal(request, limit) or _address_limited(request, services)

@@ -20,6 +20,7 @@ from app.http_guards import PREFLIGHT_HEADERS
 from app.observability import Observability, ObservabilityMiddleware, observe_operations
 from app.services import Services
 from app.settings import Settings
+from app.shutdown import closing_sockets_on_exit_signal
 from schema import build_schema
 
 
@@ -51,7 +52,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         async with Services.running(settings) as services:
             app.state.services = services
             graphql.persisted = services.persisted
-            yield
+            with closing_sockets_on_exit_signal(services.sockets):
+                yield
 
     observability = Observability()
     graphql = GraphQLView(

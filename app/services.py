@@ -17,6 +17,7 @@ from app.migrations import head_revision
 from app.opaque_ids import OpaqueIds
 from app.persisted_queries import PersistedQueries
 from app.rate_limit import TokenBuckets
+from app.shutdown import OpenSockets
 from app.status_stream import StatusStream
 from app.storage import AttachmentStorage
 from app.tokens import TokenVerifier
@@ -41,6 +42,8 @@ class Services:
     address_limits: TokenBuckets
     persisted: PersistedQueries
     subject_limits: TokenBuckets
+    # WebSockets to close with 1001 on shutdown (app/shutdown.py).
+    sockets: OpenSockets
 
     @classmethod
     @asynccontextmanager
@@ -91,4 +94,5 @@ class Services:
                 persisted=PersistedQueries(
                     sessionmaker, allow_list_only=settings.persisted_queries_only
                 ),
+                sockets=OpenSockets(),
             )

@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     # Browser origins allowed to call over HTTP from another origin (CORS).
     cors_origins: Annotated[tuple[str, ...], NoDecode] = ()
     introspection: bool = True
+    # On SIGTERM, in-flight requests get this long to finish before they are cancelled.
+    shutdown_grace_seconds: int = 30
 
     s3_bucket: str = "medrec-attachments"
     s3_region: str = "us-east-1"

@@ -45,6 +45,15 @@ def server_environment(settings: Settings, **overrides: str) -> dict[str, str]:
 @contextmanager
 def serving(environment: dict[str, str], *, workers: int = 1) -> Iterator[str]:
     """A `medrec serve` process, once ready; yields its base URL."""
+    with serving_process(environment, workers=workers) as (url, _):
+        yield url
+
+
+@contextmanager
+def serving_process(
+    environment: dict[str, str], *, workers: int = 1
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """A `medrec serve` process, once ready; yields its base URL and the process."""
     port = free_port()
     command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
     process = subprocess.Popen(
@@ -65,7 +74,8 @@ def serving(environment: dict[str, str], *, workers: int = 1) -> Iterator[str]:
                 pass
             assert time.monotonic() < deadline, "medrec serve did not become ready"
             time.sleep(0.2)
-        yield url
+        yield url, process
     finally:
-        process.terminate()
+        if process.poll() is None:
+            process.terminate()
         process.wait(timeout=30)
