@@ -1,0 +1,1 @@
+"""Load benchmarks of medrec (and of PostGraphile 4 on the same data): ``make bench``."""

