@@ -70,3 +70,22 @@ contract: venv
 lock: venv
 	$(PIP_COMPILE) -o requirements.lock pyproject.toml
 	$(PIP_COMPILE) --extra dev -c requirements.lock -o requirements-dev.lock pyproject.toml
+
+# Load benchmarks (README, "Benchmarks"); BENCH_DURATION, BENCH_SHAPES, BENCH_SOAK... pass through
+# the environment. wrk comes from Debian's packages, PostGraphile from bench/package-lock.json.
+BENCH_NEEDS_WRK = @command -v wrk >/dev/null 2>&1 || { \
+	echo "wrk not found: installing it with apt-get"; \
+	if [ "$$(id -u)" -eq 0 ]; then sudo=; else sudo=sudo; fi; \
+	$$sudo apt-get update && $$sudo apt-get install -y wrk; }
+
+.PHONY: bench bench-peers
+
+bench: venv
+	$(BENCH_NEEDS_WRK)
+	$(VENV)/bin/python -m bench
+
+bench-peers: venv
+	$(BENCH_NEEDS_WRK)
+	@command -v npm >/dev/null 2>&1 || { echo "error: bench-peers needs node and npm" >&2; exit 1; }
+	@[ -d bench/node_modules ] || { echo "cd bench && npm ci"; cd bench && npm ci --no-audit --no-fund; }
+	$(VENV)/bin/python -m bench --peers

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -124,11 +125,9 @@ async def send_once(
     client: httpx.AsyncClient, url: str, token: str | None, shape: Shape, index: int = 0
 ) -> tuple[dict[str, Any], dict[str, Any] | None]:
     """One request of the shape (and its follow-up); raises if an answer is wrong."""
-    answer: dict[str, Any] = (
-        await client.post(
-            url, content=shape.bodies[index % len(shape.bodies)], headers=_headers(token)
-        )
-    ).json()
+    # As chain.lua does: a fresh key where the peer takes it from the client.
+    first = shape.bodies[index % len(shape.bodies)].replace("__UUID__", str(uuid.uuid4()))
+    answer: dict[str, Any] = (await client.post(url, content=first, headers=_headers(token))).json()
     if problem := shape.check(answer):
         raise RuntimeError(f"{shape.key}: unexpected answer: {problem}")
     if shape.follow_up is None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import os
 import platform
 import resource
@@ -486,6 +487,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from app.local_s3 import local_s3
     from app.seed import synthetic_admin_subject
 
+    # moto's S3 server logs every request it serves; only its warnings matter here.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
     started = time.monotonic()
     with bench_database() as database, ExitStack() as stack:
         prepare(database, patients=config.patients)

@@ -262,7 +262,7 @@ def peer_shapes(population: Population) -> list[Shape]:
     ]
     change = body(
         PEER_CHANGE_STATUS,
-        {"input": {"id": "__ID__", "patch": {"status": "ENTERED_IN_ERROR"}}},
+        {"input": {"id": "__ID__", "medicalRecordPatch": {"status": "ENTERED_IN_ERROR"}}},
     )
     return [
         Shape(
