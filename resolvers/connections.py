@@ -27,10 +27,13 @@ def page_connection(
     page: PageRequest,
     count: Callable[[], Awaitable[int]],
 ) -> Connection[NodeT]:
-    shown = rows[: page.first]
+    def cursor_of(row: Any) -> str:
+        return ids.encode_cursor(order.kind, order.cursor_values(row))
+
     return connection(
-        [node(row) for row in shown],
-        [ids.encode_cursor(order.kind, order.cursor_values(row)) for row in shown],
+        rows[: page.first],
+        node,
+        cursor_of,
         has_next_page=len(rows) > page.first,
         # Forward paging only: rows precede the cursor's position when a cursor was given.
         has_previous_page=page.after is not None,

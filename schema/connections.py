@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Generic, TypeVar
 
 import strawberry
+
+from schema.execution import plain_resolver
 
 NodeT = TypeVar("NodeT")
 
@@ -20,8 +22,15 @@ class PageInfo:
 
 @strawberry.type
 class Edge(Generic[NodeT]):
-    cursor: str
     node: NodeT
+    row: strawberry.Private[Any]
+    cursor_of: strawberry.Private[Callable[[Any], str]]
+
+    # Sealed only when selected: large nested pages rarely ask for their cursors.
+    @strawberry.field
+    @plain_resolver
+    def cursor(self) -> str:
+        return self.cursor_of(self.row)
 
 
 @strawberry.type
@@ -36,21 +45,22 @@ class Connection(Generic[NodeT]):
 
 
 def connection(
-    nodes: list[NodeT],
-    cursors: list[str],
+    rows: Sequence[Any],
+    node: Callable[[Any], NodeT],
+    cursor_of: Callable[[Any], str],
     *,
     has_next_page: bool,
     has_previous_page: bool,
     count: Callable[[], Awaitable[int]],
 ) -> Connection[NodeT]:
-    edges = [Edge(cursor=c, node=n) for c, n in zip(cursors, nodes, strict=True)]
+    """One edge per row: ``node`` makes its object, ``cursor_of`` its cursor."""
     return Connection(
-        edges=edges,
+        edges=[Edge(node=node(row), row=row, cursor_of=cursor_of) for row in rows],
         page_info=PageInfo(
             has_next_page=has_next_page,
             has_previous_page=has_previous_page,
-            start_cursor=cursors[0] if cursors else None,
-            end_cursor=cursors[-1] if cursors else None,
+            start_cursor=cursor_of(rows[0]) if rows else None,
+            end_cursor=cursor_of(rows[-1]) if rows else None,
         ),
         count=count,
     )

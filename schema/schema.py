@@ -12,6 +12,7 @@ from strawberry.schema.config import StrawberryConfig
 from schema import types
 from schema.audit import AuditTrailExtension
 from schema.errors import ErrorCodes
+from schema.execution import LeafShortcutExecutionContext
 from schema.limits import QueryLimits
 from schema.mutation import Mutation
 from schema.query import Query
@@ -56,6 +57,7 @@ def build_schema(*, introspection: bool = True) -> strawberry.Schema:
             *hide_schema,
         ],
         config=StrawberryConfig(scalar_map=SCALARS),
+        execution_context_class=LeafShortcutExecutionContext,
     )
 
 

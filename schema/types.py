@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import strawberry
 
 from app.context import Info
-from app.opaque_ids import NodeType
+from app.opaque_ids import NodeType, OpaqueIds
 from app.pagination import page_request
 from app.repositories.patients import PATIENT_ORDER
 from app.repositories.records import RECORD_ORDER
@@ -25,20 +26,24 @@ from schema.enums import (
     Role,
     Sex,
 )
+from schema.execution import plain_resolver
 from schema.inputs import PatientFilter, RecordFilter
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
-    from app.opaque_ids import OpaqueIds
     from app.repositories.records import RecordParent
 
 
 @strawberry.interface
 class Node:
-    id: strawberry.ID = strawberry.field(
-        description="Opaque global id; stable, unique across all types"
-    )
+    node_type: ClassVar[NodeType]
+    row_id: strawberry.Private[uuid.UUID]
+    ids: strawberry.Private[OpaqueIds]
+
+    # Sealed (an HMAC) only when a query selects it: most fetched nodes never show their id.
+    @strawberry.field(description="Opaque global id; stable, unique across all types")
+    @plain_resolver
+    def id(self) -> strawberry.ID:
+        return strawberry.ID(self.ids.encode_id(self.node_type, self.row_id))
 
 
 async def _records_connection(
@@ -73,12 +78,12 @@ class Provider(Node):
     email: str | None
     active: bool
     created_at: dt.datetime
-    row_id: strawberry.Private[uuid.UUID]
+    node_type: ClassVar[NodeType] = NodeType.PROVIDER
 
     @classmethod
     def from_row(cls, row: Any, ids: OpaqueIds) -> Provider:
         return cls(
-            id=strawberry.ID(ids.encode_id(NodeType.PROVIDER, row.id)),
+            ids=ids,
             row_id=row.id,
             npi=row.npi,
             given_name=row.given_name,
@@ -136,13 +141,13 @@ class Patient(Node):
     version: int = strawberry.field(
         description="Incremented on every change; pass it back as expectedVersion"
     )
-    row_id: strawberry.Private[uuid.UUID]
     primary_provider_id: strawberry.Private[uuid.UUID | None]
+    node_type: ClassVar[NodeType] = NodeType.PATIENT
 
     @classmethod
     def from_row(cls, row: Any, ids: OpaqueIds) -> Patient:
         return cls(
-            id=strawberry.ID(ids.encode_id(NodeType.PATIENT, row.id)),
+            ids=ids,
             row_id=row.id,
             mrn=row.mrn,
             given_name=row.given_name,
@@ -245,23 +250,24 @@ class MedicalRecord(Node):
     visit_date: dt.datetime
     chief_complaint: str | None
     notes: str | None
-    vital_signs: VitalSigns | None
-    prescriptions: list[Prescription]
-    lab_results: list[LabResult]
     status: RecordStatus
     finalized_at: dt.datetime | None
     follow_up_date: dt.date | None
     created_at: dt.datetime
     updated_at: dt.datetime
     version: int
-    row_id: strawberry.Private[uuid.UUID]
     patient_id: strawberry.Private[uuid.UUID]
     provider_id: strawberry.Private[uuid.UUID]
+    # The JSON columns as stored; turned into objects only for the queries that select them.
+    stored_vital_signs: strawberry.Private[Mapping[str, Any] | None]
+    stored_prescriptions: strawberry.Private[list[Mapping[str, Any]]]
+    stored_lab_results: strawberry.Private[list[Mapping[str, Any]]]
+    node_type: ClassVar[NodeType] = NodeType.MEDICAL_RECORD
 
     @classmethod
     def from_row(cls, row: Any, ids: OpaqueIds) -> MedicalRecord:
         return cls(
-            id=strawberry.ID(ids.encode_id(NodeType.MEDICAL_RECORD, row.id)),
+            ids=ids,
             row_id=row.id,
             patient_id=row.patient_id,
             provider_id=row.provider_id,
@@ -269,9 +275,9 @@ class MedicalRecord(Node):
             visit_date=row.visit_date,
             chief_complaint=row.chief_complaint,
             notes=row.notes,
-            vital_signs=VitalSigns.from_json(row.vital_signs),
-            prescriptions=[Prescription.from_json(p) for p in row.prescriptions],
-            lab_results=[LabResult.from_json(r) for r in row.lab_results],
+            stored_vital_signs=row.vital_signs,
+            stored_prescriptions=row.prescriptions,
+            stored_lab_results=row.lab_results,
             status=row.status,
             finalized_at=row.finalized_at,
             follow_up_date=row.follow_up_date,
@@ -279,6 +285,18 @@ class MedicalRecord(Node):
             updated_at=row.updated_at,
             version=row.version,
         )
+
+    @strawberry.field
+    def vital_signs(self) -> VitalSigns | None:
+        return VitalSigns.from_json(self.stored_vital_signs)
+
+    @strawberry.field
+    def prescriptions(self) -> list[Prescription]:
+        return [Prescription.from_json(p) for p in self.stored_prescriptions]
+
+    @strawberry.field
+    def lab_results(self) -> list[LabResult]:
+        return [LabResult.from_json(r) for r in self.stored_lab_results]
 
     @strawberry.field
     async def patient(self, info: Info) -> Patient:
@@ -312,11 +330,13 @@ class Diagnosis(Node):
     type: DiagnosisType
     created_at: dt.datetime
     record_id: strawberry.Private[uuid.UUID]
+    node_type: ClassVar[NodeType] = NodeType.DIAGNOSIS
 
     @classmethod
     def from_row(cls, row: Any, ids: OpaqueIds) -> Diagnosis:
         return cls(
-            id=strawberry.ID(ids.encode_id(NodeType.DIAGNOSIS, row.id)),
+            ids=ids,
+            row_id=row.id,
             record_id=row.record_id,
             icd10_code=row.icd10_code,
             description=row.description,
@@ -341,13 +361,13 @@ class Attachment(Node):
     uploaded_at: dt.datetime | None
     created_at: dt.datetime
     record_id: strawberry.Private[uuid.UUID]
-    row_id: strawberry.Private[uuid.UUID]
     storage_key: strawberry.Private[str]
+    node_type: ClassVar[NodeType] = NodeType.ATTACHMENT
 
     @classmethod
     def from_row(cls, row: Any, ids: OpaqueIds) -> Attachment:
         return cls(
-            id=strawberry.ID(ids.encode_id(NodeType.ATTACHMENT, row.id)),
+            ids=ids,
             record_id=row.record_id,
             row_id=row.id,
             storage_key=row.storage_key,

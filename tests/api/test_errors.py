@@ -42,11 +42,12 @@ async def test_unexpected_failure_is_masked_and_logged_with_request_id(
             headers={"X-Request-ID": "req-42"},
         )
     body = response.json()
+    # The stored JSON is read only when the field is selected, so the error is the field's.
     assert body["errors"] == [
         {
             "message": "Internal server error",
-            "locations": [{"line": 1, "column": 3}],
-            "path": ["records"],
+            "locations": [{"line": 1, "column": 28}],
+            "path": ["records", "edges", 0, "node", "prescriptions"],
             "extensions": {"code": "INTERNAL_SERVER_ERROR", "requestId": "req-42"},
         }
     ]
