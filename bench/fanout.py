@@ -97,12 +97,12 @@ async def _receive(connection: Any, sink: Deliveries) -> None:
             payload = message.get("payload") or {}
             event = (payload.get("data") or {}).get("recordStatusChanged")
             if payload.get("errors") or not event:
-                sink.errors.append(json.dumps(payload)[:200])
+                sink.errors.append(json.dumps(payload)[:400])
             else:
                 sink.arrivals.append((arrived, event["changedAt"], event["record"]["id"]))
                 sink.changed()
         elif kind in ("error", "complete"):
-            sink.errors.append(json.dumps(message)[:200])
+            sink.errors.append(json.dumps(message)[:400])
             return
 
 

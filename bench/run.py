@@ -274,6 +274,16 @@ def _write_results(
         text=True,
         check=False,
     ).stdout.strip()
+    # Uncommitted changes to the served code make the run hard to reproduce: say so.
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--", "app", "schema", "resolvers", "models", "alembic"],
+        cwd=BENCH_DIR.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    if dirty:
+        commit += " + uncommitted changes"
     document = {
         "started": stamp,
         "commit": commit,
