@@ -22,6 +22,7 @@ from app.graphiql import graphiql_page
 from app.http_guards import BodyTooLarge, csrf_refusal, limited
 from app.observability import count_rate_limit_rejection
 from app.persisted_queries import PersistedQueries, PersistedQueryError
+from app.request_reads import RequestReads
 from app.tokens import TokenError, bearer_token
 from app.viewer import Viewer, resolve_viewer
 from resolvers.loaders import Loaders
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from strawberry.http import GraphQLRequestData
     from strawberry.http.base import BaseRequestProtocol
 
+    from app.request_reads import SessionSource
     from app.services import Services
 
 
@@ -110,6 +112,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
         request = Request(scope, limited(receive, limit))
         response = _refusal(request, limit) or _address_limited(request, services)
         if response is None:
+            reads = request.state.reads = RequestReads(services.engine)
             try:
                 response = await self.run(request)
             except HTTPException as error:
@@ -120,6 +123,9 @@ class GraphQLView(GraphQL[RequestContext, None]):
                 response = JSONResponse(
                     {"errors": [{"message": error.message, "extensions": {"code": error.code}}]}
                 )
+            finally:
+                # The response is complete in memory: the connection goes back before sending.
+                await reads.close()
         if (
             response.media_type == "application/json"
             and GRAPHQL_RESPONSE_JSON in request.headers.get("accept", "")
@@ -163,12 +169,16 @@ class GraphQLView(GraphQL[RequestContext, None]):
         context.viewer = viewer
         context.auth_failure = None
         context.audit.viewer = viewer
-        context.loaders = Loaders(services.sessionmaker, viewer, services.ids, context.audit)
+        context.loaders = Loaders(context.reads, viewer, services.ids, context.audit)
 
     async def get_context(
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> RequestContext:
         services: Services = request.app.state.services
+        # HTTP requests read through one connection; a WebSocket takes pooled sessions as needed.
+        reads: SessionSource = (
+            request.state.reads.session if isinstance(request, Request) else services.sessionmaker
+        )
         request_id = request_id_of(request)
         viewer: Viewer | None = None
         failure: str | None = None
@@ -191,7 +201,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
                     response.headers["Retry-After"] = str(rate_limited.retry_after)
             else:
                 try:
-                    async with services.sessionmaker() as session:
+                    async with reads() as session:
                         viewer = await resolve_viewer(session, token)
                 except (DBAPIError, OSError, TimeoutError):
                     log.warning("database unavailable while resolving the caller")
@@ -209,7 +219,8 @@ class GraphQLView(GraphQL[RequestContext, None]):
             request_id=request_id,
             ids=services.ids,
             sessionmaker=services.sessionmaker,
-            loaders=Loaders(services.sessionmaker, viewer, services.ids, audit),
+            reads=reads,
+            loaders=Loaders(reads, viewer, services.ids, audit),
             audit=audit,
             storage=services.storage,
             settings=services.settings,

@@ -52,11 +52,11 @@ async def root_connection(
     node: Callable[[Any], NodeT],
 ) -> Connection[NodeT]:
     """A top-level list: one statement for the page, one more only if totalCount is selected."""
-    async with context.sessionmaker() as session:
+    async with context.reads() as session:
         rows = await fetch(session, page)
 
     async def total() -> int:
-        async with context.sessionmaker() as session:
+        async with context.reads() as session:
             return await count(session)
 
     return page_connection(rows, node, ids=context.ids, order=order, page=page, count=total)

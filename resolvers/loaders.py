@@ -1,7 +1,7 @@
 """Per-request DataLoaders: one SQL statement per relation level, whatever the number of parents.
 
-Each batch runs in its own pooled session: an ``AsyncSession`` must not be shared by the
-concurrent tasks GraphQL execution starts.
+Each batch gets a session of its own from ``reads`` (app/request_reads.py): an ``AsyncSession``
+must not be shared by the concurrent tasks GraphQL execution starts.
 """
 
 from __future__ import annotations
@@ -19,13 +19,14 @@ if TYPE_CHECKING:
     import uuid
 
     from sqlalchemy import Row
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+    from sqlalchemy.ext.asyncio import AsyncSession
 
     from app.audit import AuditTrail
     from app.opaque_ids import OpaqueIds
     from app.pagination import PageRequest
     from app.repositories.patients import PatientListFilter
     from app.repositories.records import RecordListFilter, RecordParent
+    from app.request_reads import SessionSource
     from app.viewer import Viewer
 
 K = TypeVar("K")
@@ -35,12 +36,12 @@ V = TypeVar("V")
 class Loaders:
     def __init__(
         self,
-        sessionmaker: async_sessionmaker[AsyncSession],
+        reads: SessionSource,
         viewer: Viewer | None,
         ids: OpaqueIds,
         audit: AuditTrail,
     ) -> None:
-        self._sessionmaker = sessionmaker
+        self._reads = reads
         self._viewer = viewer
         self._ids = ids
         self._audit = audit
@@ -61,7 +62,7 @@ class Loaders:
 
     def fresh(self) -> Loaders:
         """Loaders with empty caches, for a caller whose request outlives one answer."""
-        return Loaders(self._sessionmaker, self._viewer, self._ids, self._audit)
+        return Loaders(self._reads, self._viewer, self._ids, self._audit)
 
     # Rows become GraphQL objects here, and the audit trail notes what the caller is handed.
 
@@ -101,7 +102,7 @@ class Loaders:
     async def _run(self, query: Callable[..., Awaitable[V]], *args: Any) -> V:
         # Resolvers reach a loader only after the context has checked the caller.
         assert self._viewer is not None
-        async with self._sessionmaker() as session:
+        async with self._reads() as session:
             return await query(session, self._viewer, *args)
 
     def _by_id(

@@ -44,7 +44,7 @@ class AuditTrailExtension(SchemaExtension):
             return
         event = context.audit.event(_outcome(errors))
         try:
-            async with context.sessionmaker() as session, session.begin():
+            async with context.reads() as session, session.begin():
                 await append(session, event)
         except Exception as error:
             # The type only: a database error's text quotes the statement and its values.

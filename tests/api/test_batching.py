@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from sqlalchemy import event
+
 from tests.api_client import Api, count_statements
 
 if TYPE_CHECKING:
@@ -81,3 +83,23 @@ async def test_totals_cost_statements_only_when_selected(
     assert data["patients"]["totalCount"] == 4
     assert {e["node"]["records"]["totalCount"] for e in data["patients"]["edges"]} == {2}
     assert with_totals.count == without.count + 2
+
+
+async def test_a_request_reads_through_one_pooled_connection(
+    api: Api, factory: Factory, app: Starlette
+) -> None:
+    await _clinic(factory, patients=6, records_each=2)
+    pool = app.state.services.engine.sync_engine.pool
+    checkouts: list[object] = []
+
+    def checked_out(dbapi_connection: object, *_: object) -> None:
+        checkouts.append(dbapi_connection)
+
+    event.listen(pool, "checkout", checked_out)
+    try:
+        data = await api.data(MOBILE_QUERY, {"n": 6})
+    finally:
+        event.remove(pool, "checkout", checked_out)
+    assert len(data["patients"]["edges"]) == 6
+    # The caller, every DataLoader batch and the audit row: one checkout, not one per statement.
+    assert len(checkouts) == 1
