@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+import orjson
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -22,10 +23,18 @@ def create_engine(settings: Settings) -> AsyncEngine:
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
         pool_pre_ping=True,
+        # JSONB columns (vital signs, prescriptions, lab results) are decoded for every record
+        # a query reads; orjson does it several times faster than the standard library.
+        json_serializer=_json_text,
+        json_deserializer=orjson.loads,
         connect_args={
             "server_settings": {"statement_timeout": str(settings.db_statement_timeout_ms)}
         },
     )
+
+
+def _json_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

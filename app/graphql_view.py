@@ -8,6 +8,7 @@ import re
 import uuid
 from typing import TYPE_CHECKING
 
+import orjson
 from cross_web import HTTPException
 from sqlalchemy.exc import DBAPIError
 from starlette.requests import Request
@@ -132,6 +133,10 @@ class GraphQLView(GraphQL[RequestContext, None]):
         ):
             _as_graphql_response_json(response)
         await response(scope, receive, send)
+
+    def encode_json(self, data: object) -> bytes:
+        # Responses of a few hundred KB are common (a patient's nested records): orjson.
+        return orjson.dumps(data)
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """GraphiQL from our own static files, under a strict CSP (app/graphiql)."""
