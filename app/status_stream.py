@@ -5,7 +5,8 @@ only committed changes ring) wakes the subscribers of that tenant. The notificat
 not the data: each subscriber then reads the events after the last one it delivered, under its own
 access predicate, so nothing is lost across reconnects and a slow subscriber holds no backlog in
 memory. Writers of one tenant take a transaction lock before appending an event, so a tenant's
-sequence numbers become visible in order and "after N" never skips a late commit.
+sequence numbers become visible in order and "after N" never skips a late commit. Subscribers
+who would read the same rows share those reads (app/status_fanout.py).
 """
 
 from __future__ import annotations
@@ -15,12 +16,16 @@ import contextlib
 import json
 import logging
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from sqlalchemy.engine import make_url
 
 from app.record_workflow import STATUS_CHANNEL
+from app.status_fanout import StatusFanout
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger("medrec.status_stream")
 
@@ -50,7 +55,14 @@ class StatusStream:
         self._reconnect_delay = reconnect_delay
         self._doorbells: dict[str, set[Doorbell]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
+        self._fanout: StatusFanout | None = None
         self.connected = asyncio.Event()
+
+    def fanout(self, engine: AsyncEngine, connections: int) -> StatusFanout:
+        """The process's fan-out, made by its first subscriber (the engine is not known before)."""
+        if self._fanout is None:
+            self._fanout = StatusFanout(engine, connections)
+        return self._fanout
 
     @property
     def subscriber_count(self) -> int:
@@ -76,6 +88,8 @@ class StatusStream:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        if self._fanout is not None:
+            await self._fanout.stop()
 
     def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
         try:

@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
+import traceback
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import strawberry
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from app.audit import append
 from app.context import Info
-from app.errors import BadUserInput
+from app.errors import ApiError, BadUserInput, ErrorCode
 from app.opaque_ids import NodeType
-from app.repositories import status_events
+from app.status_fanout import PAGE, Scope
 from models.enums import AuditOutcome
 from schema import types
 
-# Events read per query; a subscriber that fell behind catches up in pages of this size.
-PAGE = 100
-TOKEN_EXPIRED = 4401
+if TYPE_CHECKING:
+    from app.services import Services
 
+log = logging.getLogger("medrec.subscriptions")
+
+TOKEN_EXPIRED = 4401
+DATABASE_UNAVAILABLE = "the database is unavailable; retry shortly"
 
 _SEQUENCE = re.compile(r"[0-9]{1,19}")
 _MAX_SEQUENCE = 2**63 - 1  # bigint
@@ -32,6 +39,38 @@ def _position(after_sequence: str | None) -> int | None:
     if not _SEQUENCE.fullmatch(after_sequence) or int(after_sequence) > _MAX_SEQUENCE:
         raise BadUserInput("afterSequence: must be a sequence taken from an event")
     return int(after_sequence)
+
+
+class _InternalError(ApiError):
+    """What a subscriber is told when its stream fails: a message of ours and the request id."""
+
+    code = ErrorCode.INTERNAL_SERVER_ERROR
+
+    def __init__(self, message: str, request_id: str) -> None:
+        super().__init__(message)
+        self.request_id = request_id
+
+    @property
+    def extensions(self) -> dict[str, object]:
+        return {"requestId": self.request_id}
+
+
+def _masked(error: Exception, request_id: str) -> _InternalError:
+    # The type only: a database error's text quotes the statement and its values.
+    if isinstance(error, (DBAPIError, PoolTimeout, OSError, TimeoutError)):
+        log.error(
+            "subscription ended: database unavailable (%s, request %s)",
+            type(error).__name__,
+            request_id,
+        )
+        return _InternalError(DATABASE_UNAVAILABLE, request_id)
+    log.error(
+        "unexpected %s in a subscription (request %s)\n%s",
+        type(error).__name__,
+        request_id,
+        "".join(traceback.format_tb(error.__traceback__)),
+    )
+    return _InternalError("Internal server error", request_id)
 
 
 async def record_status_changed(
@@ -54,32 +93,35 @@ async def record_status_changed(
         else context.ids.decode_typed_id(patient_id, NodeType.PATIENT, "patientId")
     )
     position = _position(after_sequence)
+    # Imported here: resolvers.loaders imports the schema, which imports this module.
+    from app.event_loaders import EventLoaders
+
+    services: Services = context.request.app.state.services
+    fanout = context.status_stream.fanout(
+        services.engine, max(1, context.settings.db_pool_size // 2)
+    )
+    reader = fanout.reader(Scope.of(viewer, record_id=record, patient_id=patient))
 
     # Subscribed before reading the position: a change committed in between still rings.
     doorbell = context.status_stream.subscribe(viewer.tenant_id)
     expired = False
     try:
         if position is None:
-            async with context.sessionmaker() as session:
-                position = await status_events.latest_sequence(session, viewer.tenant_id)
+            position = await fanout.latest_sequence(viewer.tenant_id)
         while True:
-            async with context.sessionmaker() as session:
-                rows = await status_events.events_after(
-                    session, viewer, position, record_id=record, patient_id=patient, limit=PAGE
-                )
-            for row in rows:
+            page = await reader.events_after(position)
+            for row in page.rows:
                 position = row.sequence
                 # Fresh loaders per event: nested fields are batched, and read as they are now.
-                context.loaders = context.loaders.fresh()
-                event = context.loaders.status_event_node(row)
+                loaders = context.loaders = EventLoaders(page.statements, context, viewer)
+                event = loaders.status_event_node(row)
                 # Each delivery discloses the record (and so its patient): audited before it
                 # is sent. Loading the record here also warms the loader for `record { ... }`.
-                await context.loaders.record.load(row.record_id)
-                async with context.sessionmaker() as session, session.begin():
-                    await append(session, context.audit.event(AuditOutcome.OK))
+                await loaders.record.load(row.record_id)
+                await fanout.audit.append(context.audit.event(AuditOutcome.OK))
                 context.audit.appended()
                 yield event
-            if len(rows) == PAGE:
+            if len(page.rows) == PAGE:
                 continue
             remaining = (viewer.expires_at - datetime.now(UTC)).total_seconds()
             try:
@@ -88,6 +130,11 @@ async def record_status_changed(
             except TimeoutError:
                 expired = True
                 return
+    except ApiError:
+        raise
+    except Exception as error:
+        # Strawberry would send the exception's text; unexpected errors leave masked, as in HTTP.
+        raise _masked(error, context.request_id) from None
     finally:
         context.status_stream.unsubscribe(doorbell)
         if expired:
