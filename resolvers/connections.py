@@ -5,12 +5,15 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
+
 from schema.connections import Connection, connection
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
+    from strawberry.types.nodes import Selection
 
-    from app.context import RequestContext
+    from app.context import Info, RequestContext
     from app.opaque_ids import OpaqueIds
     from app.pagination import KeysetOrder, PageRequest
     from app.viewer import Viewer
@@ -18,7 +21,29 @@ if TYPE_CHECKING:
 NodeT = TypeVar("NodeT")
 
 
-def page_connection(
+def node_fields(info: Info) -> frozenset[str]:
+    """The fields the query selects on `edges { node { ... } }` of the connection being resolved,
+    through fragments too (directives aside: a skipped field only costs a prefetch)."""
+    names: set[str] = set()
+    for current in _fields(info.selected_fields):
+        for edges in _fields(current.selections, "edges"):
+            for node in _fields(edges.selections, "node"):
+                names.update(field.name for field in _fields(node.selections))
+    return frozenset(names)
+
+
+def _fields(selections: list[Selection], name: str | None = None) -> list[SelectedField]:
+    found: list[SelectedField] = []
+    for selection in selections:
+        if isinstance(selection, SelectedField):
+            if name is None or selection.name == name:
+                found.append(selection)
+        elif isinstance(selection, FragmentSpread | InlineFragment):
+            found.extend(_fields(selection.selections, name))
+    return found
+
+
+async def page_connection(
     rows: Sequence[Any],
     node: Callable[[Any], NodeT],
     *,
@@ -26,13 +51,20 @@ def page_connection(
     order: KeysetOrder,
     page: PageRequest,
     count: Callable[[], Awaitable[int]],
+    prefetch: Callable[[list[NodeT]], Awaitable[None]] | None = None,
 ) -> Connection[NodeT]:
+    """``prefetch`` loads what the query selects on the page's nodes (Loaders.prefetch_for_*)."""
+
     def cursor_of(row: Any) -> str:
         return ids.encode_cursor(order.kind, order.cursor_values(row))
 
+    shown = rows[: page.first]
+    nodes = [node(row) for row in shown]
+    if prefetch is not None:
+        await prefetch(nodes)
     return connection(
-        rows[: page.first],
-        node,
+        shown,
+        nodes,
         cursor_of,
         has_next_page=len(rows) > page.first,
         # Forward paging only: rows precede the cursor's position when a cursor was given.
@@ -50,6 +82,7 @@ async def root_connection(
     fetch: Callable[[AsyncSession, PageRequest], Awaitable[Sequence[Any]]],
     count: Callable[[AsyncSession], Awaitable[int]],
     node: Callable[[Any], NodeT],
+    prefetch: Callable[[list[NodeT]], Awaitable[None]] | None = None,
 ) -> Connection[NodeT]:
     """A top-level list: one statement for the page, one more only if totalCount is selected."""
     async with context.reads() as session:
@@ -59,4 +92,6 @@ async def root_connection(
         async with context.reads() as session:
             return await count(session)
 
-    return page_connection(rows, node, ids=context.ids, order=order, page=page, count=total)
+    return await page_connection(
+        rows, node, ids=context.ids, order=order, page=page, count=total, prefetch=prefetch
+    )

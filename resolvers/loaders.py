@@ -6,13 +6,15 @@ must not be shared by the concurrent tasks GraphQL execution starts.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Hashable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+import asyncio
+from collections.abc import Awaitable, Callable, Collection, Hashable, Sequence
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from strawberry.dataloader import DataLoader
 
 from app.opaque_ids import NodeType
 from app.repositories import patients, providers, records
+from resolvers.cached_loads import required
 from schema.types import Attachment, Diagnosis, MedicalRecord, Patient, Provider, RecordStatusEvent
 
 if TYPE_CHECKING:
@@ -31,6 +33,8 @@ if TYPE_CHECKING:
 
 K = TypeVar("K")
 V = TypeVar("V")
+# A loader and the keys to load with it.
+Relation: TypeAlias = "tuple[DataLoader[uuid.UUID, Any], list[uuid.UUID]]"
 
 
 class Loaders:
@@ -172,18 +176,48 @@ class Loaders:
         )
 
     async def required_patient(self, patient_id: uuid.UUID) -> Patient:
-        return _required(await self.patient.load(patient_id))
+        return required(await self.patient.load(patient_id))
 
     async def required_provider(self, provider_id: uuid.UUID) -> Provider:
-        return _required(await self.provider.load(provider_id))
+        return required(await self.provider.load(provider_id))
 
     async def required_record(self, record_id: uuid.UUID) -> MedicalRecord:
-        return _required(await self.record.load(record_id))
+        return required(await self.record.load(record_id))
+
+    # A page of nodes loads, one batch per relation, what the query selects on those nodes; the
+    # relation fields then find it in the loaders' caches and complete without a task per node.
+    # `fields` are the GraphQL names selected on the nodes (resolvers/connections.py).
+
+    async def prefetch_for_records(
+        self, nodes: Sequence[MedicalRecord], fields: Collection[str]
+    ) -> None:
+        relations: list[Relation] = []
+        if "provider" in fields:
+            relations.append((self.provider, [node.provider_id for node in nodes]))
+        if "patient" in fields:
+            relations.append((self.patient, [node.patient_id for node in nodes]))
+        if "diagnoses" in fields:
+            relations.append((self.diagnoses_of_record, [node.row_id for node in nodes]))
+        if "attachments" in fields:
+            relations.append((self.attachments_of_record, [node.row_id for node in nodes]))
+        if "statusHistory" in fields:
+            relations.append((self.status_history_of_record, [node.row_id for node in nodes]))
+        await _load_all(relations)
+
+    async def prefetch_for_patients(
+        self, nodes: Sequence[Patient], fields: Collection[str]
+    ) -> None:
+        if "primaryProvider" in fields:
+            keys = [node.primary_provider_id for node in nodes if node.primary_provider_id]
+            await _load_all([(self.provider, keys)])
 
 
-def _required(value: V | None) -> V:
-    # A non-null relation whose row the viewer may not read: the access rules and the data
-    # disagree. Fail the field rather than hand out a partial object.
-    if value is None:
-        raise LookupError("related row not readable")
-    return value
+async def _load_all(
+    relations: Sequence[tuple[DataLoader[uuid.UUID, Any], list[uuid.UUID]]],
+) -> None:
+    if relations:
+        # A failed batch stays in the loader's cache; the fields that need it report the error.
+        await asyncio.gather(
+            *(loader.load_many(keys) for loader, keys in relations if keys),
+            return_exceptions=True,
+        )

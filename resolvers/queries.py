@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import strawberry
 
 from app.access import require_admin
@@ -12,7 +14,7 @@ from app.repositories import audit_events, patients, providers, records
 from app.repositories.patients import PATIENT_ORDER
 from app.repositories.providers import PROVIDER_ORDER
 from app.repositories.records import RECORD_ORDER
-from resolvers.connections import root_connection
+from resolvers.connections import node_fields, root_connection
 from resolvers.filters import patient_list_filter, record_list_filter
 from schema import types
 from schema.connections import Connection
@@ -80,6 +82,7 @@ async def patient_list(
         fetch=lambda session, page: patients.patient_page(session, viewer, list_filter, page),
         count=lambda session: patients.count_patients(session, viewer, list_filter),
         node=context.loaders.patient_node,
+        prefetch=partial(context.loaders.prefetch_for_patients, fields=node_fields(info)),
     )
 
 
@@ -116,6 +119,7 @@ async def record_list(
         fetch=lambda session, page: records.record_page(session, viewer, list_filter, page),
         count=lambda session: records.count_records(session, viewer, list_filter),
         node=context.loaders.record_node,
+        prefetch=partial(context.loaders.prefetch_for_records, fields=node_fields(info)),
     )
 
 

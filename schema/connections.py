@@ -46,16 +46,19 @@ class Connection(Generic[NodeT]):
 
 def connection(
     rows: Sequence[Any],
-    node: Callable[[Any], NodeT],
+    nodes: Sequence[NodeT],
     cursor_of: Callable[[Any], str],
     *,
     has_next_page: bool,
     has_previous_page: bool,
     count: Callable[[], Awaitable[int]],
 ) -> Connection[NodeT]:
-    """One edge per row: ``node`` makes its object, ``cursor_of`` its cursor."""
+    """One edge per row and its node; ``cursor_of`` makes a row's cursor."""
     return Connection(
-        edges=[Edge(node=node(row), row=row, cursor_of=cursor_of) for row in rows],
+        edges=[
+            Edge(node=node, row=row, cursor_of=cursor_of)
+            for row, node in zip(rows, nodes, strict=True)
+        ],
         page_info=PageInfo(
             has_next_page=has_next_page,
             has_previous_page=has_previous_page,

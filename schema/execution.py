@@ -19,13 +19,14 @@ from graphql import (
     GraphQLScalarType,
     Undefined,
 )
+from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
 if TYPE_CHECKING:
     from graphql import GraphQLField, GraphQLObjectType
-    from graphql.execution.collect_fields import FieldDetailsList
-    from graphql.pyutils import AwaitableOrValue, Path
+    from graphql.execution.collect_fields import GroupedFieldSet
+    from graphql.pyutils import AwaitableOrValue
 
 
 SourceT = TypeVar("SourceT")
@@ -91,36 +92,99 @@ def _leaf_of(field_def: GraphQLField) -> _Leaf | None:
     return _Leaf(read=read, coerce=named.coerce_output_value, nullable=nullable)
 
 
+_ORDINARY = object()  # the leaf needs graphql-core's own handling (a null or an error)
+
+
+def _leaf_value(leaf: _Leaf, source: Any) -> Any:
+    try:
+        value = leaf.read(source, None)
+        if value is None:
+            return None if leaf.nullable else _ORDINARY
+        coerced = leaf.coerce(value)
+    except Exception:
+        return _ORDINARY
+    return _ORDINARY if coerced is None or coerced is Undefined else coerced
+
+
+class _SelectionPlan(NamedTuple):
+    """How one selection set is executed: its plain leaves here, the rest by graphql-core."""
+
+    order: tuple[str, ...]
+    leaves: tuple[tuple[str, _Leaf], ...]
+    others: GroupedFieldSet | None
+
+
 class LeafShortcutExecutionContext(StrawberryGraphQLCoreExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         # Strawberry always passes a manager; it wraps resolvers only when it has middleware.
         manager = self.middleware_manager
         self._leaves_direct = manager is None or not manager.middlewares
+        # graphql-core collects each selection set once per request (memoized by identity), so
+        # its plan is made once too; the set is kept alive with the plan so ids stay unique.
+        self._plans: dict[int, tuple[GroupedFieldSet, _SelectionPlan]] = {}
 
-    def execute_field(
+    def _plan(self, parent_type: GraphQLObjectType, fields: GroupedFieldSet) -> _SelectionPlan:
+        entry = self._plans.get(id(fields))
+        if entry is None:
+            leaves: list[tuple[str, _Leaf]] = []
+            others: GroupedFieldSet = {}
+            for name, details in fields.items():
+                field_def = self.schema.get_field(parent_type, details[0].node.name.value)
+                leaf = None if field_def is None else _leaf(field_def)
+                if leaf is None:
+                    others[name] = details
+                else:
+                    leaves.append((name, leaf))
+            plan = _SelectionPlan(tuple(fields), tuple(leaves), others or None)
+            entry = self._plans[id(fields)] = (fields, plan)
+        return entry[1]
+
+    def execute_fields(
         self,
         parent_type: GraphQLObjectType,
-        source: Any,
-        field_details_list: FieldDetailsList,
-        path: Path,
+        source_value: Any,
+        path: Path | None,
+        grouped_field_set: GroupedFieldSet,
         position_context: Any,
-    ) -> AwaitableOrValue[Any]:
-        field_def = self.schema.get_field(parent_type, field_details_list[0].node.name.value)
-        if field_def is not None and self._leaves_direct:
-            leaf = _leaf(field_def)
-            if leaf is not None:
-                try:
-                    value = leaf.read(source, None)
-                    if value is None:
-                        if leaf.nullable:
-                            return None
-                    else:
-                        coerced = leaf.coerce(value)
-                        if coerced is not None and coerced is not Undefined:
-                            return coerced
-                except Exception:  # noqa: S110 - the ordinary path reports it
-                    pass
-        return super().execute_field(
-            parent_type, source, field_details_list, path, position_context
+    ) -> AwaitableOrValue[dict[str, Any]]:
+        if not self._leaves_direct:
+            return super().execute_fields(
+                parent_type, source_value, path, grouped_field_set, position_context
+            )
+        plan = self._plan(parent_type, grouped_field_set)
+        values: dict[str, Any] = {}
+        for name, leaf in plan.leaves:
+            value = _leaf_value(leaf, source_value)
+            if value is _ORDINARY:
+                value = self.execute_field(
+                    parent_type,
+                    source_value,
+                    grouped_field_set[name],
+                    Path(path, name, parent_type.name),
+                    position_context,
+                )
+            values[name] = value
+        if plan.others is None:
+            return values
+        rest = super().execute_fields(
+            parent_type, source_value, path, plan.others, position_context
         )
+        if self.is_awaitable(rest):
+
+            async def in_order() -> dict[str, Any]:
+                return _in_order(plan.order, values, await rest)
+
+            return in_order()
+        return _in_order(plan.order, values, rest)  # type: ignore[arg-type]
+
+
+def _in_order(
+    order: tuple[str, ...], leaves: dict[str, Any], rest: dict[str, Any]
+) -> dict[str, Any]:
+    """Response keys in the order of the query, as the GraphQL spec orders them."""
+    return {
+        name: leaves[name] if name in leaves else rest[name]
+        for name in order
+        if name in leaves or name in rest
+    }

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import strawberry
@@ -14,7 +15,8 @@ from app.opaque_ids import NodeType, OpaqueIds
 from app.pagination import page_request
 from app.repositories.patients import PATIENT_ORDER
 from app.repositories.records import RECORD_ORDER
-from resolvers.connections import page_connection
+from resolvers.cached_loads import now_or_later, required_now_or_later
+from resolvers.connections import node_fields, page_connection
 from resolvers.filters import patient_list_filter, record_list_filter
 from schema.connections import Connection
 from schema.enums import (
@@ -57,15 +59,17 @@ async def _records_connection(
     context = info.context
     page = page_request(context.ids, RECORD_ORDER, first, after)
     list_filter = record_list_filter(filter_)
-    rows = await context.loaders.records_of(parent, list_filter, page).load(parent_id)
-    counts = context.loaders.record_counts_of(parent, list_filter)
-    return page_connection(
+    loaders = context.loaders
+    rows = await loaders.records_of(parent, list_filter, page).load(parent_id)
+    counts = loaders.record_counts_of(parent, list_filter)
+    return await page_connection(
         rows,
-        context.loaders.record_node,
+        loaders.record_node,
         ids=context.ids,
         order=RECORD_ORDER,
         page=page,
         count=lambda: counts.load(parent_id),
+        prefetch=partial(loaders.prefetch_for_records, fields=node_fields(info)),
     )
 
 
@@ -105,15 +109,17 @@ class Provider(Node):
         context = info.context
         page = page_request(context.ids, PATIENT_ORDER, first, after)
         list_filter = patient_list_filter(context.ids, filter)
-        rows = await context.loaders.patients_of_provider(list_filter, page).load(self.row_id)
-        counts = context.loaders.patient_counts_of_provider(list_filter)
-        return page_connection(
+        loaders = context.loaders
+        rows = await loaders.patients_of_provider(list_filter, page).load(self.row_id)
+        counts = loaders.patient_counts_of_provider(list_filter)
+        return await page_connection(
             rows,
-            context.loaders.patient_node,
+            loaders.patient_node,
             ids=context.ids,
             order=PATIENT_ORDER,
             page=page,
             count=lambda: counts.load(self.row_id),
+            prefetch=partial(loaders.prefetch_for_patients, fields=node_fields(info)),
         )
 
     @strawberry.field
@@ -162,11 +168,11 @@ class Patient(Node):
             primary_provider_id=row.primary_provider_id,
         )
 
-    @strawberry.field
-    async def primary_provider(self, info: Info) -> Provider | None:
+    @strawberry.field(graphql_type=Provider | None)
+    def primary_provider(self, info: Info) -> Provider | Awaitable[Provider | None] | None:
         if self.primary_provider_id is None:
             return None
-        return await info.context.loaders.provider.load(self.primary_provider_id)
+        return now_or_later(info.context.loaders.provider, self.primary_provider_id)
 
     @strawberry.field
     async def records(
@@ -242,81 +248,6 @@ class LabResult:
             reference_range=data.get("referenceRange"),
             abnormal=data.get("abnormal"),
         )
-
-
-@strawberry.type
-class MedicalRecord(Node):
-    record_type: RecordType
-    visit_date: dt.datetime
-    chief_complaint: str | None
-    notes: str | None
-    status: RecordStatus
-    finalized_at: dt.datetime | None
-    follow_up_date: dt.date | None
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    version: int
-    patient_id: strawberry.Private[uuid.UUID]
-    provider_id: strawberry.Private[uuid.UUID]
-    # The JSON columns as stored; turned into objects only for the queries that select them.
-    stored_vital_signs: strawberry.Private[Mapping[str, Any] | None]
-    stored_prescriptions: strawberry.Private[list[Mapping[str, Any]]]
-    stored_lab_results: strawberry.Private[list[Mapping[str, Any]]]
-    node_type: ClassVar[NodeType] = NodeType.MEDICAL_RECORD
-
-    @classmethod
-    def from_row(cls, row: Any, ids: OpaqueIds) -> MedicalRecord:
-        return cls(
-            ids=ids,
-            row_id=row.id,
-            patient_id=row.patient_id,
-            provider_id=row.provider_id,
-            record_type=row.record_type,
-            visit_date=row.visit_date,
-            chief_complaint=row.chief_complaint,
-            notes=row.notes,
-            stored_vital_signs=row.vital_signs,
-            stored_prescriptions=row.prescriptions,
-            stored_lab_results=row.lab_results,
-            status=row.status,
-            finalized_at=row.finalized_at,
-            follow_up_date=row.follow_up_date,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            version=row.version,
-        )
-
-    @strawberry.field
-    def vital_signs(self) -> VitalSigns | None:
-        return VitalSigns.from_json(self.stored_vital_signs)
-
-    @strawberry.field
-    def prescriptions(self) -> list[Prescription]:
-        return [Prescription.from_json(p) for p in self.stored_prescriptions]
-
-    @strawberry.field
-    def lab_results(self) -> list[LabResult]:
-        return [LabResult.from_json(r) for r in self.stored_lab_results]
-
-    @strawberry.field
-    async def patient(self, info: Info) -> Patient:
-        return await info.context.loaders.required_patient(self.patient_id)
-
-    @strawberry.field
-    async def provider(self, info: Info) -> Provider:
-        return await info.context.loaders.required_provider(self.provider_id)
-
-    @strawberry.field
-    async def diagnoses(self, info: Info) -> list[Diagnosis]:
-        return await info.context.loaders.diagnoses_of_record.load(self.row_id)
-
-    @strawberry.field
-    async def attachments(self, info: Info) -> list[Attachment]:
-        return await info.context.loaders.attachments_of_record.load(self.row_id)
-
-    @strawberry.field(description="Every status change of this record, oldest first")
-    async def status_history(self, info: Info) -> list[RecordStatusEvent]:
-        return await info.context.loaders.status_history_of_record.load(self.row_id)
 
 
 async def _required_record(info: Info, record_id: uuid.UUID) -> MedicalRecord:
@@ -425,6 +356,89 @@ class RecordStatusEvent:
     @strawberry.field
     async def record(self, info: Info) -> MedicalRecord:
         return await _required_record(info, self.record_id)
+
+
+@strawberry.type
+class MedicalRecord(Node):
+    record_type: RecordType
+    visit_date: dt.datetime
+    chief_complaint: str | None
+    notes: str | None
+    status: RecordStatus
+    finalized_at: dt.datetime | None
+    follow_up_date: dt.date | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    version: int
+    patient_id: strawberry.Private[uuid.UUID]
+    provider_id: strawberry.Private[uuid.UUID]
+    # The JSON columns as stored; turned into objects only for the queries that select them.
+    stored_vital_signs: strawberry.Private[Mapping[str, Any] | None]
+    stored_prescriptions: strawberry.Private[list[Mapping[str, Any]]]
+    stored_lab_results: strawberry.Private[list[Mapping[str, Any]]]
+    node_type: ClassVar[NodeType] = NodeType.MEDICAL_RECORD
+
+    @classmethod
+    def from_row(cls, row: Any, ids: OpaqueIds) -> MedicalRecord:
+        return cls(
+            ids=ids,
+            row_id=row.id,
+            patient_id=row.patient_id,
+            provider_id=row.provider_id,
+            record_type=row.record_type,
+            visit_date=row.visit_date,
+            chief_complaint=row.chief_complaint,
+            notes=row.notes,
+            stored_vital_signs=row.vital_signs,
+            stored_prescriptions=row.prescriptions,
+            stored_lab_results=row.lab_results,
+            status=row.status,
+            finalized_at=row.finalized_at,
+            follow_up_date=row.follow_up_date,
+            created_at=row.created_at,
+            updated_at=row.updated_at,
+            version=row.version,
+        )
+
+    @strawberry.field
+    def vital_signs(self) -> VitalSigns | None:
+        return VitalSigns.from_json(self.stored_vital_signs)
+
+    @strawberry.field
+    def prescriptions(self) -> list[Prescription]:
+        return [Prescription.from_json(p) for p in self.stored_prescriptions]
+
+    @strawberry.field
+    def lab_results(self) -> list[LabResult]:
+        return [LabResult.from_json(r) for r in self.stored_lab_results]
+
+    # The relations are usually loaded already, by the page these records came in
+    # (Loaders.prefetch_for_records): then they are plain values, and no task is made per record.
+
+    @strawberry.field(graphql_type=Patient)
+    def patient(self, info: Info) -> Patient | Awaitable[Patient]:
+        return required_now_or_later(info.context.loaders.patient, self.patient_id)
+
+    @strawberry.field(graphql_type=Provider)
+    def provider(self, info: Info) -> Provider | Awaitable[Provider]:
+        return required_now_or_later(info.context.loaders.provider, self.provider_id)
+
+    @strawberry.field(graphql_type=list[Diagnosis])
+    def diagnoses(self, info: Info) -> list[Diagnosis] | Awaitable[list[Diagnosis]]:
+        return now_or_later(info.context.loaders.diagnoses_of_record, self.row_id)
+
+    @strawberry.field(graphql_type=list[Attachment])
+    def attachments(self, info: Info) -> list[Attachment] | Awaitable[list[Attachment]]:
+        return now_or_later(info.context.loaders.attachments_of_record, self.row_id)
+
+    @strawberry.field(
+        graphql_type=list[RecordStatusEvent],
+        description="Every status change of this record, oldest first",
+    )
+    def status_history(
+        self, info: Info
+    ) -> list[RecordStatusEvent] | Awaitable[list[RecordStatusEvent]]:
+        return now_or_later(info.context.loaders.status_history_of_record, self.row_id)
 
 
 @strawberry.type(description="The authenticated caller, as the server understood the token.")
