@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("medrec.status_stream")
 
+LISTENER_APPLICATION_NAME = "medrec-status-listener"
+
 
 class Doorbell:
     """Rings when the subscriber's tenant may have new events; rings coalesce."""
@@ -118,7 +120,10 @@ class StatusStream:
     async def _listen_once(self) -> None:
         """Listens until the connection dies."""
         lost = asyncio.Event()
-        connection = await asyncpg.connect(self._dsn)
+        # Named, so operators (and tests) can tell it in pg_stat_activity once it has probed.
+        connection = await asyncpg.connect(
+            self._dsn, server_settings={"application_name": LISTENER_APPLICATION_NAME}
+        )
         try:
             connection.add_termination_listener(lambda _connection: lost.set())
             await connection.add_listener(STATUS_CHANNEL, self._on_notify)

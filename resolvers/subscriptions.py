@@ -101,6 +101,7 @@ async def record_status_changed(
         services.engine, max(1, context.settings.db_pool_size // 2)
     )
     reader = fanout.reader(Scope.of(viewer, record_id=record, patient_id=patient))
+    loaders = context.loaders = EventLoaders(context, viewer)
 
     # Subscribed before reading the position: a change committed in between still rings.
     doorbell = context.status_stream.subscribe(viewer.tenant_id)
@@ -112,8 +113,8 @@ async def record_status_changed(
             page = await reader.events_after(position)
             for row in page.rows:
                 position = row.sequence
-                # Fresh loaders per event: nested fields are batched, and read as they are now.
-                loaders = context.loaders = EventLoaders(page.statements, context, viewer)
+                # Empty loaders per event: nested fields are batched, and read as they are now.
+                loaders.next_event(page.statements)
                 event = loaders.status_event_node(row)
                 # Each delivery discloses the record (and so its patient): audited before it
                 # is sent. Loading the record here also warms the loader for `record { ... }`.

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 
+from app.status_stream import LISTENER_APPLICATION_NAME
 from models.enums import RecordStatus
 from tests.subscriptions.conftest import connect
 from tests.subscriptions.helpers import (
@@ -32,8 +33,9 @@ async def _drop_listeners(engine: AsyncEngine) -> int:
             await connection.execute(
                 text(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE datname = current_database() AND query LIKE 'LISTEN%'"
-                )
+                    "WHERE datname = current_database() AND application_name = :listener"
+                ),
+                {"listener": LISTENER_APPLICATION_NAME},
             )
         ).scalar_one()
         await connection.commit()
