@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeAlias
 
 import strawberry
@@ -51,6 +51,9 @@ class RequestContext:
     # The WebSocket `connection_init` payload; Strawberry fills it in.
     connection_params: dict[str, object] | None = None
     _closing: asyncio.Task[None] | None = None
+    # The fields selected under each connection of the operation, by response path without list
+    # indices (resolvers/connections.py): worked out once, not once per parent in a list.
+    node_selections: dict[tuple[object, ...], frozenset[str]] = field(default_factory=dict)
 
     async def close_connection(self, code: int, reason: str) -> None:
         """Closes a WebSocket once the current message is out (no-op for HTTP)."""

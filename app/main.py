@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -44,6 +45,16 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
+def tune_garbage_collection() -> None:
+    """A large response allocates tens of thousands of short-lived objects, and with Python's
+    defaults the collector runs every 700 of them and keeps walking everything made at start-up
+    (the schema, SQLAlchemy's caches). Measured on the mobile query: a third of its CPU time.
+    """
+    gc.collect()
+    gc.freeze()  # start-up objects live as long as the process: never walk them again
+    gc.set_threshold(50_000, 20, 20)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
 
@@ -52,6 +63,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         async with Services.running(settings) as services:
             app.state.services = services
             graphql.persisted = services.persisted
+            tune_garbage_collection()
             with closing_sockets_on_exit_signal(services.sockets):
                 yield
 

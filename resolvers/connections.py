@@ -21,11 +21,24 @@ if TYPE_CHECKING:
 NodeT = TypeVar("NodeT")
 
 
-def node_fields(info: Info) -> frozenset[str]:
+def node_fields(info: Info, owner: str) -> frozenset[str]:
     """The fields the query selects on `edges { node { ... } }` of the connection being resolved,
-    through fragments too (directives aside: a skipped field only costs a prefetch)."""
+    through fragments too (directives aside: a skipped field only costs a prefetch).
+
+    ``owner`` names the type holding the connection: one response path (list indices aside) is
+    one merged field, except where fragments on different types use the same response name.
+    """
+    path = (owner, *(key for key in info.path.as_list() if isinstance(key, str)))
+    known = info.context.node_selections
+    names = known.get(path)
+    if names is None:
+        names = known[path] = _node_fields(info.selected_fields)
+    return names
+
+
+def _node_fields(selected: list[Selection]) -> frozenset[str]:
     names: set[str] = set()
-    for current in _fields(info.selected_fields):
+    for current in _fields(selected):
         for edges in _fields(current.selections, "edges"):
             for node in _fields(edges.selections, "node"):
                 names.update(field.name for field in _fields(node.selections))

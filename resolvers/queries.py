@@ -82,7 +82,7 @@ async def patient_list(
         fetch=lambda session, page: patients.patient_page(session, viewer, list_filter, page),
         count=lambda session: patients.count_patients(session, viewer, list_filter),
         node=context.loaders.patient_node,
-        prefetch=partial(context.loaders.prefetch_for_patients, fields=node_fields(info)),
+        prefetch=partial(context.loaders.prefetch_for_patients, fields=node_fields(info, "Query")),
     )
 
 
@@ -119,7 +119,7 @@ async def record_list(
         fetch=lambda session, page: records.record_page(session, viewer, list_filter, page),
         count=lambda session: records.count_records(session, viewer, list_filter),
         node=context.loaders.record_node,
-        prefetch=partial(context.loaders.prefetch_for_records, fields=node_fields(info)),
+        prefetch=partial(context.loaders.prefetch_for_records, fields=node_fields(info, "Query")),
     )
 
 

@@ -69,7 +69,7 @@ async def _records_connection(
         order=RECORD_ORDER,
         page=page,
         count=lambda: counts.load(parent_id),
-        prefetch=partial(loaders.prefetch_for_records, fields=node_fields(info)),
+        prefetch=partial(loaders.prefetch_for_records, fields=node_fields(info, parent)),
     )
 
 
@@ -119,7 +119,7 @@ class Provider(Node):
             order=PATIENT_ORDER,
             page=page,
             count=lambda: counts.load(self.row_id),
-            prefetch=partial(loaders.prefetch_for_patients, fields=node_fields(info)),
+            prefetch=partial(loaders.prefetch_for_patients, fields=node_fields(info, "Provider")),
         )
 
     @strawberry.field

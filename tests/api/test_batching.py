@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
 
+import pytest
 from sqlalchemy import event
 
 from tests.api_client import Api, count_statements
@@ -103,3 +107,78 @@ async def test_a_request_reads_through_one_pooled_connection(
     assert len(data["patients"]["edges"]) == 6
     # The caller, every DataLoader batch and the audit row: one checkout, not one per statement.
     assert len(checkouts) == 1
+
+
+FRAGMENT_QUERY = """query Mobile($n: Int!) {
+  patients(first: $n) { edges { node { ...PatientParts } } }
+}
+fragment PatientParts on Patient { id mrn givenName familyName
+  primaryProvider { id npi familyName }
+  records(first: 10) { edges { ... on MedicalRecordEdge { node { ...RecordParts } } } } }
+fragment RecordParts on MedicalRecord { id status visitDate
+  provider { id familyName }
+  diagnoses { icd10Code type }
+  attachments { fileName status } }"""
+
+
+@contextmanager
+def count_tasks() -> Iterator[list[int]]:
+    """How many asyncio tasks the block starts."""
+    loop = asyncio.get_running_loop()
+    started = [0]
+    previous = loop.get_task_factory()
+
+    def factory(loop: asyncio.AbstractEventLoop, coro: Any, **kwargs: Any) -> asyncio.Task[Any]:
+        started[0] += 1
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(factory)
+    try:
+        yield started
+    finally:
+        loop.set_task_factory(previous)
+
+
+@pytest.mark.parametrize("query", [MOBILE_QUERY, FRAGMENT_QUERY], ids=["plain", "fragments"])
+async def test_nested_relations_cost_no_task_per_record(
+    query: str, api: Api, factory: Factory
+) -> None:
+    """A page loads what its records' fields select, so those fields complete in place."""
+    await _clinic(factory, patients=4, records_each=1)
+    with count_tasks() as few_records:
+        await api.data(query, {"n": 4})
+    await _clinic(factory, patients=4, records_each=4)
+    with count_tasks() as more_records:
+        data = await api.data(query, {"n": 4})
+    assert {len(p["node"]["records"]["edges"]) for p in data["patients"]["edges"]} == {4}
+    assert more_records[0] == few_records[0]
+
+
+async def test_fragments_give_the_same_answer_with_the_same_statements(
+    api: Api, factory: Factory, app: Starlette
+) -> None:
+    await _clinic(factory, patients=8, records_each=2)
+    engine = app.state.services.engine
+    with count_statements(engine) as plain:
+        expected = await api.data(MOBILE_QUERY, {"n": 8})
+    with count_statements(engine) as fragments:
+        data = await api.data(FRAGMENT_QUERY, {"n": 8})
+    assert data == expected
+    assert fragments.count == plain.count
+
+
+async def test_relations_the_query_does_not_select_are_not_loaded(
+    api: Api, factory: Factory, app: Starlette
+) -> None:
+    await _clinic(factory, patients=4, records_each=2)
+    engine = app.state.services.engine
+    with count_statements(engine) as log:
+        data = await api.data(
+            "{ patients { edges { node { records { edges { node { id status } } } } } } }"
+        )
+    assert {len(p["node"]["records"]["edges"]) for p in data["patients"]["edges"]} == {2}
+    read = " ".join(log.statements).lower()
+    assert "from diagnoses" not in read
+    assert "from attachments" not in read
+    # Only the caller's own link is looked up in providers, never a record's provider.
+    assert "providers.npi" not in read
