@@ -22,6 +22,9 @@ def _serve(args: argparse.Namespace) -> None:
         port=args.port,
         workers=args.workers,
         proxy_headers=True,
+        # Compression would keep a zlib state of a few hundred KB per subscription, for event
+        # messages of a few hundred bytes.
+        ws_per_message_deflate=False,
         # WebSockets are closed with 1001 first (app/shutdown.py); HTTP requests drain.
         timeout_graceful_shutdown=Settings().shutdown_grace_seconds,
         # JSON lines (app/logging_config.py), applied in every worker; the request lines are

@@ -8,6 +8,14 @@ from __future__ import annotations
 
 import enum
 
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+DATABASE_UNAVAILABLE = "the database is unavailable; retry shortly"
+
+# The database, its connection pool or the network to it failed: the caller may retry.
+DATABASE_OUTAGES = (DBAPIError, PoolTimeout, OSError, TimeoutError)
+
 
 class ErrorCode(enum.StrEnum):
     UNAUTHENTICATED = "UNAUTHENTICATED"

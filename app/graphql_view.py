@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 import orjson
 from cross_web import HTTPException
-from sqlalchemy.exc import DBAPIError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from strawberry.asgi import GraphQL
@@ -18,7 +17,12 @@ from strawberry.exceptions import ConnectionRejectionError
 
 from app.audit import AuditTrail
 from app.context import RequestContext
-from app.errors import RateLimited, ServiceUnavailable
+from app.errors import (
+    DATABASE_OUTAGES,
+    DATABASE_UNAVAILABLE,
+    RateLimited,
+    ServiceUnavailable,
+)
 from app.graphiql import graphiql_page
 from app.http_guards import BodyTooLarge, csrf_refusal, limited
 from app.observability import count_rate_limit_rejection
@@ -113,7 +117,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
         request = Request(scope, limited(receive, limit))
         response = _refusal(request, limit) or _address_limited(request, services)
         if response is None:
-            reads = request.state.reads = RequestReads(services.engine)
+            reads = request.state.reads = RequestReads(services.read_engine)
             try:
                 response = await self.run(request)
             except HTTPException as error:
@@ -208,9 +212,9 @@ class GraphQLView(GraphQL[RequestContext, None]):
                 try:
                     async with reads() as session:
                         viewer = await resolve_viewer(session, token)
-                except (DBAPIError, OSError, TimeoutError):
+                except DATABASE_OUTAGES:
                     log.warning("database unavailable while resolving the caller")
-                    unavailable = ServiceUnavailable("the database is unavailable; retry shortly")
+                    unavailable = ServiceUnavailable(DATABASE_UNAVAILABLE)
         if isinstance(response, Response):
             response.headers["X-Request-ID"] = request_id
         audit = AuditTrail(

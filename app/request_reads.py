@@ -25,9 +25,15 @@ if TYPE_CHECKING:
 SessionSource: TypeAlias = Callable[[], AbstractAsyncContextManager[AsyncSession]]
 
 
+def autocommit_engine(engine: AsyncEngine) -> AsyncEngine:
+    """``engine``'s pool, in autocommit mode; made once per process (it is not free)."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
 class RequestReads:
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        """``engine``: one from autocommit_engine()."""
+        self._engine = engine
         self._connection: AsyncConnection | None = None
         self._turn = asyncio.Lock()
 

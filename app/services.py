@@ -17,6 +17,7 @@ from app.migrations import head_revision
 from app.opaque_ids import OpaqueIds
 from app.persisted_queries import PersistedQueries
 from app.rate_limit import TokenBuckets
+from app.request_reads import autocommit_engine
 from app.shutdown import OpenSockets
 from app.status_stream import StatusStream
 from app.storage import AttachmentStorage
@@ -32,6 +33,8 @@ if TYPE_CHECKING:
 class Services:
     settings: Settings
     engine: AsyncEngine
+    # The same pool in autocommit mode, for the reads of HTTP requests (app/request_reads.py).
+    read_engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
     verifier: TokenVerifier
     jwks: JWKSCache
@@ -82,6 +85,7 @@ class Services:
             yield cls(
                 settings=settings,
                 engine=engine,
+                read_engine=autocommit_engine(engine),
                 sessionmaker=sessionmaker,
                 verifier=TokenVerifier(settings, jwks),
                 jwks=jwks,

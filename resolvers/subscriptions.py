@@ -11,11 +11,15 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import strawberry
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.context import Info
-from app.errors import ApiError, BadUserInput, ErrorCode
+from app.errors import (
+    DATABASE_OUTAGES,
+    DATABASE_UNAVAILABLE,
+    ApiError,
+    BadUserInput,
+    ErrorCode,
+)
 from app.opaque_ids import NodeType
 from app.status_fanout import PAGE, Scope
 from models.enums import AuditOutcome
@@ -27,7 +31,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("medrec.subscriptions")
 
 TOKEN_EXPIRED = 4401
-DATABASE_UNAVAILABLE = "the database is unavailable; retry shortly"
 
 _SEQUENCE = re.compile(r"[0-9]{1,19}")
 _MAX_SEQUENCE = 2**63 - 1  # bigint
@@ -57,7 +60,7 @@ class _InternalError(ApiError):
 
 def _masked(error: Exception, request_id: str) -> _InternalError:
     # The type only: a database error's text quotes the statement and its values.
-    if isinstance(error, (DBAPIError, PoolTimeout, OSError, TimeoutError)):
+    if isinstance(error, DATABASE_OUTAGES):
         log.error(
             "subscription ended: database unavailable (%s, request %s)",
             type(error).__name__,

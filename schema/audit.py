@@ -7,11 +7,10 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode
-from sqlalchemy.exc import DBAPIError
 from strawberry.extensions import SchemaExtension
 
 from app.audit import append
-from app.errors import ErrorCode
+from app.errors import DATABASE_OUTAGES, DATABASE_UNAVAILABLE, ErrorCode
 from models.enums import AuditOutcome
 
 if TYPE_CHECKING:
@@ -53,15 +52,13 @@ class AuditTrailExtension(SchemaExtension):
                 type(error).__name__,
                 context.request_id,
             )
-            database_down = isinstance(error, (DBAPIError, OSError, TimeoutError))
+            database_down = isinstance(error, DATABASE_OUTAGES)
             # Unaudited access to patient data must not happen: the response goes, the data not.
             if result is not None:
                 result.data = None
                 result.errors = [
                     GraphQLError(
-                        "the database is unavailable; retry shortly"
-                        if database_down
-                        else "Internal server error",
+                        DATABASE_UNAVAILABLE if database_down else "Internal server error",
                         extensions={
                             "code": ErrorCode.INTERNAL_SERVER_ERROR.value,
                             "requestId": context.request_id,

@@ -11,11 +11,10 @@ import traceback
 from collections.abc import Iterator
 
 from graphql import GraphQLError
-from sqlalchemy.exc import DBAPIError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import StreamExecutionResult
 
-from app.errors import ApiError, ErrorCode
+from app.errors import DATABASE_OUTAGES, DATABASE_UNAVAILABLE, ApiError, ErrorCode
 
 log = logging.getLogger("medrec.errors")
 
@@ -42,11 +41,11 @@ class ErrorCodes(SchemaExtension):
         original = error.original_error
         if isinstance(original, ApiError):
             return _with_code(error, original.message, original.code, original.extensions)
-        if isinstance(original, (DBAPIError, OSError, TimeoutError)):
+        if isinstance(original, DATABASE_OUTAGES):
             # The database (or the network to it) failed; say so, and nothing more.
             return _with_code(
                 error,
-                "the database is unavailable; retry shortly",
+                DATABASE_UNAVAILABLE,
                 ErrorCode.INTERNAL_SERVER_ERROR,
                 {"requestId": self._request_id()},
             )
