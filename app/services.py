@@ -19,6 +19,7 @@ from app.persisted_queries import PersistedQueries
 from app.rate_limit import TokenBuckets
 from app.request_reads import autocommit_engine
 from app.shutdown import OpenSockets
+from app.status_fanout import StatusFanout
 from app.status_stream import StatusStream
 from app.storage import AttachmentStorage
 from app.tokens import TokenVerifier
@@ -40,6 +41,8 @@ class Services:
     jwks: JWKSCache
     storage: AttachmentStorage
     status_stream: StatusStream
+    # Subscriptions read and audit through it (app/status_fanout.py).
+    fanout: StatusFanout
     ids: OpaqueIds
     migration_head: str | None
     address_limits: TokenBuckets
@@ -81,6 +84,10 @@ class Services:
             status_stream = StatusStream(settings.database_url)
             status_stream.start()
             stack.push_async_callback(status_stream.stop)
+            # Half the pool at most, so subscribers can never starve HTTP requests of it.
+            fanout = StatusFanout(engine, connections=max(1, settings.db_pool_size // 2))
+            # Stopped first (callbacks run last-in first-out): it flushes pending audit rows.
+            stack.push_async_callback(fanout.stop)
             sessionmaker = create_sessionmaker(engine)
             yield cls(
                 settings=settings,
@@ -91,6 +98,7 @@ class Services:
                 jwks=jwks,
                 storage=AttachmentStorage(s3, settings),
                 status_stream=status_stream,
+                fanout=fanout,
                 ids=OpaqueIds(settings.opaque_id_key),
                 migration_head=head_revision(settings.database_url),
                 address_limits=TokenBuckets(settings.rate_limit_per_address),

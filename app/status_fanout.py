@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.access import effective_role
 from app.audit_writer import AuditWriter
 from app.repositories import status_events
+from app.request_reads import autocommit_engine
 from app.viewer import Viewer
 from models.enums import Role
 
@@ -159,7 +160,7 @@ class ScopeReader:
 class StatusFanout:
     def __init__(self, engine: AsyncEngine, connections: int) -> None:
         # Reads run in autocommit: each statement its own snapshot, no BEGIN/ROLLBACK around it.
-        self._reads_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._reads_engine = autocommit_engine(engine)
         self._connections = asyncio.Semaphore(connections)
         self._readers: weakref.WeakValueDictionary[Scope, ScopeReader] = (
             weakref.WeakValueDictionary()

@@ -16,16 +16,12 @@ import contextlib
 import json
 import logging
 from collections import defaultdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import make_url
 
 from app.record_workflow import STATUS_CHANNEL
-from app.status_fanout import StatusFanout
-
-if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger("medrec.status_stream")
 
@@ -57,14 +53,7 @@ class StatusStream:
         self._reconnect_delay = reconnect_delay
         self._doorbells: dict[str, set[Doorbell]] = defaultdict(set)
         self._task: asyncio.Task[None] | None = None
-        self._fanout: StatusFanout | None = None
         self.connected = asyncio.Event()
-
-    def fanout(self, engine: AsyncEngine, connections: int) -> StatusFanout:
-        """The process's fan-out, made by its first subscriber (the engine is not known before)."""
-        if self._fanout is None:
-            self._fanout = StatusFanout(engine, connections)
-        return self._fanout
 
     @property
     def subscriber_count(self) -> int:
@@ -90,8 +79,6 @@ class StatusStream:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        if self._fanout is not None:
-            await self._fanout.stop()
 
     def _on_notify(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
         try:

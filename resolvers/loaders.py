@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Hashable, Sequence
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from strawberry.dataloader import DataLoader
@@ -51,22 +52,40 @@ class Loaders:
         self._audit = audit
         self._keyed: dict[Hashable, DataLoader[Any, Any]] = {}
 
-        self.provider = self._by_id(providers.providers_by_ids, self.provider_node)
-        self.patient = self._by_id(patients.patients_by_ids, self.patient_node)
-        self.record = self._by_id(records.records_by_ids, self.record_node)
-        self.diagnosis = self._by_id(records.diagnoses_by_ids, self.diagnosis_node)
-        self.attachment = self._by_id(records.attachments_by_ids, self.attachment_node)
-        self.diagnoses_of_record = self._children(records.diagnoses_of_records, self.diagnosis_node)
-        self.attachments_of_record = self._children(
-            records.attachments_of_records, self.attachment_node
-        )
-        self.status_history_of_record = self._children(
-            records.status_events_of_records, self.status_event_node
-        )
+    # Made when first used: most requests need two or three of them, and an idle subscription
+    # none (they count in its memory).
 
-    def fresh(self) -> Loaders:
-        """Loaders with empty caches, for a caller whose request outlives one answer."""
-        return Loaders(self._reads, self._viewer, self._ids, self._audit)
+    @cached_property
+    def provider(self) -> DataLoader[uuid.UUID, Provider | None]:
+        return self._by_id(providers.providers_by_ids, self.provider_node)
+
+    @cached_property
+    def patient(self) -> DataLoader[uuid.UUID, Patient | None]:
+        return self._by_id(patients.patients_by_ids, self.patient_node)
+
+    @cached_property
+    def record(self) -> DataLoader[uuid.UUID, MedicalRecord | None]:
+        return self._by_id(records.records_by_ids, self.record_node)
+
+    @cached_property
+    def diagnosis(self) -> DataLoader[uuid.UUID, Diagnosis | None]:
+        return self._by_id(records.diagnoses_by_ids, self.diagnosis_node)
+
+    @cached_property
+    def attachment(self) -> DataLoader[uuid.UUID, Attachment | None]:
+        return self._by_id(records.attachments_by_ids, self.attachment_node)
+
+    @cached_property
+    def diagnoses_of_record(self) -> DataLoader[uuid.UUID, list[Diagnosis]]:
+        return self._children(records.diagnoses_of_records, self.diagnosis_node)
+
+    @cached_property
+    def attachments_of_record(self) -> DataLoader[uuid.UUID, list[Attachment]]:
+        return self._children(records.attachments_of_records, self.attachment_node)
+
+    @cached_property
+    def status_history_of_record(self) -> DataLoader[uuid.UUID, list[RecordStatusEvent]]:
+        return self._children(records.status_events_of_records, self.status_event_node)
 
     # Rows become GraphQL objects here, and the audit trail notes what the caller is handed.
 

@@ -97,12 +97,10 @@ async def record_status_changed(
     )
     position = _position(after_sequence)
     # Imported here: resolvers.loaders imports the schema, which imports this module.
-    from app.event_loaders import EventLoaders
+    from resolvers.event_loaders import EventLoaders
 
     services: Services = context.request.app.state.services
-    fanout = context.status_stream.fanout(
-        services.engine, max(1, context.settings.db_pool_size // 2)
-    )
+    fanout = services.fanout
     reader = fanout.reader(Scope.of(viewer, record_id=record, patient_id=patient))
     loaders = context.loaders = EventLoaders(context, viewer)
 
