@@ -34,10 +34,11 @@ async def _wait_for_lock_waiters(connection: AsyncConnection, count: int) -> Non
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         await connection.execute(text("SELECT pg_stat_clear_snapshot()"))
+        # Blocked by this very connection, not by whatever else the database is doing.
         waiting = await connection.scalar(
             text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"
             )
         )
         if waiting is not None and waiting >= count:
