@@ -138,9 +138,10 @@ class GraphQLView(GraphQL[RequestContext, None]):
             _as_graphql_response_json(response)
         await response(scope, receive, send)
 
-    def encode_json(self, data: object) -> bytes:
-        # Responses of a few hundred KB are common (a patient's nested records): orjson.
-        return orjson.dumps(data)
+    def encode_json(self, data: object) -> str:
+        # Responses of a few hundred KB are common (a patient's nested records): orjson. A str,
+        # not bytes: WebSocket messages must go out as text frames, which browsers expect.
+        return orjson.dumps(data).decode()
 
     async def render_graphql_ide(self, request: Request) -> Response:
         """GraphiQL from our own static files, under a strict CSP (app/graphiql)."""

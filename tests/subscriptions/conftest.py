@@ -54,6 +54,8 @@ class Subscriber:
         while True:
             async with asyncio.timeout(wait):
                 raw = await self.socket.recv()
+            # graphql-transport-ws messages are text frames; browsers' clients ignore binary ones.
+            assert isinstance(raw, str), "a binary frame"
             message: dict[str, Any] = json.loads(raw)
             if message["type"] == "ping":
                 await self.socket.send(json.dumps({"type": "pong"}))
