@@ -3,18 +3,20 @@ view of a tenant's event stream (the truth the delivered events are compared wit
 
 from __future__ import annotations
 
+import asyncio
+import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import httpx
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from app.opaque_ids import NodeType, OpaqueIds
 from models import MedicalRecord, RecordStatusEvent
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+    from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_sessionmaker
 
     from tests.subscriptions.conftest import Server, Subscriber
 
@@ -186,3 +188,22 @@ async def stored_record(
             )
         ).one()
     return row.status.value, int(row.version)
+
+
+async def wait_until_blocked_by(holder: AsyncConnection) -> None:
+    """Waits (10 s at most) until a request is queued on a lock ``holder`` holds."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        # pg_stat_activity is a snapshot held for the rest of a transaction; drop it.
+        await holder.execute(text("SELECT pg_stat_clear_snapshot()"))
+        # Blocked by this very connection, not by whatever else the database is doing.
+        waiting = await holder.scalar(
+            text(
+                "SELECT count(*) FROM pg_stat_activity "
+                "WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"
+            )
+        )
+        if waiting:
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("no request queued on the held row")

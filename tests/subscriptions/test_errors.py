@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from typing import TYPE_CHECKING, Any
 
-import pytest
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from models import MedicalRecord
 from models.enums import RecordStatus
@@ -20,11 +18,11 @@ from tests.subscriptions.helpers import (
     latest_sequence,
     next_event,
     record_gid,
+    wait_until_blocked_by,
 )
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import (
-        AsyncConnection,
         AsyncEngine,
         AsyncSession,
         async_sessionmaker,
@@ -36,22 +34,6 @@ if TYPE_CHECKING:
     from tests.subscriptions.conftest import Subscriber
 
 UNAVAILABLE = "the database is unavailable; retry shortly"
-
-
-async def _wait_for_lock_waiter(connection: AsyncConnection) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        await connection.execute(text("SELECT pg_stat_clear_snapshot()"))
-        waiting = await connection.scalar(
-            text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
-            )
-        )
-        if waiting:
-            return
-        await asyncio.sleep(0.02)
-    pytest.fail("the request never queued on the held row")
 
 
 async def _failure(subscriber: Subscriber, operation: str) -> list[dict[str, Any]]:
@@ -102,7 +84,7 @@ async def test_a_pool_timeout_reaches_the_subscriber_masked(
                 blocked = asyncio.create_task(
                     change_status(server, token, record_gid(record), "FINALIZED", 1)
                 )
-                await _wait_for_lock_waiter(holder)
+                await wait_until_blocked_by(holder)
                 operation = await subscriber.subscribe(SUBSCRIPTION, {"after": after})
                 errors = await _failure(subscriber, operation)
                 await held.rollback()

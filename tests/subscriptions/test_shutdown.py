@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import time
 from typing import TYPE_CHECKING
 
 import pytest
 import websockets
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from models import MedicalRecord
 from models.enums import RecordStatus
 from tests.servers import server_environment, serving_process
 from tests.subscriptions.conftest import Server, connect
-from tests.subscriptions.helpers import SUBSCRIPTION, change_status, latest_sequence, record_gid
+from tests.subscriptions.helpers import (
+    SUBSCRIPTION,
+    change_status,
+    latest_sequence,
+    record_gid,
+    wait_until_blocked_by,
+)
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import (
-        AsyncConnection,
         AsyncEngine,
         AsyncSession,
         async_sessionmaker,
@@ -28,23 +32,6 @@ if TYPE_CHECKING:
     from app.settings import Settings
     from tests.api_client import Api
     from tests.factories import Factory
-
-
-async def _wait_for_lock_waiters(connection: AsyncConnection, count: int) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        await connection.execute(text("SELECT pg_stat_clear_snapshot()"))
-        # Blocked by this very connection, not by whatever else the database is doing.
-        waiting = await connection.scalar(
-            text(
-                "SELECT count(*) FROM pg_stat_activity "
-                "WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"
-            )
-        )
-        if waiting is not None and waiting >= count:
-            return
-        await asyncio.sleep(0.02)
-    pytest.fail("the request never queued on the held row")
 
 
 @pytest.mark.parametrize("workers", [1, 2])
@@ -80,7 +67,7 @@ async def test_sigterm_closes_subscriptions_with_going_away_and_drains_requests(
                 in_flight = asyncio.create_task(
                     change_status(server, token, record_gid(record), "FINALIZED", 1)
                 )
-                await _wait_for_lock_waiters(holder, 1)
+                await wait_until_blocked_by(holder)
 
                 process.send_signal(signal.SIGTERM)
                 with pytest.raises(websockets.ConnectionClosed) as closed:
