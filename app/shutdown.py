@@ -12,6 +12,7 @@ import logging
 import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -48,15 +49,23 @@ class OpenSockets:
         finally:
             self._sockets.discard(send)
 
-    def go_away(self) -> None:
-        """Close every open socket with 1001, once; called on the event loop."""
-        if self._closer is None:
-            self._closer = asyncio.get_running_loop().create_task(self._close_all())
+    def go_away(self, then: Callable[[], object]) -> None:
+        """Closes every open socket with 1001, then calls ``then``; on the event loop.
 
-    async def _close_all(self) -> None:
-        if self._sockets:
-            log.info("closing %d WebSocket(s): going away", len(self._sockets))
-        await asyncio.gather(*(self._close(send) for send in list(self._sockets)))
+        A second call (a second signal) calls ``then`` at once: it may be a forced exit.
+        """
+        if self._closer is not None:
+            then()
+            return
+        self._closer = asyncio.get_running_loop().create_task(self._close_all(then))
+
+    async def _close_all(self, then: Callable[[], object]) -> None:
+        try:
+            if self._sockets:
+                log.info("closing %d WebSocket(s): going away", len(self._sockets))
+            await asyncio.gather(*(self._close(send) for send in list(self._sockets)))
+        finally:
+            then()
 
     @staticmethod
     async def _close(send: Send) -> None:
@@ -73,10 +82,9 @@ def _is_uvicorn_exit_handler(handler: object) -> bool:
 
 @contextmanager
 def closing_sockets_on_exit_signal(sockets: OpenSockets) -> Iterator[None]:
-    """While uvicorn serves, its SIGTERM/SIGINT handling first closes `sockets` with 1001.
-
-    uvicorn notices the signal at most 0.1 s later and only then drops its connections, so the
-    close frames are written first. Elsewhere (in-process tests) the handlers are left alone.
+    """While uvicorn serves, SIGTERM/SIGINT first close `sockets` with 1001, and only then reach
+    uvicorn's own handler, which starts its shutdown (and would drop them with 1012). Elsewhere
+    (in-process tests) the handlers are left alone.
     """
     loop = asyncio.get_running_loop()
     previous: dict[signal.Signals, SignalHandler] = {}
@@ -89,8 +97,7 @@ def closing_sockets_on_exit_signal(sockets: OpenSockets) -> Iterator[None]:
         def on_signal(
             number: int, frame: FrameType | None, handler: SignalHandler = handler
         ) -> None:
-            loop.call_soon_threadsafe(sockets.go_away)
-            handler(number, frame)
+            loop.call_soon_threadsafe(sockets.go_away, partial(handler, number, None))
 
         previous[sig] = handler
         signal.signal(sig, on_signal)
