@@ -17,8 +17,7 @@ from sqlalchemy import insert
 from models import AuditEvent
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
-
+    from app.database import Reader
     from app.viewer import Viewer
     from models.enums import AuditOutcome
 
@@ -84,5 +83,5 @@ class AuditTrail:
         }
 
 
-async def append(session: AsyncSession, event: dict[str, Any]) -> None:
+async def append(session: Reader, event: dict[str, Any]) -> None:
     await session.execute(insert(AuditEvent), [event])

@@ -187,7 +187,9 @@ class GraphQLView(GraphQL[RequestContext, None]):
         services: Services = request.app.state.services
         # HTTP requests read through one connection; a WebSocket takes pooled sessions as needed.
         reads: SessionSource = (
-            request.state.reads.session if isinstance(request, Request) else services.sessionmaker
+            request.state.reads.session
+            if isinstance(request, Request)
+            else services.read_engine.connect
         )
         request_id = request_id_of(request)
         viewer: Viewer | None = None

@@ -19,9 +19,9 @@ from app.errors import BadUserInput
 
 if TYPE_CHECKING:
     from sqlalchemy import ColumnElement, Row, Select
-    from sqlalchemy.ext.asyncio import AsyncSession
     from sqlalchemy.orm import InstrumentedAttribute
 
+    from app.database import Reader
     from app.opaque_ids import OpaqueIds
 
 MAX_PAGE_SIZE = 100
@@ -116,7 +116,7 @@ def page_statement(statement: Select[Any], order: KeysetOrder, page: PageRequest
 
 
 async def first_rows_per_parent(
-    session: AsyncSession,
+    session: Reader,
     statement: Select[Any],
     parent_column: InstrumentedAttribute[Any],
     parent_ids: Sequence[uuid.UUID],
@@ -142,7 +142,7 @@ async def first_rows_per_parent(
 
 
 async def count_per_parent(
-    session: AsyncSession,
+    session: Reader,
     statement: Select[Any],
     parent_column: InstrumentedAttribute[Any],
     parent_ids: Sequence[uuid.UUID],

@@ -13,8 +13,7 @@ from models import Patient, Provider
 from models.enums import Role
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
-
+    from app.database import Reader
     from app.tokens import VerifiedToken
 
 
@@ -28,7 +27,7 @@ class Viewer:
     expires_at: datetime
 
 
-async def resolve_viewer(session: AsyncSession, token: VerifiedToken) -> Viewer:
+async def resolve_viewer(session: Reader, token: VerifiedToken) -> Viewer:
     """One statement: the provider and patient rows linked to the token's subject.
 
     With a ``custom:tenant_id`` claim only that tenant's rows count. Without one the tenant comes

@@ -10,10 +10,10 @@ from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 from schema.connections import Connection, connection
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
     from strawberry.types.nodes import Selection
 
     from app.context import Info, RequestContext
+    from app.database import Reader
     from app.opaque_ids import OpaqueIds
     from app.pagination import KeysetOrder, PageRequest
     from app.viewer import Viewer
@@ -92,8 +92,8 @@ async def root_connection(
     order: KeysetOrder,
     page: PageRequest,
     *,
-    fetch: Callable[[AsyncSession, PageRequest], Awaitable[Sequence[Any]]],
-    count: Callable[[AsyncSession], Awaitable[int]],
+    fetch: Callable[[Reader, PageRequest], Awaitable[Sequence[Any]]],
+    count: Callable[[Reader], Awaitable[int]],
     node: Callable[[Any], NodeT],
     prefetch: Callable[[list[NodeT]], Awaitable[None]] | None = None,
 ) -> Connection[NodeT]:

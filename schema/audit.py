@@ -43,8 +43,9 @@ class AuditTrailExtension(SchemaExtension):
             return
         event = context.audit.event(_outcome(errors))
         try:
-            async with context.reads() as session, session.begin():
-                await append(session, event)
+            # Autocommit: the row is committed once the statement returns.
+            async with context.reads() as connection:
+                await append(connection, event)
         except Exception as error:
             # The type only: a database error's text quotes the statement and its values.
             log.error(

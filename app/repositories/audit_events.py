@@ -15,8 +15,8 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from sqlalchemy import Row, Select
-    from sqlalchemy.ext.asyncio import AsyncSession
 
+    from app.database import Reader
     from app.pagination import PageRequest
     from app.viewer import Viewer
 
@@ -49,14 +49,12 @@ def _filtered(viewer: Viewer, filter_: AuditEventFilter) -> Select[Any]:
 
 
 async def audit_event_page(
-    session: AsyncSession, viewer: Viewer, filter_: AuditEventFilter, page: PageRequest
+    session: Reader, viewer: Viewer, filter_: AuditEventFilter, page: PageRequest
 ) -> list[Row[Any]]:
     statement = page_statement(_filtered(viewer, filter_), AUDIT_ORDER, page)
     return list((await session.execute(statement)).all())
 
 
-async def count_audit_events(
-    session: AsyncSession, viewer: Viewer, filter_: AuditEventFilter
-) -> int:
+async def count_audit_events(session: Reader, viewer: Viewer, filter_: AuditEventFilter) -> int:
     statement = _filtered(viewer, filter_).with_only_columns(func.count())
     return (await session.execute(statement)).scalar_one()

@@ -14,14 +14,14 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from sqlalchemy import ColumnElement, Row
-    from sqlalchemy.ext.asyncio import AsyncSession
     from sqlalchemy.orm import InstrumentedAttribute
 
+    from app.database import Reader
     from models import Base
 
 
 async def rows_by_ids(
-    session: AsyncSession,
+    session: Reader,
     model: type[Base],
     readable: ColumnElement[bool],
     ids: Sequence[uuid.UUID],
@@ -32,7 +32,7 @@ async def rows_by_ids(
 
 
 async def rows_by_parent(
-    session: AsyncSession,
+    session: Reader,
     parent_column: InstrumentedAttribute[Any],
     readable: ColumnElement[bool],
     parent_ids: Sequence[uuid.UUID],

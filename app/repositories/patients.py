@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from sqlalchemy import Row, Select
-    from sqlalchemy.ext.asyncio import AsyncSession
 
+    from app.database import Reader
     from app.pagination import PageRequest
     from app.viewer import Viewer
 
@@ -68,25 +68,25 @@ def _filtered(viewer: Viewer, filter_: PatientListFilter) -> Select[Any]:
 
 
 async def patients_by_ids(
-    session: AsyncSession, viewer: Viewer, ids: Sequence[uuid.UUID]
+    session: Reader, viewer: Viewer, ids: Sequence[uuid.UUID]
 ) -> list[Row[Any]]:
     return await rows_by_ids(session, Patient, readable_patients(viewer), ids)
 
 
 async def patient_page(
-    session: AsyncSession, viewer: Viewer, filter_: PatientListFilter, page: PageRequest
+    session: Reader, viewer: Viewer, filter_: PatientListFilter, page: PageRequest
 ) -> list[Row[Any]]:
     statement = page_statement(_filtered(viewer, filter_), PATIENT_ORDER, page)
     return list((await session.execute(statement)).all())
 
 
-async def count_patients(session: AsyncSession, viewer: Viewer, filter_: PatientListFilter) -> int:
+async def count_patients(session: Reader, viewer: Viewer, filter_: PatientListFilter) -> int:
     statement = _filtered(viewer, filter_).with_only_columns(func.count())
     return (await session.execute(statement)).scalar_one()
 
 
 async def patients_of_providers(
-    session: AsyncSession,
+    session: Reader,
     viewer: Viewer,
     provider_ids: Sequence[uuid.UUID],
     filter_: PatientListFilter,
@@ -103,7 +103,7 @@ async def patients_of_providers(
 
 
 async def count_patients_of_providers(
-    session: AsyncSession,
+    session: Reader,
     viewer: Viewer,
     provider_ids: Sequence[uuid.UUID],
     filter_: PatientListFilter,

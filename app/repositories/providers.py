@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from sqlalchemy import Row
-    from sqlalchemy.ext.asyncio import AsyncSession
 
+    from app.database import Reader
     from app.pagination import PageRequest
     from app.viewer import Viewer
 
@@ -33,16 +33,16 @@ _COLUMNS = tuple(Provider.__table__.c)
 
 
 async def providers_by_ids(
-    session: AsyncSession, viewer: Viewer, ids: Sequence[uuid.UUID]
+    session: Reader, viewer: Viewer, ids: Sequence[uuid.UUID]
 ) -> list[Row[Any]]:
     return await rows_by_ids(session, Provider, readable_providers(viewer), ids)
 
 
-async def provider_page(session: AsyncSession, viewer: Viewer, page: PageRequest) -> list[Row[Any]]:
+async def provider_page(session: Reader, viewer: Viewer, page: PageRequest) -> list[Row[Any]]:
     statement = select(*_COLUMNS).where(readable_providers(viewer))
     return list((await session.execute(page_statement(statement, PROVIDER_ORDER, page))).all())
 
 
-async def count_providers(session: AsyncSession, viewer: Viewer) -> int:
+async def count_providers(session: Reader, viewer: Viewer) -> int:
     statement = select(func.count()).select_from(Provider).where(readable_providers(viewer))
     return (await session.execute(statement)).scalar_one()

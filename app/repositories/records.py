@@ -30,9 +30,9 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from sqlalchemy import Row, Select
-    from sqlalchemy.ext.asyncio import AsyncSession
     from sqlalchemy.orm import InstrumentedAttribute
 
+    from app.database import Reader
     from app.pagination import PageRequest
     from app.viewer import Viewer
     from models.enums import RecordStatus, RecordType
@@ -76,25 +76,25 @@ def _filtered(viewer: Viewer, filter_: RecordListFilter) -> Select[Any]:
 
 
 async def records_by_ids(
-    session: AsyncSession, viewer: Viewer, ids: Sequence[uuid.UUID]
+    session: Reader, viewer: Viewer, ids: Sequence[uuid.UUID]
 ) -> list[Row[Any]]:
     return await rows_by_ids(session, MedicalRecord, readable_records(viewer), ids)
 
 
 async def record_page(
-    session: AsyncSession, viewer: Viewer, filter_: RecordListFilter, page: PageRequest
+    session: Reader, viewer: Viewer, filter_: RecordListFilter, page: PageRequest
 ) -> list[Row[Any]]:
     statement = page_statement(_filtered(viewer, filter_), RECORD_ORDER, page)
     return list((await session.execute(statement)).all())
 
 
-async def count_records(session: AsyncSession, viewer: Viewer, filter_: RecordListFilter) -> int:
+async def count_records(session: Reader, viewer: Viewer, filter_: RecordListFilter) -> int:
     statement = _filtered(viewer, filter_).with_only_columns(func.count())
     return (await session.execute(statement)).scalar_one()
 
 
 async def records_of_parents(
-    session: AsyncSession,
+    session: Reader,
     viewer: Viewer,
     parent: RecordParent,
     parent_ids: Sequence[uuid.UUID],
@@ -107,7 +107,7 @@ async def records_of_parents(
 
 
 async def count_records_of_parents(
-    session: AsyncSession,
+    session: Reader,
     viewer: Viewer,
     parent: RecordParent,
     parent_ids: Sequence[uuid.UUID],
@@ -119,7 +119,7 @@ async def count_records_of_parents(
 
 
 async def diagnoses_of_records(
-    session: AsyncSession, viewer: Viewer, record_ids: Sequence[uuid.UUID]
+    session: Reader, viewer: Viewer, record_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[Row[Any]]]:
     return await rows_by_parent(
         session,
@@ -131,7 +131,7 @@ async def diagnoses_of_records(
 
 
 async def attachments_of_records(
-    session: AsyncSession, viewer: Viewer, record_ids: Sequence[uuid.UUID]
+    session: Reader, viewer: Viewer, record_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[Row[Any]]]:
     return await rows_by_parent(
         session,
@@ -143,7 +143,7 @@ async def attachments_of_records(
 
 
 async def status_events_of_records(
-    session: AsyncSession, viewer: Viewer, record_ids: Sequence[uuid.UUID]
+    session: Reader, viewer: Viewer, record_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[Row[Any]]]:
     """Oldest first: the stream's sequence is the order of the changes."""
     return await rows_by_parent(
@@ -156,12 +156,12 @@ async def status_events_of_records(
 
 
 async def diagnoses_by_ids(
-    session: AsyncSession, viewer: Viewer, ids: Sequence[uuid.UUID]
+    session: Reader, viewer: Viewer, ids: Sequence[uuid.UUID]
 ) -> list[Row[Any]]:
     return await rows_by_ids(session, Diagnosis, readable_diagnoses(viewer), ids)
 
 
 async def attachments_by_ids(
-    session: AsyncSession, viewer: Viewer, ids: Sequence[uuid.UUID]
+    session: Reader, viewer: Viewer, ids: Sequence[uuid.UUID]
 ) -> list[Row[Any]]:
     return await rows_by_ids(session, Attachment, readable_attachments(viewer), ids)

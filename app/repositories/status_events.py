@@ -13,12 +13,12 @@ if TYPE_CHECKING:
     import uuid
 
     from sqlalchemy import Row
-    from sqlalchemy.ext.asyncio import AsyncSession
 
+    from app.database import Reader
     from app.viewer import Viewer
 
 
-async def latest_sequence(session: AsyncSession, tenant_id: str) -> int:
+async def latest_sequence(session: Reader, tenant_id: str) -> int:
     latest = await session.scalar(
         select(func.max(RecordStatusEvent.sequence)).where(RecordStatusEvent.tenant_id == tenant_id)
     )
@@ -26,7 +26,7 @@ async def latest_sequence(session: AsyncSession, tenant_id: str) -> int:
 
 
 async def events_after(
-    session: AsyncSession,
+    session: Reader,
     viewer: Viewer,
     after: int,
     *,
