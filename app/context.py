@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from app.audit import AuditTrail
     from app.opaque_ids import OpaqueIds
-    from app.request_reads import SessionSource
+    from app.request_reads import ReaderSource
     from app.settings import Settings
     from app.status_stream import StatusStream
     from app.storage import AttachmentStorage
@@ -37,7 +37,7 @@ class RequestContext:
     # Transactions (writes) take sessions of their own from here.
     sessionmaker: async_sessionmaker[AsyncSession]
     # Reads and the audit row: the request's one connection (app/request_reads.py).
-    reads: SessionSource
+    reads: ReaderSource
     loaders: Loaders
     audit: AuditTrail
     storage: AttachmentStorage

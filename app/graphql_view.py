@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from strawberry.http import GraphQLRequestData
     from strawberry.http.base import BaseRequestProtocol
 
-    from app.request_reads import SessionSource
+    from app.request_reads import ReaderSource
     from app.services import Services
 
 
@@ -186,8 +186,8 @@ class GraphQLView(GraphQL[RequestContext, None]):
     ) -> RequestContext:
         services: Services = request.app.state.services
         # HTTP requests read through one connection; a WebSocket takes pooled sessions as needed.
-        reads: SessionSource = (
-            request.state.reads.session
+        reads: ReaderSource = (
+            request.state.reads.reader
             if isinstance(request, Request)
             else services.read_engine.connect
         )

@@ -1,12 +1,12 @@
 """One database connection for all the reads of an HTTP request, and for its audit row.
 
-The connection is taken from the pool at the first read and given back when the response has
-been sent. It runs in autocommit mode: each statement is its own snapshot, as when every
-DataLoader batch had a session of its own, but without a BEGIN, a ROLLBACK and a pool round
-trip around every statement. Batches that are due at the same moment take turns on it.
+The connection is taken from the pool at the first read and given back once the response is
+built, before it is sent. It runs in autocommit mode: each statement is its own snapshot, as
+when every DataLoader batch had a session of its own, but without a BEGIN, a ROLLBACK and a pool
+round trip around every statement. Batches that are due at the same moment take turns on it.
 
 Writes keep their own transactions (resolvers/mutations.py), and a subscription, which lives
-for as long as its socket, takes a pooled session per batch instead of holding a connection.
+for as long as its socket, takes a pooled connection per use instead of holding one.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 # Where a DataLoader batch, a list query or the audit row gets its connection: a RequestReads, or
 # (for WebSockets, which live long) the autocommit engine's `connect`, one connection per use.
-SessionSource: TypeAlias = "Callable[[], AbstractAsyncContextManager[Reader]]"
+ReaderSource: TypeAlias = "Callable[[], AbstractAsyncContextManager[Reader]]"
 
 
 def autocommit_engine(engine: AsyncEngine) -> AsyncEngine:
@@ -39,7 +39,7 @@ class RequestReads:
         self._turn = asyncio.Lock()
 
     @asynccontextmanager
-    async def session(self) -> AsyncIterator[Reader]:
+    async def reader(self) -> AsyncIterator[Reader]:
         """The request's connection, used by no one else until the block ends."""
         async with self._turn:
             if self._connection is None:

@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from app.pagination import PageRequest
     from app.repositories.patients import PatientListFilter
     from app.repositories.records import RecordListFilter, RecordParent
-    from app.request_reads import SessionSource
+    from app.request_reads import ReaderSource
     from app.viewer import Viewer
 
 K = TypeVar("K")
@@ -41,7 +41,7 @@ Relation: TypeAlias = "tuple[DataLoader[uuid.UUID, Any], list[uuid.UUID]]"
 class Loaders:
     def __init__(
         self,
-        reads: SessionSource,
+        reads: ReaderSource,
         viewer: Viewer | None,
         ids: OpaqueIds,
         audit: AuditTrail,
