@@ -174,8 +174,8 @@ class GraphQLView(GraphQL[RequestContext, None]):
             )
         except TokenError as error:
             raise ConnectionRejectionError({"reason": error.reason}) from None
-        async with services.sessionmaker() as session:
-            viewer = await resolve_viewer(session, token)
+        async with context.reads() as reader:
+            viewer = await resolve_viewer(reader, token)
         context.viewer = viewer
         context.auth_failure = None
         context.audit.viewer = viewer

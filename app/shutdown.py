@@ -37,9 +37,6 @@ class OpenSockets:
         self._sockets: set[Send] = set()
         self._closer: asyncio.Task[None] | None = None
 
-    def __len__(self) -> int:
-        return len(self._sockets)
-
     @contextmanager
     def tracking(self, send: Send) -> Iterator[None]:
         """Counts the socket of `send` as open until the connection's handler returns."""

@@ -194,12 +194,6 @@ class Loaders:
             lambda keys: self._run(patients.count_patients_of_providers, keys, filter_),
         )
 
-    async def required_patient(self, patient_id: uuid.UUID) -> Patient:
-        return required(await self.patient.load(patient_id))
-
-    async def required_provider(self, provider_id: uuid.UUID) -> Provider:
-        return required(await self.provider.load(provider_id))
-
     async def required_record(self, record_id: uuid.UUID) -> MedicalRecord:
         return required(await self.record.load(record_id))
 

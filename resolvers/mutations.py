@@ -6,7 +6,7 @@ rolls back, and the audit extension records the refusal.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -51,9 +51,12 @@ from schema.payloads import (
 if TYPE_CHECKING:
     import uuid
 
+    from sqlalchemy import Row
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from app.context import RequestContext
+    from app.storage import AttachmentStorage
+    from app.viewer import Viewer
 
 UNSET: Any = strawberry.UNSET
 
@@ -394,26 +397,24 @@ async def request_attachment_upload(
 
 
 async def confirm_attachment_upload(info: Info, id: strawberry.ID) -> AttachmentPayload:
-    context = info.context
-    viewer = context.reader()
-    attachment_id = _id(context, id, NodeType.ATTACHMENT, "id")
-    async with _audited(context) as session:
-        row = await attachment_commands.confirm_upload(
-            session, viewer, context.storage, attachment_id
-        )
-        attachment = context.loaders.attachment_node(row)
-        context.audit.touch_attachment(row.id, row.record_id)
-    return AttachmentPayload(attachment=attachment)
+    return await _attachment_changed(info, id, attachment_commands.confirm_upload)
 
 
 async def delete_attachment(info: Info, id: strawberry.ID) -> AttachmentPayload:
+    return await _attachment_changed(info, id, attachment_commands.delete_attachment)
+
+
+async def _attachment_changed(
+    info: Info,
+    id: strawberry.ID,
+    change: Callable[[AsyncSession, Viewer, AttachmentStorage, uuid.UUID], Awaitable[Row[Any]]],
+) -> AttachmentPayload:
+    """One audited attachment change, by id; its row becomes the payload."""
     context = info.context
     viewer = context.reader()
     attachment_id = _id(context, id, NodeType.ATTACHMENT, "id")
     async with _audited(context) as session:
-        row = await attachment_commands.delete_attachment(
-            session, viewer, context.storage, attachment_id
-        )
+        row = await change(session, viewer, context.storage, attachment_id)
         attachment = context.loaders.attachment_node(row)
         context.audit.touch_attachment(row.id, row.record_id)
     return AttachmentPayload(attachment=attachment)

@@ -24,15 +24,18 @@ class Server:
     http_url: str
     ws_url: str
 
+    @classmethod
+    def at(cls, http_url: str) -> Server:
+        """The server at ``http_url`` (a `serving` URL), with its GraphQL WebSocket address."""
+        return cls(http_url, http_url.replace("http://", "ws://", 1) + "/graphql")
+
 
 @pytest.fixture(scope="session")
 def servers(settings: Settings) -> Iterator[list[Server]]:
     """Two server processes: a change made through one must reach subscribers of the other."""
     environment = server_environment(settings, MEDREC_WS_ALLOWED_ORIGINS="https://clinic.example")
     with serving(environment) as first, serving(environment) as second:
-        yield [
-            Server(url, url.replace("http://", "ws://", 1) + "/graphql") for url in (first, second)
-        ]
+        yield [Server.at(url) for url in (first, second)]
 
 
 class Subscriber:

@@ -68,7 +68,7 @@ async def test_a_pool_timeout_reaches_the_subscriber_masked(
         MEDREC_DB_POOL_TIMEOUT_SECONDS="1",
     )
     with serving(environment) as url:
-        server = Server(url, url.replace("http://", "ws://", 1) + "/graphql")
+        server = Server.at(url)
         async with connect(
             server, token, additional_headers={"X-Request-ID": "pool-timeout-1"}
         ) as subscriber:

@@ -49,7 +49,7 @@ async def test_sigterm_closes_subscriptions_with_going_away_and_drains_requests(
     await factory.diagnosis(record)
     token = api.token()
     with serving_process(server_environment(settings), workers=workers) as (url, process):
-        server = Server(url, url.replace("http://", "ws://", 1) + "/graphql")
+        server = Server.at(url)
         async with connect(server, token) as subscriber:
             assert (await subscriber.next_message())["type"] == "connection_ack"
             await subscriber.subscribe(
