@@ -15,9 +15,9 @@ attachments and status events are readable exactly when their record is.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from sqlalchemy import exists, false, select, true
+from sqlalchemy import bindparam, exists, false, select, true
 from sqlalchemy.orm import aliased
 
 from app.errors import Forbidden
@@ -27,7 +27,7 @@ from models.enums import AttachmentStatus, RecordStatus, Role
 if TYPE_CHECKING:
     import uuid
 
-    from sqlalchemy import ColumnElement
+    from sqlalchemy import BindParameter, ColumnElement
     from sqlalchemy.orm import InstrumentedAttribute
 
     from app.viewer import Viewer
@@ -52,48 +52,77 @@ def effective_role(viewer: Viewer) -> Role | None:
     return None
 
 
-def readable_providers(viewer: Viewer) -> ColumnElement[bool]:
-    if effective_role(viewer) is None:
+def viewer_parameters(viewer: Viewer) -> dict[str, Any]:
+    """The values of the ``*_for(role)`` predicates' bind parameters, passed when a statement runs.
+
+    Those predicates name the viewer only through these parameters, so a statement built for a
+    role is the same for every viewer of that role, and is built (and its cache key computed) once.
+    """
+    return {
+        "viewer_tenant_id": viewer.tenant_id,
+        "viewer_provider_id": viewer.provider_id,
+        "viewer_patient_id": viewer.patient_id,
+    }
+
+
+class _Caller(NamedTuple):
+    """What the predicates compare with: bind parameters, or the viewer's own values."""
+
+    tenant_id: BindParameter[str] | str | None
+    provider_id: BindParameter[uuid.UUID] | uuid.UUID | None
+    patient_id: BindParameter[uuid.UUID] | uuid.UUID | None
+
+
+# Without values, so a statement run without viewer_parameters() fails instead of matching NULL.
+_PARAMETERS = _Caller(
+    bindparam("viewer_tenant_id"), bindparam("viewer_provider_id"), bindparam("viewer_patient_id")
+)
+
+
+def _values(viewer: Viewer) -> _Caller:
+    return _Caller(viewer.tenant_id, viewer.provider_id, viewer.patient_id)
+
+
+def _providers(role: Role | None, caller: _Caller) -> ColumnElement[bool]:
+    if role is None:
         return false()
-    return Provider.tenant_id == viewer.tenant_id
+    return Provider.tenant_id == caller.tenant_id
 
 
-def readable_patients(viewer: Viewer) -> ColumnElement[bool]:
-    role = effective_role(viewer)
+def _patients(role: Role | None, caller: _Caller) -> ColumnElement[bool]:
     if role is Role.ADMIN or role is Role.PROVIDER:
-        return Patient.tenant_id == viewer.tenant_id
+        return Patient.tenant_id == caller.tenant_id
     if role is Role.PATIENT:
-        return (Patient.tenant_id == viewer.tenant_id) & (Patient.id == viewer.patient_id)
+        return (Patient.tenant_id == caller.tenant_id) & (Patient.id == caller.patient_id)
     return false()
 
 
-def readable_records(
-    viewer: Viewer, record: type[MedicalRecord] = MedicalRecord
+def _records(
+    role: Role | None, caller: _Caller, record: type[MedicalRecord] = MedicalRecord
 ) -> ColumnElement[bool]:
     """``record`` may be an alias, for statements that read medical_records twice."""
-    role = effective_role(viewer)
-    in_tenant = record.tenant_id == viewer.tenant_id
+    in_tenant = record.tenant_id == caller.tenant_id
     if role is Role.ADMIN:
         return in_tenant
     if role is Role.PROVIDER:
-        own = record.provider_id == viewer.provider_id
+        own = record.provider_id == caller.provider_id
         return in_tenant & ((record.status != RecordStatus.DRAFT) | own)
     if role is Role.PATIENT:
         return (
             in_tenant
-            & (record.patient_id == viewer.patient_id)
+            & (record.patient_id == caller.patient_id)
             & record.status.in_(PATIENT_VISIBLE_STATUSES)
         )
     return false()
 
 
 def _of_readable_record(
-    viewer: Viewer,
+    role: Role | None,
+    caller: _Caller,
     tenant_id: InstrumentedAttribute[str],
     record_id: InstrumentedAttribute[uuid.UUID],
 ) -> ColumnElement[bool]:
-    in_tenant = tenant_id == viewer.tenant_id
-    role = effective_role(viewer)
+    in_tenant = tenant_id == caller.tenant_id
     if role is Role.ADMIN:
         return in_tenant
     if role is None:
@@ -105,28 +134,29 @@ def _of_readable_record(
         select(record.id).where(
             record.tenant_id == tenant_id,
             record.id == record_id,
-            readable_records(viewer, record),
+            _records(role, caller, record),
         )
     )
 
 
-def readable_diagnoses(viewer: Viewer) -> ColumnElement[bool]:
-    return _of_readable_record(viewer, Diagnosis.tenant_id, Diagnosis.record_id)
+def _diagnoses(role: Role | None, caller: _Caller) -> ColumnElement[bool]:
+    return _of_readable_record(role, caller, Diagnosis.tenant_id, Diagnosis.record_id)
 
 
-def readable_attachments(viewer: Viewer) -> ColumnElement[bool]:
+def _attachments(role: Role | None, caller: _Caller) -> ColumnElement[bool]:
     # A deleted attachment's object is gone; the row stays for the audit trail only.
     visible = Attachment.status != AttachmentStatus.DELETED
-    if effective_role(viewer) is Role.PATIENT:
+    if role is Role.PATIENT:
         visible = Attachment.status == AttachmentStatus.AVAILABLE
-    return visible & _of_readable_record(viewer, Attachment.tenant_id, Attachment.record_id)
+    return visible & _of_readable_record(role, caller, Attachment.tenant_id, Attachment.record_id)
 
 
-def readable_status_events(viewer: Viewer) -> ColumnElement[bool]:
+def _status_events(role: Role | None, caller: _Caller) -> ColumnElement[bool]:
     """An event is readable with its record, but a record's DRAFT events stay as private as the
     draft was: patients never see them, providers only for their own records."""
-    readable = _of_readable_record(viewer, RecordStatusEvent.tenant_id, RecordStatusEvent.record_id)
-    role = effective_role(viewer)
+    readable = _of_readable_record(
+        role, caller, RecordStatusEvent.tenant_id, RecordStatusEvent.record_id
+    )
     if role is Role.PATIENT:
         readable = readable & RecordStatusEvent.status.in_(PATIENT_VISIBLE_STATUSES)
     elif role is Role.PROVIDER:
@@ -134,11 +164,65 @@ def readable_status_events(viewer: Viewer) -> ColumnElement[bool]:
             select(MedicalRecord.id).where(
                 MedicalRecord.tenant_id == RecordStatusEvent.tenant_id,
                 MedicalRecord.id == RecordStatusEvent.record_id,
-                MedicalRecord.provider_id == viewer.provider_id,
+                MedicalRecord.provider_id == caller.provider_id,
             )
         )
         readable = readable & ((RecordStatusEvent.status != RecordStatus.DRAFT) | own)
     return readable
+
+
+# For statements built once per role and run with viewer_parameters() (the reads).
+
+
+def readable_providers_for(role: Role | None) -> ColumnElement[bool]:
+    return _providers(role, _PARAMETERS)
+
+
+def readable_patients_for(role: Role | None) -> ColumnElement[bool]:
+    return _patients(role, _PARAMETERS)
+
+
+def readable_records_for(role: Role | None) -> ColumnElement[bool]:
+    return _records(role, _PARAMETERS)
+
+
+def readable_diagnoses_for(role: Role | None) -> ColumnElement[bool]:
+    return _diagnoses(role, _PARAMETERS)
+
+
+def readable_attachments_for(role: Role | None) -> ColumnElement[bool]:
+    return _attachments(role, _PARAMETERS)
+
+
+def readable_status_events_for(role: Role | None) -> ColumnElement[bool]:
+    return _status_events(role, _PARAMETERS)
+
+
+# The same predicates with the viewer's values in them, for statements built per call (writes).
+
+
+def readable_providers(viewer: Viewer) -> ColumnElement[bool]:
+    return _providers(effective_role(viewer), _values(viewer))
+
+
+def readable_patients(viewer: Viewer) -> ColumnElement[bool]:
+    return _patients(effective_role(viewer), _values(viewer))
+
+
+def readable_records(viewer: Viewer) -> ColumnElement[bool]:
+    return _records(effective_role(viewer), _values(viewer))
+
+
+def readable_diagnoses(viewer: Viewer) -> ColumnElement[bool]:
+    return _diagnoses(effective_role(viewer), _values(viewer))
+
+
+def readable_attachments(viewer: Viewer) -> ColumnElement[bool]:
+    return _attachments(effective_role(viewer), _values(viewer))
+
+
+def readable_status_events(viewer: Viewer) -> ColumnElement[bool]:
+    return _status_events(effective_role(viewer), _values(viewer))
 
 
 # --- Writing. Patients write nothing; the checks below run in the statement that locks the row.

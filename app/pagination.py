@@ -12,13 +12,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import any_, bindparam, func, select, true, tuple_
+from sqlalchemy import Integer, any_, bindparam, func, select, true, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
 from app.errors import BadUserInput
 
 if TYPE_CHECKING:
-    from sqlalchemy import ColumnElement, Row, Select
+    from sqlalchemy import BindParameter, ColumnElement, Row, Select
     from sqlalchemy.orm import InstrumentedAttribute
 
     from app.database import Reader
@@ -104,37 +104,77 @@ def page_request(
     return PageRequest(first, None if after is None else order.decode(ids, after))
 
 
-def uuid_array(name: str, values: Sequence[uuid.UUID]) -> Any:
-    """``= ANY(:ids)`` keeps the statement text the same whatever the batch size."""
-    return bindparam(name, list(values), type_=ARRAY(UUID(as_uuid=True)))
+_UUID_ARRAY = ARRAY(UUID(as_uuid=True))
 
 
-def page_statement(statement: Select[Any], order: KeysetOrder, page: PageRequest) -> Select[Any]:
+def uuid_array(name: str) -> BindParameter[Any]:
+    """``= ANY(:ids)``, one array parameter, keeps the statement text the same whatever the batch
+    size; the ids are passed as a list when the statement runs."""
+    return bindparam(name, type_=_UUID_ARRAY)
+
+
+def paged(statement: Select[Any], order: KeysetOrder, after: bool) -> Select[Any]:
+    """One page of ``statement``, its cursor and size as bind parameters (``page_parameters``), so
+    the paged statement can be built once per shape."""
+    if after:
+        statement = statement.where(
+            order.after(
+                tuple(
+                    bindparam(f"after_{i}", type_=column.type)
+                    for i, column in enumerate(order.columns)
+                )
+            )
+        )
+    return statement.order_by(*order.order_by()).limit(bindparam("limit", type_=Integer()))
+
+
+def page_parameters(page: PageRequest) -> dict[str, Any]:
+    parameters: dict[str, Any] = {"limit": page.limit}
     if page.after is not None:
-        statement = statement.where(order.after(page.after))
-    return statement.order_by(*order.order_by()).limit(page.limit)
+        parameters.update((f"after_{i}", value) for i, value in enumerate(page.after))
+    return parameters
+
+
+def rows_per_parent_statement(
+    statement: Select[Any],
+    parent_column: InstrumentedAttribute[Any],
+    order: KeysetOrder,
+    after: bool,
+) -> Select[Any]:
+    """The first page of ``statement``'s rows for each id of ``:parent_ids``, in one statement.
+
+    ``statement`` selects one table's rows, already filtered by access and filters.
+    """
+    parents = (
+        func.unnest(uuid_array("parent_ids"))
+        .table_valued("parent_id")
+        .render_derived(name="parents")
+    )
+    of_parent = statement.where(parent_column == parents.c.parent_id)
+    per_parent = paged(of_parent, order, after).lateral()
+    return select(per_parent).select_from(parents).join(per_parent, true())
+
+
+def count_per_parent_statement(
+    statement: Select[Any], parent_column: InstrumentedAttribute[Any]
+) -> Select[Any]:
+    """``statement`` is a filtered ``select(...)`` of the child table; counted per parent."""
+    return (
+        statement.with_only_columns(parent_column, func.count())
+        .where(parent_column == any_(uuid_array("parent_ids")))
+        .group_by(parent_column)
+    )
 
 
 async def first_rows_per_parent(
     session: Reader,
     statement: Select[Any],
+    parameters: dict[str, Any],
     parent_column: InstrumentedAttribute[Any],
     parent_ids: Sequence[uuid.UUID],
-    order: KeysetOrder,
-    page: PageRequest,
 ) -> dict[uuid.UUID, list[Row[Any]]]:
-    """``statement`` selects one table's rows, already filtered by access and filters."""
-    parents = (
-        func.unnest(uuid_array("parent_ids", parent_ids))
-        .table_valued("parent_id")
-        .render_derived(name="parents")
-    )
-    per_parent = page_statement(
-        statement.where(parent_column == parents.c.parent_id), order, page
-    ).lateral()
-    rows = (
-        await session.execute(select(per_parent).select_from(parents).join(per_parent, true()))
-    ).all()
+    """Runs a ``rows_per_parent_statement`` with ``parameters`` (access, filters, page)."""
+    rows = (await session.execute(statement, {**parameters, "parent_ids": list(parent_ids)})).all()
     grouped: dict[uuid.UUID, list[Row[Any]]] = {parent_id: [] for parent_id in parent_ids}
     for row in rows:
         grouped[getattr(row, parent_column.key)].append(row)
@@ -144,16 +184,10 @@ async def first_rows_per_parent(
 async def count_per_parent(
     session: Reader,
     statement: Select[Any],
-    parent_column: InstrumentedAttribute[Any],
+    parameters: dict[str, Any],
     parent_ids: Sequence[uuid.UUID],
 ) -> dict[uuid.UUID, int]:
-    """``statement`` is a filtered ``select(...)`` of the child table; counted per parent."""
-    counted = (
-        statement.with_only_columns(parent_column, func.count())
-        .where(parent_column == any_(uuid_array("parent_ids", parent_ids)))
-        .group_by(parent_column)
-    )
-    counts: dict[uuid.UUID, int] = {
-        parent: n for parent, n in (await session.execute(counted)).all()
-    }
+    """Runs a ``count_per_parent_statement`` with ``parameters`` (access, filters)."""
+    result = await session.execute(statement, {**parameters, "parent_ids": list(parent_ids)})
+    counts: dict[uuid.UUID, int] = {parent: n for parent, n in result.all()}
     return {parent_id: counts.get(parent_id, 0) for parent_id in parent_ids}

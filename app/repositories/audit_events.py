@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from app.pagination import KeysetOrder, page_statement, parse_datetime, parse_int
+from app.pagination import KeysetOrder, page_parameters, paged, parse_datetime, parse_int
 from models import AuditEvent
 
 if TYPE_CHECKING:
@@ -51,8 +51,8 @@ def _filtered(viewer: Viewer, filter_: AuditEventFilter) -> Select[Any]:
 async def audit_event_page(
     session: Reader, viewer: Viewer, filter_: AuditEventFilter, page: PageRequest
 ) -> list[Row[Any]]:
-    statement = page_statement(_filtered(viewer, filter_), AUDIT_ORDER, page)
-    return list((await session.execute(statement)).all())
+    statement = paged(_filtered(viewer, filter_), AUDIT_ORDER, page.after is not None)
+    return list((await session.execute(statement, page_parameters(page))).all())
 
 
 async def count_audit_events(session: Reader, viewer: Viewer, filter_: AuditEventFilter) -> int:

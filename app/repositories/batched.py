@@ -1,50 +1,80 @@
-"""The two statement shapes every DataLoader batch uses: rows by id, and rows by parent id."""
+"""The two statement shapes every DataLoader batch uses: rows by id, and rows by parent id.
+
+Each is built once per table and role (the predicates name the viewer by bind parameters), and
+run with the viewer's values and the ids as parameters.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import any_, select
 
+from app.access import effective_role, viewer_parameters
 from app.pagination import uuid_array
 
 if TYPE_CHECKING:
     import uuid
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
-    from sqlalchemy import ColumnElement, Row
+    from sqlalchemy import ColumnElement, Row, Select
     from sqlalchemy.orm import InstrumentedAttribute
 
     from app.database import Reader
+    from app.viewer import Viewer
     from models import Base
+    from models.enums import Role
+
+    # A predicate of app/access.py: which rows of one table a role may read.
+    Readable = Callable[[Role | None], ColumnElement[bool]]
+
+
+@cache
+def _by_ids(model: type[Base], readable: Readable, role: Role | None) -> Select[Any]:
+    table = model.__table__
+    return select(*table.c).where(readable(role), table.c.id == any_(uuid_array("ids")))
+
+
+@cache
+def _by_parent(
+    parent_column: InstrumentedAttribute[Any],
+    readable: Readable,
+    order_by: tuple[InstrumentedAttribute[Any], ...],
+    role: Role | None,
+) -> Select[Any]:
+    return (
+        select(*parent_column.class_.__table__.c)
+        .where(readable(role), parent_column == any_(uuid_array("parent_ids")))
+        .order_by(parent_column, *order_by)
+    )
 
 
 async def rows_by_ids(
     session: Reader,
+    viewer: Viewer,
     model: type[Base],
-    readable: ColumnElement[bool],
+    readable: Readable,
     ids: Sequence[uuid.UUID],
 ) -> list[Row[Any]]:
-    table = model.__table__
-    statement = select(*table.c).where(readable, table.c.id == any_(uuid_array("ids", ids)))
-    return list((await session.execute(statement)).all())
+    statement = _by_ids(model, readable, effective_role(viewer))
+    result = await session.execute(statement, {**viewer_parameters(viewer), "ids": list(ids)})
+    return list(result.all())
 
 
 async def rows_by_parent(
     session: Reader,
+    viewer: Viewer,
     parent_column: InstrumentedAttribute[Any],
-    readable: ColumnElement[bool],
+    readable: Readable,
     parent_ids: Sequence[uuid.UUID],
-    order_by: Sequence[InstrumentedAttribute[Any]],
+    order_by: tuple[InstrumentedAttribute[Any], ...],
 ) -> dict[uuid.UUID, list[Row[Any]]]:
     """Every readable child of each parent, in ``order_by`` order, in one statement."""
-    statement = (
-        select(*parent_column.class_.__table__.c)
-        .where(readable, parent_column == any_(uuid_array("parent_ids", parent_ids)))
-        .order_by(parent_column, *order_by)
-    )
+    statement = _by_parent(parent_column, readable, order_by, effective_role(viewer))
+    parameters = {**viewer_parameters(viewer), "parent_ids": list(parent_ids)}
     grouped: dict[uuid.UUID, list[Row[Any]]] = defaultdict(list)
-    for row in (await session.execute(statement)).all():
+    for row in (await session.execute(statement, parameters)).all():
         grouped[getattr(row, parent_column.key)].append(row)
     return {parent_id: grouped.get(parent_id, []) for parent_id in parent_ids}

@@ -1,21 +1,25 @@
-"""Patient reads."""
+"""Patient reads, built once per role and shape like the record reads (records.py)."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import String, bindparam, func, or_, select
 
-from app.access import readable_patients
+from app.access import effective_role, readable_patients_for, viewer_parameters
 from app.pagination import (
     KeysetOrder,
     count_per_parent,
+    count_per_parent_statement,
     first_rows_per_parent,
-    page_statement,
+    page_parameters,
+    paged,
     parse_datetime,
     parse_uuid,
+    rows_per_parent_statement,
 )
 from app.repositories.batched import rows_by_ids
 from models import Patient
@@ -23,11 +27,12 @@ from models import Patient
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from sqlalchemy import Row, Select
+    from sqlalchemy import ColumnElement, Row, Select
 
     from app.database import Reader
     from app.pagination import PageRequest
     from app.viewer import Viewer
+    from models.enums import Role
 
 PATIENT_ORDER = KeysetOrder(
     "patients",
@@ -39,50 +44,87 @@ PATIENT_ORDER = KeysetOrder(
 _COLUMNS = tuple(Patient.__table__.c)
 
 
+# Each filter of PatientListFilter, by the name of its bind parameter.
+_FILTERS: dict[str, ColumnElement[bool]] = {
+    # lower(col) LIKE 'x%' matches the text_pattern_ops prefix indexes.
+    "search_prefix": or_(
+        *(
+            func.lower(column).like(bindparam("search_prefix", type_=String()), escape="\\")
+            for column in (Patient.given_name, Patient.family_name, Patient.mrn)
+        )
+    ),
+    "primary_provider_id": Patient.primary_provider_id == bindparam("primary_provider_id"),
+}
+
+
 @dataclass(frozen=True, slots=True)
 class PatientListFilter:
     search: str | None = None
     primary_provider_id: uuid.UUID | None = None
+
+    def parameters(self) -> dict[str, Any]:
+        """The values of the filters that are set, by bind parameter name (see ``_FILTERS``)."""
+        parameters: dict[str, Any] = {}
+        if self.search:
+            parameters["search_prefix"] = _escape_like(self.search.lower()) + "%"
+        if self.primary_provider_id is not None:
+            parameters["primary_provider_id"] = self.primary_provider_id
+        return parameters
 
 
 def _escape_like(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _filtered(viewer: Viewer, filter_: PatientListFilter) -> Select[Any]:
-    statement = select(*_COLUMNS).where(readable_patients(viewer))
-    if filter_.search:
-        prefix = _escape_like(filter_.search.lower()) + "%"
-        # lower(col) LIKE 'x%' matches the text_pattern_ops prefix indexes.
-        statement = statement.where(
-            or_(
-                *(
-                    func.lower(column).like(prefix, escape="\\")
-                    for column in (Patient.given_name, Patient.family_name, Patient.mrn)
-                )
-            )
-        )
-    if filter_.primary_provider_id is not None:
-        statement = statement.where(Patient.primary_provider_id == filter_.primary_provider_id)
-    return statement
+@cache
+def _filtered(role: Role | None, filters: frozenset[str]) -> Select[Any]:
+    return select(*_COLUMNS).where(
+        readable_patients_for(role),
+        *(predicate for name, predicate in _FILTERS.items() if name in filters),
+    )
+
+
+@cache
+def _page(role: Role | None, filters: frozenset[str], after: bool) -> Select[Any]:
+    return paged(_filtered(role, filters), PATIENT_ORDER, after)
+
+
+@cache
+def _count(role: Role | None, filters: frozenset[str]) -> Select[int]:
+    return _filtered(role, filters).with_only_columns(func.count())
+
+
+@cache
+def _of_providers(role: Role | None, filters: frozenset[str], after: bool) -> Select[Any]:
+    return rows_per_parent_statement(
+        _filtered(role, filters), Patient.primary_provider_id, PATIENT_ORDER, after
+    )
+
+
+@cache
+def _count_of_providers(role: Role | None, filters: frozenset[str]) -> Select[Any]:
+    return count_per_parent_statement(_filtered(role, filters), Patient.primary_provider_id)
 
 
 async def patients_by_ids(
     session: Reader, viewer: Viewer, ids: Sequence[uuid.UUID]
 ) -> list[Row[Any]]:
-    return await rows_by_ids(session, Patient, readable_patients(viewer), ids)
+    return await rows_by_ids(session, viewer, Patient, readable_patients_for, ids)
 
 
 async def patient_page(
     session: Reader, viewer: Viewer, filter_: PatientListFilter, page: PageRequest
 ) -> list[Row[Any]]:
-    statement = page_statement(_filtered(viewer, filter_), PATIENT_ORDER, page)
-    return list((await session.execute(statement)).all())
+    filters = filter_.parameters()
+    statement = _page(effective_role(viewer), frozenset(filters), page.after is not None)
+    parameters = {**viewer_parameters(viewer), **filters, **page_parameters(page)}
+    return list((await session.execute(statement, parameters)).all())
 
 
 async def count_patients(session: Reader, viewer: Viewer, filter_: PatientListFilter) -> int:
-    statement = _filtered(viewer, filter_).with_only_columns(func.count())
-    return (await session.execute(statement)).scalar_one()
+    filters = filter_.parameters()
+    statement = _count(effective_role(viewer), frozenset(filters))
+    return (await session.execute(statement, {**viewer_parameters(viewer), **filters})).scalar_one()
 
 
 async def patients_of_providers(
@@ -92,13 +134,11 @@ async def patients_of_providers(
     filter_: PatientListFilter,
     page: PageRequest,
 ) -> dict[uuid.UUID, list[Row[Any]]]:
+    filters = filter_.parameters()
+    statement = _of_providers(effective_role(viewer), frozenset(filters), page.after is not None)
+    parameters = {**viewer_parameters(viewer), **filters, **page_parameters(page)}
     return await first_rows_per_parent(
-        session,
-        _filtered(viewer, filter_),
-        Patient.primary_provider_id,
-        provider_ids,
-        PATIENT_ORDER,
-        page,
+        session, statement, parameters, Patient.primary_provider_id, provider_ids
     )
 
 
@@ -108,6 +148,8 @@ async def count_patients_of_providers(
     provider_ids: Sequence[uuid.UUID],
     filter_: PatientListFilter,
 ) -> dict[uuid.UUID, int]:
+    filters = filter_.parameters()
+    statement = _count_of_providers(effective_role(viewer), frozenset(filters))
     return await count_per_parent(
-        session, _filtered(viewer, filter_), Patient.primary_provider_id, provider_ids
+        session, statement, {**viewer_parameters(viewer), **filters}, provider_ids
     )

@@ -1,13 +1,14 @@
-"""Provider reads."""
+"""Provider reads, built once per role and shape like the record reads."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from app.access import readable_providers
-from app.pagination import KeysetOrder, page_statement, parse_str, parse_uuid
+from app.access import effective_role, readable_providers_for, viewer_parameters
+from app.pagination import KeysetOrder, page_parameters, paged, parse_str, parse_uuid
 from app.repositories.batched import rows_by_ids
 from models import Provider
 
@@ -15,11 +16,12 @@ if TYPE_CHECKING:
     import uuid
     from collections.abc import Sequence
 
-    from sqlalchemy import Row
+    from sqlalchemy import Row, Select
 
     from app.database import Reader
     from app.pagination import PageRequest
     from app.viewer import Viewer
+    from models.enums import Role
 
 # Query.providers is alphabetical, as a directory of clinicians is read.
 PROVIDER_ORDER = KeysetOrder(
@@ -32,17 +34,28 @@ PROVIDER_ORDER = KeysetOrder(
 _COLUMNS = tuple(Provider.__table__.c)
 
 
+@cache
+def _page(role: Role | None, after: bool) -> Select[Any]:
+    return paged(select(*_COLUMNS).where(readable_providers_for(role)), PROVIDER_ORDER, after)
+
+
+@cache
+def _count(role: Role | None) -> Select[int]:
+    return select(func.count()).select_from(Provider).where(readable_providers_for(role))
+
+
 async def providers_by_ids(
     session: Reader, viewer: Viewer, ids: Sequence[uuid.UUID]
 ) -> list[Row[Any]]:
-    return await rows_by_ids(session, Provider, readable_providers(viewer), ids)
+    return await rows_by_ids(session, viewer, Provider, readable_providers_for, ids)
 
 
 async def provider_page(session: Reader, viewer: Viewer, page: PageRequest) -> list[Row[Any]]:
-    statement = select(*_COLUMNS).where(readable_providers(viewer))
-    return list((await session.execute(page_statement(statement, PROVIDER_ORDER, page))).all())
+    statement = _page(effective_role(viewer), page.after is not None)
+    parameters = {**viewer_parameters(viewer), **page_parameters(page)}
+    return list((await session.execute(statement, parameters)).all())
 
 
 async def count_providers(session: Reader, viewer: Viewer) -> int:
-    statement = select(func.count()).select_from(Provider).where(readable_providers(viewer))
-    return (await session.execute(statement)).scalar_one()
+    statement = _count(effective_role(viewer))
+    return (await session.execute(statement, viewer_parameters(viewer))).scalar_one()

@@ -1,25 +1,35 @@
-"""Medical record reads, and the rows that hang off a record."""
+"""Medical record reads, and the rows that hang off a record.
+
+Statements are built once per role and shape (which filters are set, whether a cursor is given)
+and run with the viewer's, the filter's and the page's values as bind parameters.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 
 from app.access import (
-    readable_attachments,
-    readable_diagnoses,
-    readable_records,
-    readable_status_events,
+    effective_role,
+    readable_attachments_for,
+    readable_diagnoses_for,
+    readable_records_for,
+    readable_status_events_for,
+    viewer_parameters,
 )
 from app.pagination import (
     KeysetOrder,
     count_per_parent,
+    count_per_parent_statement,
     first_rows_per_parent,
-    page_statement,
+    page_parameters,
+    paged,
     parse_datetime,
     parse_uuid,
+    rows_per_parent_statement,
 )
 from app.repositories.batched import rows_by_ids, rows_by_parent
 from models import Attachment, Diagnosis, MedicalRecord, RecordStatusEvent
@@ -29,13 +39,13 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime
 
-    from sqlalchemy import Row, Select
+    from sqlalchemy import ColumnElement, Row, Select
     from sqlalchemy.orm import InstrumentedAttribute
 
     from app.database import Reader
     from app.pagination import PageRequest
     from app.viewer import Viewer
-    from models.enums import RecordStatus, RecordType
+    from models.enums import RecordStatus, RecordType, Role
 
 RECORD_ORDER = KeysetOrder(
     "records",
@@ -52,6 +62,14 @@ _PARENT_COLUMNS: dict[RecordParent, InstrumentedAttribute[Any]] = {
     "provider": MedicalRecord.provider_id,
 }
 
+# Each filter of RecordListFilter, by the name of its bind parameter.
+_FILTERS: dict[str, ColumnElement[bool]] = {
+    "statuses": MedicalRecord.status.in_(bindparam("statuses", expanding=True)),
+    "record_types": MedicalRecord.record_type.in_(bindparam("record_types", expanding=True)),
+    "visited_after": MedicalRecord.visit_date >= bindparam("visited_after"),
+    "visited_before": MedicalRecord.visit_date < bindparam("visited_before"),
+}
+
 
 @dataclass(frozen=True, slots=True)
 class RecordListFilter:
@@ -61,36 +79,70 @@ class RecordListFilter:
     visited_after: datetime | None = None
     visited_before: datetime | None = None
 
+    def parameters(self) -> dict[str, Any]:
+        """The values of the filters that are set, by bind parameter name (see ``_FILTERS``)."""
+        values = {
+            "statuses": None if self.statuses is None else list(self.statuses),
+            "record_types": None if self.record_types is None else list(self.record_types),
+            "visited_after": self.visited_after,
+            "visited_before": self.visited_before,
+        }
+        return {name: value for name, value in values.items() if value is not None}
 
-def _filtered(viewer: Viewer, filter_: RecordListFilter) -> Select[Any]:
-    statement = select(*_COLUMNS).where(readable_records(viewer))
-    if filter_.statuses is not None:
-        statement = statement.where(MedicalRecord.status.in_(filter_.statuses))
-    if filter_.record_types is not None:
-        statement = statement.where(MedicalRecord.record_type.in_(filter_.record_types))
-    if filter_.visited_after is not None:
-        statement = statement.where(MedicalRecord.visit_date >= filter_.visited_after)
-    if filter_.visited_before is not None:
-        statement = statement.where(MedicalRecord.visit_date < filter_.visited_before)
-    return statement
+
+@cache
+def _filtered(role: Role | None, filters: frozenset[str]) -> Select[Any]:
+    return select(*_COLUMNS).where(
+        readable_records_for(role),
+        *(predicate for name, predicate in _FILTERS.items() if name in filters),
+    )
+
+
+@cache
+def _page(role: Role | None, filters: frozenset[str], after: bool) -> Select[Any]:
+    return paged(_filtered(role, filters), RECORD_ORDER, after)
+
+
+@cache
+def _count(role: Role | None, filters: frozenset[str]) -> Select[int]:
+    return _filtered(role, filters).with_only_columns(func.count())
+
+
+@cache
+def _of_parents(
+    role: Role | None, filters: frozenset[str], parent: RecordParent, after: bool
+) -> Select[Any]:
+    return rows_per_parent_statement(
+        _filtered(role, filters), _PARENT_COLUMNS[parent], RECORD_ORDER, after
+    )
+
+
+@cache
+def _count_of_parents(
+    role: Role | None, filters: frozenset[str], parent: RecordParent
+) -> Select[Any]:
+    return count_per_parent_statement(_filtered(role, filters), _PARENT_COLUMNS[parent])
 
 
 async def records_by_ids(
     session: Reader, viewer: Viewer, ids: Sequence[uuid.UUID]
 ) -> list[Row[Any]]:
-    return await rows_by_ids(session, MedicalRecord, readable_records(viewer), ids)
+    return await rows_by_ids(session, viewer, MedicalRecord, readable_records_for, ids)
 
 
 async def record_page(
     session: Reader, viewer: Viewer, filter_: RecordListFilter, page: PageRequest
 ) -> list[Row[Any]]:
-    statement = page_statement(_filtered(viewer, filter_), RECORD_ORDER, page)
-    return list((await session.execute(statement)).all())
+    filters = filter_.parameters()
+    statement = _page(effective_role(viewer), frozenset(filters), page.after is not None)
+    parameters = {**viewer_parameters(viewer), **filters, **page_parameters(page)}
+    return list((await session.execute(statement, parameters)).all())
 
 
 async def count_records(session: Reader, viewer: Viewer, filter_: RecordListFilter) -> int:
-    statement = _filtered(viewer, filter_).with_only_columns(func.count())
-    return (await session.execute(statement)).scalar_one()
+    filters = filter_.parameters()
+    statement = _count(effective_role(viewer), frozenset(filters))
+    return (await session.execute(statement, {**viewer_parameters(viewer), **filters})).scalar_one()
 
 
 async def records_of_parents(
@@ -101,8 +153,13 @@ async def records_of_parents(
     filter_: RecordListFilter,
     page: PageRequest,
 ) -> dict[uuid.UUID, list[Row[Any]]]:
+    filters = filter_.parameters()
+    statement = _of_parents(
+        effective_role(viewer), frozenset(filters), parent, page.after is not None
+    )
+    parameters = {**viewer_parameters(viewer), **filters, **page_parameters(page)}
     return await first_rows_per_parent(
-        session, _filtered(viewer, filter_), _PARENT_COLUMNS[parent], parent_ids, RECORD_ORDER, page
+        session, statement, parameters, _PARENT_COLUMNS[parent], parent_ids
     )
 
 
@@ -113,8 +170,10 @@ async def count_records_of_parents(
     parent_ids: Sequence[uuid.UUID],
     filter_: RecordListFilter,
 ) -> dict[uuid.UUID, int]:
+    filters = filter_.parameters()
+    statement = _count_of_parents(effective_role(viewer), frozenset(filters), parent)
     return await count_per_parent(
-        session, _filtered(viewer, filter_), _PARENT_COLUMNS[parent], parent_ids
+        session, statement, {**viewer_parameters(viewer), **filters}, parent_ids
     )
 
 
@@ -123,8 +182,9 @@ async def diagnoses_of_records(
 ) -> dict[uuid.UUID, list[Row[Any]]]:
     return await rows_by_parent(
         session,
+        viewer,
         Diagnosis.record_id,
-        readable_diagnoses(viewer),
+        readable_diagnoses_for,
         record_ids,
         order_by=(Diagnosis.created_at, Diagnosis.id),
     )
@@ -135,8 +195,9 @@ async def attachments_of_records(
 ) -> dict[uuid.UUID, list[Row[Any]]]:
     return await rows_by_parent(
         session,
+        viewer,
         Attachment.record_id,
-        readable_attachments(viewer),
+        readable_attachments_for,
         record_ids,
         order_by=(Attachment.created_at, Attachment.id),
     )
@@ -148,8 +209,9 @@ async def status_events_of_records(
     """Oldest first: the stream's sequence is the order of the changes."""
     return await rows_by_parent(
         session,
+        viewer,
         RecordStatusEvent.record_id,
-        readable_status_events(viewer),
+        readable_status_events_for,
         record_ids,
         order_by=(RecordStatusEvent.sequence,),
     )
@@ -158,10 +220,10 @@ async def status_events_of_records(
 async def diagnoses_by_ids(
     session: Reader, viewer: Viewer, ids: Sequence[uuid.UUID]
 ) -> list[Row[Any]]:
-    return await rows_by_ids(session, Diagnosis, readable_diagnoses(viewer), ids)
+    return await rows_by_ids(session, viewer, Diagnosis, readable_diagnoses_for, ids)
 
 
 async def attachments_by_ids(
     session: Reader, viewer: Viewer, ids: Sequence[uuid.UUID]
 ) -> list[Row[Any]]:
-    return await rows_by_ids(session, Attachment, readable_attachments(viewer), ids)
+    return await rows_by_ids(session, viewer, Attachment, readable_attachments_for, ids)

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from app.access import readable_status_events
+from app.access import effective_role, readable_status_events_for, viewer_parameters
 from models import MedicalRecord, RecordStatusEvent
 
 if TYPE_CHECKING:
@@ -34,8 +34,10 @@ async def events_after(
     patient_id: uuid.UUID | None,
     limit: int,
 ) -> list[Row[Any]]:
+    # Built per call (the optional filters vary), but the access predicate is the role's own,
+    # with the viewer's values as parameters like every other read.
     statement = select(*RecordStatusEvent.__table__.c).where(
-        readable_status_events(viewer), RecordStatusEvent.sequence > after
+        readable_status_events_for(effective_role(viewer)), RecordStatusEvent.sequence > after
     )
     if record_id is not None:
         statement = statement.where(RecordStatusEvent.record_id == record_id)
@@ -49,4 +51,4 @@ async def events_after(
             )
         )
     statement = statement.order_by(RecordStatusEvent.sequence).limit(limit)
-    return list((await session.execute(statement)).all())
+    return list((await session.execute(statement, viewer_parameters(viewer))).all())
