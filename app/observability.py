@@ -71,6 +71,7 @@ _DENIED_CODES = frozenset(
 )
 _SEVERITY = {OK: 0, DENIED: 1, ERROR: 2}
 RATE_LIMITS = frozenset({"address", "subject"})
+QUERY_EXECUTORS = frozenset({"planned", "fallback", "unplanned"})
 
 _NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -158,6 +159,14 @@ class Observability:
             ["limit"],
             registry=self.registry,
         )
+        self.query_executions = Counter(
+            "medrec_graphql_query_executions",
+            "Query operations by executor: 'planned' (the breadth-first plan), 'fallback' (the "
+            "plan gave up at run time and graphql-core ran the query again), 'unplanned' "
+            "(graphql-core only: the plan does not cover the query).",
+            ["executor"],
+            registry=self.registry,
+        )
         self._services = _ServicesCollector()
         self.registry.register(self._services)
         ProcessCollector(registry=self.registry)
@@ -190,6 +199,9 @@ class Observability:
     def count_rate_limit_rejection(self, limit: str) -> None:
         self.rate_limit_rejections.labels(limit if limit in RATE_LIMITS else OTHER).inc()
 
+    def count_query_execution(self, executor: str) -> None:
+        self.query_executions.labels(executor if executor in QUERY_EXECUTORS else OTHER).inc()
+
 
 # --- what one request did --------------------------------------------------------------------
 
@@ -201,6 +213,13 @@ class _Observation:
 
 
 _current: ContextVar[_Observation | None] = ContextVar("medrec_observation", default=None)
+
+
+def count_query_execution(executor: str) -> None:
+    """Counts how a query operation over HTTP was executed (see ``QUERY_EXECUTORS``)."""
+    observation = _current.get()
+    if observation is not None:
+        observation.observability.count_query_execution(executor)
 
 
 def count_rate_limit_rejection(limit: str) -> None:

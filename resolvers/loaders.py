@@ -215,22 +215,38 @@ class Loaders:
             relations.append((self.attachments_of_record, [node.row_id for node in nodes]))
         if "statusHistory" in fields:
             relations.append((self.status_history_of_record, [node.row_id for node in nodes]))
-        await _load_all(relations)
+        await self._prefetch(relations)
 
     async def prefetch_for_patients(
         self, nodes: Sequence[Patient], fields: Collection[str]
     ) -> None:
         if "primaryProvider" in fields:
             keys = [node.primary_provider_id for node in nodes if node.primary_provider_id]
-            await _load_all([(self.provider, keys)])
+            await self._prefetch([(self.provider, keys)])
 
+    async def _prefetch(self, relations: Sequence[Relation]) -> None:
+        pages = [self._primer(loader).load(tuple(keys)) for loader, keys in relations if keys]
+        if pages:
+            # A failed batch leaves its keys unloaded; the fields that need them load them
+            # again, and report the error.
+            await asyncio.gather(*pages, return_exceptions=True)
 
-async def _load_all(
-    relations: Sequence[tuple[DataLoader[uuid.UUID, Any], list[uuid.UUID]]],
-) -> None:
-    if relations:
-        # A failed batch stays in the loader's cache; the fields that need it report the error.
-        await asyncio.gather(
-            *(loader.load_many(keys) for loader, keys in relations if keys),
-            return_exceptions=True,
-        )
+    def _primer(
+        self, target: DataLoader[uuid.UUID, Any]
+    ) -> DataLoader[tuple[uuid.UUID, ...], None]:
+        """Fills ``target``'s cache with the keys of many pages in one batch: a future per page,
+        where ``load_many`` would make (and call back) a future per key."""
+        primer = self._keyed.get(("primer", id(target)))
+        if primer is None:
+
+            async def prime(pages: list[tuple[uuid.UUID, ...]]) -> list[None]:
+                cached = target.cache_map
+                keys = list(
+                    dict.fromkeys(k for page in pages for k in page if cached.get(k) is None)
+                )
+                if keys:
+                    target.prime_many(dict(zip(keys, await target.load_fn(keys), strict=True)))
+                return [None] * len(pages)
+
+            primer = self._keyed[("primer", id(target))] = DataLoader(load_fn=prime, cache=False)
+        return primer

@@ -7,7 +7,7 @@ from typing import Any, Generic, TypeVar
 
 import strawberry
 
-from schema.execution import plain_resolver
+from schema.leaves import plain_resolver
 
 NodeT = TypeVar("NodeT")
 

@@ -10,107 +10,30 @@ are exactly the same.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from graphql import (
-    GraphQLEnumType,
-    GraphQLNonNull,
-    GraphQLScalarType,
-    Undefined,
-)
+from graphql import ExecutionResult, OperationType
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
-from strawberry.schema.schema_converter import GraphQLCoreConverter
+
+from app.observability import count_query_execution
+from schema.leaves import ORDINARY, Leaf, leaf_of, leaf_value
+from schema.planned_execution import QueryPlan
 
 if TYPE_CHECKING:
-    from graphql import GraphQLField, GraphQLObjectType
+    from collections.abc import Awaitable
+
+    from graphql import GraphQLObjectType
+    from graphql.execution import ExperimentalIncrementalExecutionResults
     from graphql.execution.collect_fields import GroupedFieldSet
     from graphql.pyutils import AwaitableOrValue
-
-
-SourceT = TypeVar("SourceT")
-ValueT = TypeVar("ValueT")
-
-_PLAIN = "_medrec_plain_resolver"
-
-
-def plain_resolver(method: Callable[[SourceT], ValueT]) -> Callable[[SourceT], ValueT]:
-    """Marks a resolver that computes a leaf from its object alone: synchronous, with no
-    arguments and no info. The executor may call it like an attribute read."""
-    setattr(method, _PLAIN, True)
-    return method
-
-
-class _Leaf(NamedTuple):
-    read: Callable[[Any, None], Any]
-    coerce: Callable[[Any], Any]
-    nullable: bool
-
-
-# One entry per field definition of the process's schemas, keyed by identity (GraphQLField
-# defines __eq__ and so is not hashable); the definitions live as long as the process.
-_LEAVES: dict[int, tuple[GraphQLField, _Leaf | None]] = {}
-
-
-def _leaf(field_def: GraphQLField) -> _Leaf | None:
-    entry = _LEAVES.get(id(field_def))
-    if entry is None:
-        entry = _LEAVES[id(field_def)] = (field_def, _leaf_of(field_def))
-    return entry[1]
-
-
-def _reader(field_def: GraphQLField) -> Callable[[Any, None], Any] | None:
-    resolve = field_def.resolve
-    if resolve is None or field_def.args:
-        return None
-    # Strawberry marks the resolvers of fields that only read an attribute, with no arguments,
-    # permissions or extensions; they ignore their info argument.
-    if getattr(resolve, "_is_default", False):
-        return resolve
-    strawberry_field = field_def.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
-    resolver = getattr(strawberry_field, "base_resolver", None)
-    if (
-        resolver is not None
-        and getattr(resolver.wrapped_func, _PLAIN, False)
-        and not strawberry_field.extensions  # type: ignore[union-attr]
-    ):
-        method = resolver.wrapped_func
-        return lambda source, _: method(source)
-    return None
-
-
-def _leaf_of(field_def: GraphQLField) -> _Leaf | None:
-    """How to read a field without resolve info, when it is a plain leaf of its object."""
-    read = _reader(field_def)
-    if read is None:
-        return None
-    nullable = not isinstance(field_def.type, GraphQLNonNull)
-    named = field_def.type if nullable else field_def.type.of_type  # type: ignore[union-attr]
-    if not isinstance(named, GraphQLScalarType | GraphQLEnumType):
-        return None
-    return _Leaf(read=read, coerce=named.coerce_output_value, nullable=nullable)
-
-
-_ORDINARY = object()  # the leaf needs graphql-core's own handling (a null or an error)
-
-
-def _leaf_value(leaf: _Leaf, source: Any) -> Any:
-    try:
-        value = leaf.read(source, None)
-        if value is None:
-            return None if leaf.nullable else _ORDINARY
-        coerced = leaf.coerce(value)
-    except Exception:
-        return _ORDINARY
-    return _ORDINARY if coerced is None or coerced is Undefined else coerced
 
 
 class _SelectionPlan(NamedTuple):
     """How one selection set is executed: its plain leaves here, the rest by graphql-core."""
 
     order: tuple[str, ...]
-    leaves: tuple[tuple[str, _Leaf], ...]
+    leaves: tuple[tuple[str, Leaf], ...]
     others: GroupedFieldSet | None
 
 
@@ -124,14 +47,45 @@ class LeafShortcutExecutionContext(StrawberryGraphQLCoreExecutionContext):
         # its plan is made once too; the set is kept alive with the plan so ids stay unique.
         self._plans: dict[int, tuple[GroupedFieldSet, _SelectionPlan]] = {}
 
+    def execute_operation(
+        self, serially: bool | None = None
+    ) -> AwaitableOrValue[ExecutionResult | ExperimentalIncrementalExecutionResults]:
+        """Queries run by a plan (schema/planned_execution.py) when it covers them."""
+        if serially is None and self.operation.operation is OperationType.QUERY:
+            plan = None
+            if self._leaves_direct:
+                try:
+                    plan = QueryPlan(self)
+                except Exception:  # PlanUnavailable, or an argument the plan could not convert
+                    plan = None
+            if plan is not None:
+                return self._execute_planned(plan)
+            count_query_execution("unplanned")
+        return super().execute_operation(serially)
+
+    async def _execute_planned(
+        self, plan: QueryPlan
+    ) -> ExecutionResult | ExperimentalIncrementalExecutionResults:
+        try:
+            data = await plan.run(self.root_value)
+        except Exception:
+            # graphql-core runs the operation again and reports exactly what went wrong.
+            count_query_execution("fallback")
+            result = super().execute_operation()
+            if self.is_awaitable(result):
+                return await cast("Awaitable[ExecutionResult]", result)
+            return cast("ExecutionResult", result)
+        count_query_execution("planned")
+        return self.build_response(data)
+
     def _plan(self, parent_type: GraphQLObjectType, fields: GroupedFieldSet) -> _SelectionPlan:
         entry = self._plans.get(id(fields))
         if entry is None:
-            leaves: list[tuple[str, _Leaf]] = []
+            leaves: list[tuple[str, Leaf]] = []
             others: GroupedFieldSet = {}
             for name, details in fields.items():
                 field_def = self.schema.get_field(parent_type, details[0].node.name.value)
-                leaf = None if field_def is None else _leaf(field_def)
+                leaf = None if field_def is None else leaf_of(field_def)
                 if leaf is None:
                     others[name] = details
                 else:
@@ -155,8 +109,8 @@ class LeafShortcutExecutionContext(StrawberryGraphQLCoreExecutionContext):
         plan = self._plan(parent_type, grouped_field_set)
         values: dict[str, Any] = {}
         for name, leaf in plan.leaves:
-            value = _leaf_value(leaf, source_value)
-            if value is _ORDINARY:
+            value = leaf_value(leaf, source_value)
+            if value is ORDINARY:
                 value = self.execute_field(
                     parent_type,
                     source_value,

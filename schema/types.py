@@ -28,8 +28,8 @@ from schema.enums import (
     Role,
     Sex,
 )
-from schema.execution import plain_resolver
 from schema.inputs import PatientFilter, RecordFilter
+from schema.leaves import plain_resolver
 
 if TYPE_CHECKING:
     from app.repositories.records import RecordParent
