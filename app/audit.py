@@ -83,5 +83,9 @@ class AuditTrail:
         }
 
 
+# Built once: every operation appends a row, and building a statement costs more than running it.
+INSERT_EVENTS = insert(AuditEvent)
+
+
 async def append(session: Reader, event: dict[str, Any]) -> None:
-    await session.execute(insert(AuditEvent), [event])
+    await session.execute(INSERT_EVENTS, event)

@@ -13,10 +13,9 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert
 from sqlalchemy.exc import DBAPIError
 
-from models import AuditEvent
+from app.audit import INSERT_EVENTS
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -68,7 +67,7 @@ class AuditWriter:
     async def _write(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
         try:
             async with self._engine.begin() as connection:
-                await connection.execute(insert(AuditEvent), [event for event, _ in batch])
+                await connection.execute(INSERT_EVENTS, [event for event, _ in batch])
         except DBAPIError as error:
             if len(batch) == 1 or error.connection_invalidated:
                 _settle(batch, error)
