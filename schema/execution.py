@@ -46,36 +46,55 @@ class LeafShortcutExecutionContext(StrawberryGraphQLCoreExecutionContext):
         # graphql-core collects each selection set once per request (memoized by identity), so
         # its plan is made once too; the set is kept alive with the plan so ids stay unique.
         self._plans: dict[int, tuple[GroupedFieldSet, _SelectionPlan]] = {}
+        # A subscription's events are run by copies of this context (graphql-core's per-event
+        # executors), which share this dict: the events' plan is made once per subscription.
+        self._event_plan: dict[None, QueryPlan | None] = {}
 
     def execute_operation(
         self, serially: bool | None = None
     ) -> AwaitableOrValue[ExecutionResult | ExperimentalIncrementalExecutionResults]:
-        """Queries run by a plan (schema/planned_execution.py) when it covers them."""
-        if serially is None and self.operation.operation is OperationType.QUERY:
-            plan = None
-            if self._leaves_direct:
-                try:
-                    plan = QueryPlan(self)
-                except Exception:  # PlanUnavailable, or an argument the plan could not convert
-                    plan = None
+        """Queries, and each event of a subscription, run by a plan
+        (schema/planned_execution.py) when it covers them."""
+        operation_type = self.operation.operation
+        query = operation_type is OperationType.QUERY and serially is None
+        # graphql-core executes each event of a subscription with serially=False.
+        event = operation_type is OperationType.SUBSCRIPTION and serially is False
+        if query or event:
+            if event and None in self._event_plan:
+                plan = self._event_plan[None]
+            else:
+                plan = self._new_plan()
+                if event:
+                    self._event_plan[None] = plan
             if plan is not None:
-                return self._execute_planned(plan)
-            count_query_execution("unplanned")
+                return self._execute_planned(plan, serially, counted=query)
+            if query:
+                count_query_execution("unplanned")
         return super().execute_operation(serially)
 
+    def _new_plan(self) -> QueryPlan | None:
+        if not self._leaves_direct:
+            return None
+        try:
+            return QueryPlan(self)
+        except Exception:  # PlanUnavailable, or an argument the plan could not convert
+            return None
+
     async def _execute_planned(
-        self, plan: QueryPlan
+        self, plan: QueryPlan, serially: bool | None, *, counted: bool
     ) -> ExecutionResult | ExperimentalIncrementalExecutionResults:
         try:
             data = await plan.run(self.root_value)
         except Exception:
             # graphql-core runs the operation again and reports exactly what went wrong.
-            count_query_execution("fallback")
-            result = super().execute_operation()
+            if counted:
+                count_query_execution("fallback")
+            result = super().execute_operation(serially)
             if self.is_awaitable(result):
                 return await cast("Awaitable[ExecutionResult]", result)
             return cast("ExecutionResult", result)
-        count_query_execution("planned")
+        if counted:
+            count_query_execution("planned")
         return self.build_response(data)
 
     def _plan(self, parent_type: GraphQLObjectType, fields: GroupedFieldSet) -> _SelectionPlan:

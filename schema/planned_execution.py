@@ -70,7 +70,8 @@ ObjectPlan: TypeAlias = tuple[FieldPlan, ...]
 
 
 class QueryPlan:
-    """The plan of one query operation, for one request (its variables fix every argument)."""
+    """The plan of one query operation for one request (its variables fix every argument), or
+    of one subscription event."""
 
     def __init__(self, execution: LeafShortcutExecutionContext) -> None:
         self._execution = execution
@@ -138,6 +139,11 @@ class QueryPlan:
     def _resolver(
         self, field_def: Any, details: FieldDetailsList, info: GraphQLResolveInfo[Any]
     ) -> Callable[[Any], Any]:
+        if field_def.subscribe is not None:
+            # One event of a subscription: graphql-core's resolver maps the event to the field.
+            resolve = field_def.resolve
+            event_arguments = self._arguments(field_def, details)
+            return lambda source: resolve(source, info, **event_arguments)
         read = plain_reader(field_def)
         if read is not None:
             return read
@@ -153,25 +159,13 @@ class QueryPlan:
             or resolver.root_parameter is not None
         ):
             raise PlanUnavailable("a resolver the plan cannot call directly")
-        first = details[0]
-        raw_arguments = (
-            get_argument_values(
-                field_def,
-                first.node,
-                self._execution.variable_values,
-                first.fragment_variable_values,
-                self._execution.hide_suggestions,
-            )
-            if field_def.args or first.node.arguments
-            else {}
-        )
         strawberry_info = self._converter.config.info_class(_raw_info=info, _field=field)
         # The same for every source: they depend on the field node and the variables only.
         _, arguments = get_arguments(
             field=field,
             source=None,
             info=strawberry_info,
-            kwargs=raw_arguments,
+            kwargs=self._arguments(field_def, details),
             config=self._converter.config,
             scalar_registry=self._converter.scalar_registry,
         )
@@ -179,6 +173,19 @@ class QueryPlan:
         if resolver.self_parameter is not None:
             return lambda source: function(source, **arguments)
         return lambda _: function(**arguments)
+
+    def _arguments(self, field_def: Any, details: FieldDetailsList) -> dict[str, Any]:
+        """The field's arguments as graphql-core passes them to a resolver."""
+        first = details[0]
+        if not (field_def.args or first.node.arguments):
+            return {}
+        return get_argument_values(
+            field_def,
+            first.node,
+            self._execution.variable_values,
+            first.fragment_variable_values,
+            self._execution.hide_suggestions,
+        )
 
     def _completion(
         self,

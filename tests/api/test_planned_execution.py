@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+import strawberry
 from starlette.routing import Route
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from app.graphql_view import GraphQLView
 from models.enums import AttachmentStatus, RecordStatus
 from tests.api.test_batching import MOBILE_QUERY
 
@@ -29,7 +31,9 @@ if TYPE_CHECKING:
 @contextmanager
 def graphql_core_executor(app: Starlette) -> Iterator[None]:
     view = next(r.endpoint for r in app.routes if isinstance(r, Route) and r.path == "/graphql")
+    assert isinstance(view, GraphQLView)
     schema = view.schema
+    assert isinstance(schema, strawberry.Schema)
     planned = schema.execution_context_class
     schema.execution_context_class = StrawberryGraphQLCoreExecutionContext
     try:
