@@ -15,13 +15,14 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Integer, any_, bindparam, func, select, true, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
+from app.database import fetched_rows
 from app.errors import BadUserInput
 
 if TYPE_CHECKING:
-    from sqlalchemy import BindParameter, ColumnElement, Row, Select
+    from sqlalchemy import BindParameter, ColumnElement, Select
     from sqlalchemy.orm import InstrumentedAttribute
 
-    from app.database import Reader
+    from app.database import FetchedRow, Reader
     from app.opaque_ids import OpaqueIds
 
 MAX_PAGE_SIZE = 100
@@ -172,10 +173,12 @@ async def first_rows_per_parent(
     parameters: dict[str, Any],
     parent_column: InstrumentedAttribute[Any],
     parent_ids: Sequence[uuid.UUID],
-) -> dict[uuid.UUID, list[Row[Any]]]:
+) -> dict[uuid.UUID, list[FetchedRow]]:
     """Runs a ``rows_per_parent_statement`` with ``parameters`` (access, filters, page)."""
-    rows = (await session.execute(statement, {**parameters, "parent_ids": list(parent_ids)})).all()
-    grouped: dict[uuid.UUID, list[Row[Any]]] = {parent_id: [] for parent_id in parent_ids}
+    rows = fetched_rows(
+        await session.execute(statement, {**parameters, "parent_ids": list(parent_ids)})
+    )
+    grouped: dict[uuid.UUID, list[FetchedRow]] = {parent_id: [] for parent_id in parent_ids}
     for row in rows:
         grouped[getattr(row, parent_column.key)].append(row)
     return grouped

@@ -31,8 +31,9 @@ from app.viewer import Viewer
 from models.enums import Role
 
 if TYPE_CHECKING:
-    from sqlalchemy import Row
     from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from app.database import FetchedRow
 
 # Events read per statement; a subscriber that fell behind catches up in pages of this size.
 PAGE = 100
@@ -106,7 +107,7 @@ class SharedStatements:
 
 @dataclass(frozen=True, slots=True)
 class EventPage:
-    rows: list[Row[Any]]
+    rows: list[FetchedRow]
     statements: SharedStatements
 
 

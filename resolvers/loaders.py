@@ -21,10 +21,10 @@ from schema.types import Attachment, Diagnosis, MedicalRecord, Patient, Provider
 if TYPE_CHECKING:
     import uuid
 
-    from sqlalchemy import Row
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from app.audit import AuditTrail
+    from app.database import FetchedRow
     from app.opaque_ids import OpaqueIds
     from app.pagination import PageRequest
     from app.repositories.patients import PatientListFilter
@@ -130,7 +130,7 @@ class Loaders:
 
     def _by_id(
         self,
-        query: Callable[[AsyncSession, Viewer, Sequence[uuid.UUID]], Awaitable[list[Row[Any]]]],
+        query: Callable[[AsyncSession, Viewer, Sequence[uuid.UUID]], Awaitable[list[FetchedRow]]],
         convert: Callable[[Any], V],
     ) -> DataLoader[uuid.UUID, V | None]:
         async def load(keys: list[uuid.UUID]) -> list[V | None]:
@@ -141,7 +141,7 @@ class Loaders:
 
     def _children(
         self,
-        query: Callable[..., Awaitable[dict[uuid.UUID, list[Row[Any]]]]],
+        query: Callable[..., Awaitable[dict[uuid.UUID, list[FetchedRow]]]],
         convert: Callable[[Any], V],
     ) -> DataLoader[uuid.UUID, list[V]]:
         async def load(keys: list[uuid.UUID]) -> list[list[V]]:
@@ -166,7 +166,7 @@ class Loaders:
 
     def records_of(
         self, parent: RecordParent, filter_: RecordListFilter, page: PageRequest
-    ) -> DataLoader[uuid.UUID, list[Row[Any]]]:
+    ) -> DataLoader[uuid.UUID, list[FetchedRow]]:
         return self._grouped(
             ("records_of", parent, filter_, page),
             lambda keys: self._run(records.records_of_parents, parent, keys, filter_, page),
@@ -182,7 +182,7 @@ class Loaders:
 
     def patients_of_provider(
         self, filter_: PatientListFilter, page: PageRequest
-    ) -> DataLoader[uuid.UUID, list[Row[Any]]]:
+    ) -> DataLoader[uuid.UUID, list[FetchedRow]]:
         return self._grouped(
             ("patients_of_provider", filter_, page),
             lambda keys: self._run(patients.patients_of_providers, keys, filter_, page),

@@ -8,15 +8,16 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
+from app.database import fetched_rows
 from app.pagination import KeysetOrder, page_parameters, paged, parse_datetime, parse_int
 from models import AuditEvent
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from sqlalchemy import Row, Select
+    from sqlalchemy import Select
 
-    from app.database import Reader
+    from app.database import FetchedRow, Reader
     from app.pagination import PageRequest
     from app.viewer import Viewer
 
@@ -50,9 +51,9 @@ def _filtered(viewer: Viewer, filter_: AuditEventFilter) -> Select[Any]:
 
 async def audit_event_page(
     session: Reader, viewer: Viewer, filter_: AuditEventFilter, page: PageRequest
-) -> list[Row[Any]]:
+) -> list[FetchedRow]:
     statement = paged(_filtered(viewer, filter_), AUDIT_ORDER, page.after is not None)
-    return list((await session.execute(statement, page_parameters(page))).all())
+    return fetched_rows(await session.execute(statement, page_parameters(page)))
 
 
 async def count_audit_events(session: Reader, viewer: Viewer, filter_: AuditEventFilter) -> int:

@@ -13,16 +13,17 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import any_, select
 
 from app.access import effective_role, viewer_parameters
+from app.database import fetched_rows
 from app.pagination import uuid_array
 
 if TYPE_CHECKING:
     import uuid
     from collections.abc import Callable, Sequence
 
-    from sqlalchemy import ColumnElement, Row, Select
+    from sqlalchemy import ColumnElement, Select
     from sqlalchemy.orm import InstrumentedAttribute
 
-    from app.database import Reader
+    from app.database import FetchedRow, Reader
     from app.viewer import Viewer
     from models import Base
     from models.enums import Role
@@ -57,10 +58,10 @@ async def rows_by_ids(
     model: type[Base],
     readable: Readable,
     ids: Sequence[uuid.UUID],
-) -> list[Row[Any]]:
+) -> list[FetchedRow]:
     statement = _by_ids(model, readable, effective_role(viewer))
     result = await session.execute(statement, {**viewer_parameters(viewer), "ids": list(ids)})
-    return list(result.all())
+    return fetched_rows(result)
 
 
 async def rows_by_parent(
@@ -70,11 +71,11 @@ async def rows_by_parent(
     readable: Readable,
     parent_ids: Sequence[uuid.UUID],
     order_by: tuple[InstrumentedAttribute[Any], ...],
-) -> dict[uuid.UUID, list[Row[Any]]]:
+) -> dict[uuid.UUID, list[FetchedRow]]:
     """Every readable child of each parent, in ``order_by`` order, in one statement."""
     statement = _by_parent(parent_column, readable, order_by, effective_role(viewer))
     parameters = {**viewer_parameters(viewer), "parent_ids": list(parent_ids)}
-    grouped: dict[uuid.UUID, list[Row[Any]]] = defaultdict(list)
-    for row in (await session.execute(statement, parameters)).all():
+    grouped: dict[uuid.UUID, list[FetchedRow]] = defaultdict(list)
+    for row in fetched_rows(await session.execute(statement, parameters)):
         grouped[getattr(row, parent_column.key)].append(row)
     return {parent_id: grouped.get(parent_id, []) for parent_id in parent_ids}

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import String, bindparam, func, or_, select
 
 from app.access import effective_role, readable_patients_for, viewer_parameters
+from app.database import fetched_rows
 from app.pagination import (
     KeysetOrder,
     count_per_parent,
@@ -27,9 +28,9 @@ from models import Patient
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from sqlalchemy import ColumnElement, Row, Select
+    from sqlalchemy import ColumnElement, Select
 
-    from app.database import Reader
+    from app.database import FetchedRow, Reader
     from app.pagination import PageRequest
     from app.viewer import Viewer
     from models.enums import Role
@@ -108,17 +109,17 @@ def _count_of_providers(role: Role | None, filters: frozenset[str]) -> Select[An
 
 async def patients_by_ids(
     session: Reader, viewer: Viewer, ids: Sequence[uuid.UUID]
-) -> list[Row[Any]]:
+) -> list[FetchedRow]:
     return await rows_by_ids(session, viewer, Patient, readable_patients_for, ids)
 
 
 async def patient_page(
     session: Reader, viewer: Viewer, filter_: PatientListFilter, page: PageRequest
-) -> list[Row[Any]]:
+) -> list[FetchedRow]:
     filters = filter_.parameters()
     statement = _page(effective_role(viewer), frozenset(filters), page.after is not None)
     parameters = {**viewer_parameters(viewer), **filters, **page_parameters(page)}
-    return list((await session.execute(statement, parameters)).all())
+    return fetched_rows(await session.execute(statement, parameters))
 
 
 async def count_patients(session: Reader, viewer: Viewer, filter_: PatientListFilter) -> int:
@@ -133,7 +134,7 @@ async def patients_of_providers(
     provider_ids: Sequence[uuid.UUID],
     filter_: PatientListFilter,
     page: PageRequest,
-) -> dict[uuid.UUID, list[Row[Any]]]:
+) -> dict[uuid.UUID, list[FetchedRow]]:
     filters = filter_.parameters()
     statement = _of_providers(effective_role(viewer), frozenset(filters), page.after is not None)
     parameters = {**viewer_parameters(viewer), **filters, **page_parameters(page)}

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from app.access import effective_role, readable_providers_for, viewer_parameters
+from app.database import fetched_rows
 from app.pagination import KeysetOrder, page_parameters, paged, parse_str, parse_uuid
 from app.repositories.batched import rows_by_ids
 from models import Provider
@@ -16,9 +17,9 @@ if TYPE_CHECKING:
     import uuid
     from collections.abc import Sequence
 
-    from sqlalchemy import Row, Select
+    from sqlalchemy import Select
 
-    from app.database import Reader
+    from app.database import FetchedRow, Reader
     from app.pagination import PageRequest
     from app.viewer import Viewer
     from models.enums import Role
@@ -46,14 +47,14 @@ def _count(role: Role | None) -> Select[int]:
 
 async def providers_by_ids(
     session: Reader, viewer: Viewer, ids: Sequence[uuid.UUID]
-) -> list[Row[Any]]:
+) -> list[FetchedRow]:
     return await rows_by_ids(session, viewer, Provider, readable_providers_for, ids)
 
 
-async def provider_page(session: Reader, viewer: Viewer, page: PageRequest) -> list[Row[Any]]:
+async def provider_page(session: Reader, viewer: Viewer, page: PageRequest) -> list[FetchedRow]:
     statement = _page(effective_role(viewer), page.after is not None)
     parameters = {**viewer_parameters(viewer), **page_parameters(page)}
-    return list((await session.execute(statement, parameters)).all())
+    return fetched_rows(await session.execute(statement, parameters))
 
 
 async def count_providers(session: Reader, viewer: Viewer) -> int:

@@ -20,6 +20,7 @@ from app.access import (
     readable_status_events_for,
     viewer_parameters,
 )
+from app.database import fetched_rows
 from app.pagination import (
     KeysetOrder,
     count_per_parent,
@@ -39,10 +40,10 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
     from datetime import datetime
 
-    from sqlalchemy import ColumnElement, Row, Select
+    from sqlalchemy import ColumnElement, Select
     from sqlalchemy.orm import InstrumentedAttribute
 
-    from app.database import Reader
+    from app.database import FetchedRow, Reader
     from app.pagination import PageRequest
     from app.viewer import Viewer
     from models.enums import RecordStatus, RecordType, Role
@@ -126,17 +127,17 @@ def _count_of_parents(
 
 async def records_by_ids(
     session: Reader, viewer: Viewer, ids: Sequence[uuid.UUID]
-) -> list[Row[Any]]:
+) -> list[FetchedRow]:
     return await rows_by_ids(session, viewer, MedicalRecord, readable_records_for, ids)
 
 
 async def record_page(
     session: Reader, viewer: Viewer, filter_: RecordListFilter, page: PageRequest
-) -> list[Row[Any]]:
+) -> list[FetchedRow]:
     filters = filter_.parameters()
     statement = _page(effective_role(viewer), frozenset(filters), page.after is not None)
     parameters = {**viewer_parameters(viewer), **filters, **page_parameters(page)}
-    return list((await session.execute(statement, parameters)).all())
+    return fetched_rows(await session.execute(statement, parameters))
 
 
 async def count_records(session: Reader, viewer: Viewer, filter_: RecordListFilter) -> int:
@@ -152,7 +153,7 @@ async def records_of_parents(
     parent_ids: Sequence[uuid.UUID],
     filter_: RecordListFilter,
     page: PageRequest,
-) -> dict[uuid.UUID, list[Row[Any]]]:
+) -> dict[uuid.UUID, list[FetchedRow]]:
     filters = filter_.parameters()
     statement = _of_parents(
         effective_role(viewer), frozenset(filters), parent, page.after is not None
@@ -179,7 +180,7 @@ async def count_records_of_parents(
 
 async def diagnoses_of_records(
     session: Reader, viewer: Viewer, record_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, list[Row[Any]]]:
+) -> dict[uuid.UUID, list[FetchedRow]]:
     return await rows_by_parent(
         session,
         viewer,
@@ -192,7 +193,7 @@ async def diagnoses_of_records(
 
 async def attachments_of_records(
     session: Reader, viewer: Viewer, record_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, list[Row[Any]]]:
+) -> dict[uuid.UUID, list[FetchedRow]]:
     return await rows_by_parent(
         session,
         viewer,
@@ -205,7 +206,7 @@ async def attachments_of_records(
 
 async def status_events_of_records(
     session: Reader, viewer: Viewer, record_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, list[Row[Any]]]:
+) -> dict[uuid.UUID, list[FetchedRow]]:
     """Oldest first: the stream's sequence is the order of the changes."""
     return await rows_by_parent(
         session,
@@ -219,11 +220,11 @@ async def status_events_of_records(
 
 async def diagnoses_by_ids(
     session: Reader, viewer: Viewer, ids: Sequence[uuid.UUID]
-) -> list[Row[Any]]:
+) -> list[FetchedRow]:
     return await rows_by_ids(session, viewer, Diagnosis, readable_diagnoses_for, ids)
 
 
 async def attachments_by_ids(
     session: Reader, viewer: Viewer, ids: Sequence[uuid.UUID]
-) -> list[Row[Any]]:
+) -> list[FetchedRow]:
     return await rows_by_ids(session, viewer, Attachment, readable_attachments_for, ids)

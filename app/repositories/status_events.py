@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
 from app.access import effective_role, readable_status_events_for, viewer_parameters
+from app.database import fetched_rows
 from models import MedicalRecord, RecordStatusEvent
 
 if TYPE_CHECKING:
     import uuid
 
-    from sqlalchemy import Row
-
-    from app.database import Reader
+    from app.database import FetchedRow, Reader
     from app.viewer import Viewer
 
 
@@ -33,7 +32,7 @@ async def events_after(
     record_id: uuid.UUID | None,
     patient_id: uuid.UUID | None,
     limit: int,
-) -> list[Row[Any]]:
+) -> list[FetchedRow]:
     # Built per call (the optional filters vary), but the access predicate is the role's own,
     # with the viewer's values as parameters like every other read.
     statement = select(*RecordStatusEvent.__table__.c).where(
@@ -51,4 +50,4 @@ async def events_after(
             )
         )
     statement = statement.order_by(RecordStatusEvent.sequence).limit(limit)
-    return list((await session.execute(statement, viewer_parameters(viewer))).all())
+    return fetched_rows(await session.execute(statement, viewer_parameters(viewer)))
