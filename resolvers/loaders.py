@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Collection, Hashable, Sequence
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from strawberry.dataloader import DataLoader
@@ -165,11 +165,12 @@ class Loaders:
         return loader
 
     def records_of(
-        self, parent: RecordParent, filter_: RecordListFilter, page: PageRequest
+        self, parent: RecordParent, filter_: RecordListFilter, page: PageRequest, with_json: bool
     ) -> DataLoader[uuid.UUID, list[FetchedRow]]:
+        query = partial(records.records_of_parents, with_json=with_json)
         return self._grouped(
-            ("records_of", parent, filter_, page),
-            lambda keys: self._run(records.records_of_parents, parent, keys, filter_, page),
+            ("records_of", parent, filter_, page, with_json),
+            lambda keys: self._run(query, parent, keys, filter_, page),
         )
 
     def record_counts_of(

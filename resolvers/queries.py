@@ -111,15 +111,19 @@ async def record_list(
     context = info.context
     viewer = context.reader()
     list_filter = record_list_filter(filter)
+    fields = node_fields(info, "Query")
+    with_json = types.selects_record_json(fields)
     return await root_connection(
         context,
         viewer,
         RECORD_ORDER,
         page_request(context.ids, RECORD_ORDER, first, after),
-        fetch=lambda session, page: records.record_page(session, viewer, list_filter, page),
+        fetch=lambda session, page: records.record_page(
+            session, viewer, list_filter, page, with_json=with_json
+        ),
         count=lambda session: records.count_records(session, viewer, list_filter),
         node=context.loaders.record_node,
-        prefetch=partial(context.loaders.prefetch_for_records, fields=node_fields(info, "Query")),
+        prefetch=partial(context.loaders.prefetch_for_records, fields=fields),
     )
 
 

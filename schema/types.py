@@ -60,7 +60,10 @@ async def _records_connection(
     page = page_request(context.ids, RECORD_ORDER, first, after)
     list_filter = record_list_filter(filter_)
     loaders = context.loaders
-    rows = await loaders.records_of(parent, list_filter, page).load(parent_id)
+    fields = node_fields(info, parent)
+    rows = await loaders.records_of(
+        parent, list_filter, page, with_json=selects_record_json(fields)
+    ).load(parent_id)
     counts = loaders.record_counts_of(parent, list_filter)
     return await page_connection(
         rows,
@@ -69,8 +72,17 @@ async def _records_connection(
         order=RECORD_ORDER,
         page=page,
         count=lambda: counts.load(parent_id),
-        prefetch=partial(loaders.prefetch_for_records, fields=node_fields(info, parent)),
+        prefetch=partial(loaders.prefetch_for_records, fields=fields),
     )
+
+
+# The fields of MedicalRecord computed from its JSON columns (app/repositories/records.py).
+_RECORD_JSON_FIELDS = frozenset({"vitalSigns", "prescriptions", "labResults"})
+
+
+def selects_record_json(fields: frozenset[str]) -> bool:
+    """Whether a list whose nodes select ``fields`` must read the records' JSON columns."""
+    return not fields.isdisjoint(_RECORD_JSON_FIELDS)
 
 
 @strawberry.type
@@ -373,9 +385,11 @@ class MedicalRecord(Node):
     patient_id: strawberry.Private[uuid.UUID]
     provider_id: strawberry.Private[uuid.UUID]
     # The JSON columns as stored; turned into objects only for the queries that select them.
+    # Lists read them only when their query selects them (json_read).
     stored_vital_signs: strawberry.Private[Mapping[str, Any] | None]
     stored_prescriptions: strawberry.Private[list[Mapping[str, Any]]]
     stored_lab_results: strawberry.Private[list[Mapping[str, Any]]]
+    json_read: strawberry.Private[bool]
     node_type: ClassVar[NodeType] = NodeType.MEDICAL_RECORD
 
     @classmethod
@@ -389,9 +403,10 @@ class MedicalRecord(Node):
             visit_date=row.visit_date,
             chief_complaint=row.chief_complaint,
             notes=row.notes,
-            stored_vital_signs=row.vital_signs,
-            stored_prescriptions=row.prescriptions,
-            stored_lab_results=row.lab_results,
+            stored_vital_signs=getattr(row, "vital_signs", None),
+            stored_prescriptions=getattr(row, "prescriptions", []),
+            stored_lab_results=getattr(row, "lab_results", []),
+            json_read=hasattr(row, "vital_signs"),
             status=row.status,
             finalized_at=row.finalized_at,
             follow_up_date=row.follow_up_date,
@@ -402,15 +417,23 @@ class MedicalRecord(Node):
 
     @strawberry.field
     def vital_signs(self) -> VitalSigns | None:
+        self._require_json()
         return VitalSigns.from_json(self.stored_vital_signs)
 
     @strawberry.field
     def prescriptions(self) -> list[Prescription]:
+        self._require_json()
         return [Prescription.from_json(p) for p in self.stored_prescriptions]
 
     @strawberry.field
     def lab_results(self) -> list[LabResult]:
+        self._require_json()
         return [LabResult.from_json(r) for r in self.stored_lab_results]
+
+    def _require_json(self) -> None:
+        # A list that left the JSON columns out must not answer these fields with empty values.
+        if not self.json_read:
+            raise LookupError("the JSON columns of this record were not read")
 
     # The relations are usually loaded already, by the page these records came in
     # (Loaders.prefetch_for_records): then they are plain values, and no task is made per record.

@@ -58,6 +58,10 @@ RECORD_ORDER = KeysetOrder(
 RecordParent = Literal["patient", "provider"]
 
 _COLUMNS = tuple(MedicalRecord.__table__.c)
+# Lists read the JSON columns only for queries that select them: decoding them costs more than
+# reading all the other columns of a record together.
+JSON_COLUMNS = frozenset({"vital_signs", "prescriptions", "lab_results"})
+_WITHOUT_JSON = tuple(column for column in _COLUMNS if column.key not in JSON_COLUMNS)
 _PARENT_COLUMNS: dict[RecordParent, InstrumentedAttribute[Any]] = {
     "patient": MedicalRecord.patient_id,
     "provider": MedicalRecord.provider_id,
@@ -92,29 +96,29 @@ class RecordListFilter:
 
 
 @cache
-def _filtered(role: Role | None, filters: frozenset[str]) -> Select[Any]:
-    return select(*_COLUMNS).where(
+def _filtered(role: Role | None, filters: frozenset[str], with_json: bool) -> Select[Any]:
+    return select(*(_COLUMNS if with_json else _WITHOUT_JSON)).where(
         readable_records_for(role),
         *(predicate for name, predicate in _FILTERS.items() if name in filters),
     )
 
 
 @cache
-def _page(role: Role | None, filters: frozenset[str], after: bool) -> Select[Any]:
-    return paged(_filtered(role, filters), RECORD_ORDER, after)
+def _page(role: Role | None, filters: frozenset[str], after: bool, with_json: bool) -> Select[Any]:
+    return paged(_filtered(role, filters, with_json), RECORD_ORDER, after)
 
 
 @cache
 def _count(role: Role | None, filters: frozenset[str]) -> Select[int]:
-    return _filtered(role, filters).with_only_columns(func.count())
+    return _filtered(role, filters, False).with_only_columns(func.count())
 
 
 @cache
 def _of_parents(
-    role: Role | None, filters: frozenset[str], parent: RecordParent, after: bool
+    role: Role | None, filters: frozenset[str], parent: RecordParent, after: bool, with_json: bool
 ) -> Select[Any]:
     return rows_per_parent_statement(
-        _filtered(role, filters), _PARENT_COLUMNS[parent], RECORD_ORDER, after
+        _filtered(role, filters, with_json), _PARENT_COLUMNS[parent], RECORD_ORDER, after
     )
 
 
@@ -122,7 +126,7 @@ def _of_parents(
 def _count_of_parents(
     role: Role | None, filters: frozenset[str], parent: RecordParent
 ) -> Select[Any]:
-    return count_per_parent_statement(_filtered(role, filters), _PARENT_COLUMNS[parent])
+    return count_per_parent_statement(_filtered(role, filters, False), _PARENT_COLUMNS[parent])
 
 
 async def records_by_ids(
@@ -132,10 +136,16 @@ async def records_by_ids(
 
 
 async def record_page(
-    session: Reader, viewer: Viewer, filter_: RecordListFilter, page: PageRequest
+    session: Reader,
+    viewer: Viewer,
+    filter_: RecordListFilter,
+    page: PageRequest,
+    *,
+    with_json: bool = True,
 ) -> list[FetchedRow]:
+    """``with_json=False`` leaves out the JSON_COLUMNS."""
     filters = filter_.parameters()
-    statement = _page(effective_role(viewer), frozenset(filters), page.after is not None)
+    statement = _page(effective_role(viewer), frozenset(filters), page.after is not None, with_json)
     parameters = {**viewer_parameters(viewer), **filters, **page_parameters(page)}
     return fetched_rows(await session.execute(statement, parameters))
 
@@ -153,10 +163,13 @@ async def records_of_parents(
     parent_ids: Sequence[uuid.UUID],
     filter_: RecordListFilter,
     page: PageRequest,
+    *,
+    with_json: bool = True,
 ) -> dict[uuid.UUID, list[FetchedRow]]:
+    """``with_json=False`` leaves out the JSON_COLUMNS."""
     filters = filter_.parameters()
     statement = _of_parents(
-        effective_role(viewer), frozenset(filters), parent, page.after is not None
+        effective_role(viewer), frozenset(filters), parent, page.after is not None, with_json
     )
     parameters = {**viewer_parameters(viewer), **filters, **page_parameters(page)}
     return await first_rows_per_parent(

@@ -182,3 +182,29 @@ async def test_relations_the_query_does_not_select_are_not_loaded(
     assert "from attachments" not in read
     # Only the caller's own link is looked up in providers, never a record's provider.
     assert "providers.npi" not in read
+
+
+async def test_lists_read_the_record_json_columns_only_when_selected(
+    api: Api, factory: Factory, app: Starlette
+) -> None:
+    await _clinic(factory, patients=2, records_each=2)
+    engine = app.state.services.engine
+    with count_statements(engine) as without:
+        await api.data(
+            "{ records(first: 5) { edges { node { id status } } }"
+            " patients(first: 2) { edges { node { records { edges { node { id } } } } } } }"
+        )
+    with count_statements(engine) as with_json:
+        data = await api.data(
+            "{ records(first: 5) { edges { node { vitalSigns { heartRate } } } }"
+            " patients(first: 2) { edges { node { records { edges { node {"
+            " prescriptions { medication } labResults { test } } } } } } } }"
+        )
+    assert not [s for s in without.statements if "vital_signs" in s]
+    # The root list and the patients' lists, each with all three columns.
+    assert len([s for s in with_json.statements if "lab_results" in s]) == 2
+    assert {e["node"]["vitalSigns"]["heartRate"] for e in data["records"]["edges"]} == {70}
+    nested = [e["node"] for p in data["patients"]["edges"] for e in p["node"]["records"]["edges"]]
+    assert len(nested) == 4
+    assert all(n["prescriptions"] == [{"medication": "Metformin"}] for n in nested)
+    assert all(n["labResults"] == [{"test": "HbA1c"}] for n in nested)
