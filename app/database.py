@@ -50,7 +50,7 @@ def create_engine(settings: Settings) -> AsyncEngine:
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
-        pool_pre_ping=True,
+        pool_pre_ping=settings.db_pool_pre_ping,
         # JSONB columns (vital signs, prescriptions, lab results) are decoded for every record
         # a query reads; orjson does it several times faster than the standard library.
         json_serializer=_json_text,

@@ -42,6 +42,11 @@ class RequestReads:
     async def reader(self) -> AsyncIterator[Reader]:
         """The request's connection, used by no one else until the block ends."""
         async with self._turn:
+            if self._connection is not None and self._connection.invalidated:
+                # The database dropped it (a restart, a failover): later reads, the audit row
+                # among them, take a new one rather than failing on the dead one.
+                stale, self._connection = self._connection, None
+                await stale.close()
             if self._connection is None:
                 self._connection = await self._engine.connect()
             # A plain connection, not an ORM session: the reads only run Core statements, and a

