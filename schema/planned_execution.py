@@ -1,11 +1,12 @@
-"""Queries executed breadth-first, by a plan made once per request.
+"""Queries (and the events of subscriptions) executed breadth-first, by a plan made once.
 
 graphql-core completes a response field by field and object by object: every non-leaf value costs
 a resolve-info object, a resolver call through Strawberry's wrapper, argument conversion and a
 generic completion, and every awaitable a task of its own. A query's shape is known before it
-runs, so here each selection set is planned once per request (arguments converted once per
-field, resolve info built once per field) and the response is filled level by level: one
-``gather`` per level, so each level's DataLoader batch is one statement, as before.
+runs, so here each selection set is planned once per request, or once per subscription for its
+events (arguments converted once per field, resolve info built once per field), and the
+response is filled level by level: one ``gather`` per level, so each level's DataLoader batch is
+one statement, as before.
 
 The plan covers what our read queries use: concrete object types, lists, leaves. Anything else
 (an abstract type, introspection, a field extension, @defer) keeps graphql-core's executor, and
