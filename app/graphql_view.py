@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 import uuid
@@ -50,7 +49,7 @@ def _as_graphql_response_json(response: Response) -> None:
     """GraphQL over HTTP: with this media type a request error (no ``data`` at all) is a 400."""
     response.media_type = GRAPHQL_RESPONSE_JSON
     response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
-    body = json.loads(bytes(response.body))
+    body = orjson.loads(bytes(response.body))
     # Strawberry writes `"data": null` for request errors too; they are the errors without a path.
     request_failed = (
         isinstance(body, dict)
