@@ -1,4 +1,6 @@
-"""graphql-core's executor, with a short path for plain leaf fields.
+"""The schema's execution context: queries and subscription events go to a plan
+(schema/planned_execution.py) when it covers them; the rest, mutations among them, run on
+graphql-core's executor, with a short path for plain leaf fields.
 
 Most fields of a large response are scalars or enums read straight off an object (``mrn``,
 ``status``) or computed from it alone (``id``). graphql-core gives each of them a resolve-info
