@@ -49,8 +49,8 @@ class LeafShortcutExecutionContext(StrawberryGraphQLCoreExecutionContext):
         # its plan is made once too; the set is kept alive with the plan so ids stay unique.
         self._plans: dict[int, tuple[GroupedFieldSet, _SelectionPlan]] = {}
         # A subscription's events are run by copies of this context (graphql-core's per-event
-        # executors), which share this dict: the events' plan is made once per subscription.
-        self._event_plan: dict[None, QueryPlan | None] = {}
+        # executors), which share this list: the events' plan is made once per subscription.
+        self._event_plan: list[QueryPlan | None] = []  # empty until the first event
 
     def execute_operation(
         self, serially: bool | None = None
@@ -62,12 +62,12 @@ class LeafShortcutExecutionContext(StrawberryGraphQLCoreExecutionContext):
         # graphql-core executes each event of a subscription with serially=False.
         event = operation_type is OperationType.SUBSCRIPTION and serially is False
         if query or event:
-            if event and None in self._event_plan:
-                plan = self._event_plan[None]
+            if event and self._event_plan:
+                plan = self._event_plan[0]
             else:
                 plan = self._new_plan()
                 if event:
-                    self._event_plan[None] = plan
+                    self._event_plan.append(plan)
             if plan is not None:
                 return self._execute_planned(plan, serially, counted=query)
             if query:

@@ -84,8 +84,19 @@ def _leaf_of(field_def: GraphQLField) -> Leaf | None:
     return Leaf(read=read, coerce=output_coercer(named), nullable=nullable)
 
 
+# Per named type of the process's schemas, keyed by identity like _LEAVES.
+_COERCERS: dict[int, tuple[GraphQLScalarType | GraphQLEnumType, Callable[[Any], Any]]] = {}
+
+
 def output_coercer(named: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], Any]:
     """Serializes a leaf value; Strawberry's enum types search their values for every member."""
+    entry = _COERCERS.get(id(named))
+    if entry is None:
+        entry = _COERCERS[id(named)] = (named, _coercer_of(named))
+    return entry[1]
+
+
+def _coercer_of(named: GraphQLScalarType | GraphQLEnumType) -> Callable[[Any], Any]:
     if not isinstance(named, CustomGraphQLEnumType):
         return named.coerce_output_value
     members_of: type[Any] = named.wrapped_cls

@@ -60,8 +60,8 @@ RecordParent = Literal["patient", "provider"]
 _COLUMNS = tuple(MedicalRecord.__table__.c)
 # Lists read the JSON columns only for queries that select them: decoding them costs more than
 # reading all the other columns of a record together.
-JSON_COLUMNS = frozenset({"vital_signs", "prescriptions", "lab_results"})
-_WITHOUT_JSON = tuple(column for column in _COLUMNS if column.key not in JSON_COLUMNS)
+_JSON_COLUMNS = frozenset({"vital_signs", "prescriptions", "lab_results"})
+_WITHOUT_JSON = tuple(column for column in _COLUMNS if column.key not in _JSON_COLUMNS)
 _PARENT_COLUMNS: dict[RecordParent, InstrumentedAttribute[Any]] = {
     "patient": MedicalRecord.patient_id,
     "provider": MedicalRecord.provider_id,
@@ -143,7 +143,7 @@ async def record_page(
     *,
     with_json: bool = True,
 ) -> list[FetchedRow]:
-    """``with_json=False`` leaves out the JSON_COLUMNS."""
+    """``with_json=False`` leaves out the _JSON_COLUMNS."""
     filters = filter_.parameters()
     statement = _page(effective_role(viewer), frozenset(filters), page.after is not None, with_json)
     parameters = {**viewer_parameters(viewer), **filters, **page_parameters(page)}
@@ -166,7 +166,7 @@ async def records_of_parents(
     *,
     with_json: bool = True,
 ) -> dict[uuid.UUID, list[FetchedRow]]:
-    """``with_json=False`` leaves out the JSON_COLUMNS."""
+    """``with_json=False`` leaves out the _JSON_COLUMNS."""
     filters = filter_.parameters()
     statement = _of_parents(
         effective_role(viewer), frozenset(filters), parent, page.after is not None, with_json
