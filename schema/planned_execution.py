@@ -36,6 +36,7 @@ from graphql.pyutils import Path
 from strawberry.schema.schema_converter import GraphQLCoreConverter, get_arguments
 
 from schema.leaves import ORDINARY, Leaf, leaf_of, leaf_value, output_coercer, plain_reader
+from schema.sql_trees import compiled_root
 
 if TYPE_CHECKING:
     from graphql import GraphQLOutputType, GraphQLResolveInfo
@@ -130,6 +131,17 @@ class QueryPlan:
         info = self._execution.build_resolve_info(
             field_def, [d.node for d in details], parent_type, path
         )
+        if path.prev is None and parent_type is self._execution.schema.query_type:
+            # A root field whose selection PostgreSQL can write as JSON in one statement.
+            read = compiled_root(
+                self._execution,
+                name,
+                field_def,
+                details,
+                self._arguments_of(field_def, details, info),
+            )
+            if read is not None:
+                return FieldPlan(key, None, read, _as_read)
         return FieldPlan(
             key,
             None,
@@ -148,20 +160,22 @@ class QueryPlan:
         read = plain_reader(field_def)
         if read is not None:
             return read
-        field: StrawberryField | None = field_def.extensions.get(
-            GraphQLCoreConverter.DEFINITION_BACKREF
-        )
-        resolver = None if field is None else field.base_resolver
-        if (
-            field is None
-            or resolver is None
-            or field.extensions
-            or resolver.parent_parameter is not None
-            or resolver.root_parameter is not None
-        ):
-            raise PlanUnavailable("a resolver the plan cannot call directly")
+        field = _callable_field(field_def)
+        resolver = field.base_resolver
+        assert resolver is not None
+        arguments = self._arguments_of(field_def, details, info)
+        function: Callable[..., Any] = resolver.wrapped_func  # type: ignore[assignment]
+        if resolver.self_parameter is not None:
+            return lambda source: function(source, **arguments)
+        return lambda _: function(**arguments)
+
+    def _arguments_of(
+        self, field_def: Any, details: FieldDetailsList, info: GraphQLResolveInfo[Any]
+    ) -> dict[str, Any]:
+        """The arguments as Strawberry passes them to the field's function (inputs converted).
+        The same for every source: they depend on the field node and the variables only."""
+        field = _callable_field(field_def)
         strawberry_info = self._converter.config.info_class(_raw_info=info, _field=field)
-        # The same for every source: they depend on the field node and the variables only.
         _, arguments = get_arguments(
             field=field,
             source=None,
@@ -170,10 +184,7 @@ class QueryPlan:
             config=self._converter.config,
             scalar_registry=self._converter.scalar_registry,
         )
-        function: Callable[..., Any] = resolver.wrapped_func  # type: ignore[assignment]
-        if resolver.self_parameter is not None:
-            return lambda source: function(source, **arguments)
-        return lambda _: function(**arguments)
+        return arguments
 
     def _arguments(self, field_def: Any, details: FieldDetailsList) -> dict[str, Any]:
         """The field's arguments as graphql-core passes them to a resolver."""
@@ -286,6 +297,27 @@ class QueryPlan:
                     out[key] = complete(result, following)
             level = following
         return data
+
+
+def _callable_field(field_def: Any) -> StrawberryField:
+    """The Strawberry field of a resolver the plan may call itself, with converted arguments."""
+    field: StrawberryField | None = field_def.extensions.get(
+        GraphQLCoreConverter.DEFINITION_BACKREF
+    )
+    resolver = None if field is None else field.base_resolver
+    if (
+        field is None
+        or resolver is None
+        or field.extensions
+        or resolver.parent_parameter is not None
+        or resolver.root_parameter is not None
+    ):
+        raise PlanUnavailable("a resolver the plan cannot call directly")
+    return field
+
+
+def _as_read(value: Any, _: Level) -> Any:
+    return value  # JSON PostgreSQL wrote (schema/sql_trees.py), or null
 
 
 def _discard(waiting: list[tuple[Awaitable[Any], Complete, dict[str, Any], str]]) -> None:

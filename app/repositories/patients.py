@@ -78,7 +78,7 @@ def _escape_like(text: str) -> str:
 
 
 @cache
-def _filtered(role: Role | None, filters: frozenset[str]) -> Select[Any]:
+def filtered_statement(role: Role | None, filters: frozenset[str]) -> Select[Any]:
     return select(*_COLUMNS).where(
         readable_patients_for(role),
         *(predicate for name, predicate in _FILTERS.items() if name in filters),
@@ -86,25 +86,27 @@ def _filtered(role: Role | None, filters: frozenset[str]) -> Select[Any]:
 
 
 @cache
-def _page(role: Role | None, filters: frozenset[str], after: bool) -> Select[Any]:
-    return paged(_filtered(role, filters), PATIENT_ORDER, after)
+def page_statement(role: Role | None, filters: frozenset[str], after: bool) -> Select[Any]:
+    return paged(filtered_statement(role, filters), PATIENT_ORDER, after)
 
 
 @cache
 def _count(role: Role | None, filters: frozenset[str]) -> Select[int]:
-    return _filtered(role, filters).with_only_columns(func.count())
+    return filtered_statement(role, filters).with_only_columns(func.count())
 
 
 @cache
 def _of_providers(role: Role | None, filters: frozenset[str], after: bool) -> Select[Any]:
     return rows_per_parent_statement(
-        _filtered(role, filters), Patient.primary_provider_id, PATIENT_ORDER, after
+        filtered_statement(role, filters), Patient.primary_provider_id, PATIENT_ORDER, after
     )
 
 
 @cache
 def _count_of_providers(role: Role | None, filters: frozenset[str]) -> Select[Any]:
-    return count_per_parent_statement(_filtered(role, filters), Patient.primary_provider_id)
+    return count_per_parent_statement(
+        filtered_statement(role, filters), Patient.primary_provider_id
+    )
 
 
 async def patients_by_ids(
@@ -117,7 +119,7 @@ async def patient_page(
     session: Reader, viewer: Viewer, filter_: PatientListFilter, page: PageRequest
 ) -> list[FetchedRow]:
     filters = filter_.parameters()
-    statement = _page(effective_role(viewer), frozenset(filters), page.after is not None)
+    statement = page_statement(effective_role(viewer), frozenset(filters), page.after is not None)
     parameters = {**viewer_parameters(viewer), **filters, **page_parameters(page)}
     return fetched_rows(await session.execute(statement, parameters))
 

@@ -62,6 +62,9 @@ _COLUMNS = tuple(MedicalRecord.__table__.c)
 # reading all the other columns of a record together.
 _JSON_COLUMNS = frozenset({"vital_signs", "prescriptions", "lab_results"})
 _WITHOUT_JSON = tuple(column for column in _COLUMNS if column.key not in _JSON_COLUMNS)
+# Lists of a record's children, oldest first.
+DIAGNOSIS_ORDER = (Diagnosis.created_at, Diagnosis.id)
+ATTACHMENT_ORDER = (Attachment.created_at, Attachment.id)
 _PARENT_COLUMNS: dict[RecordParent, InstrumentedAttribute[Any]] = {
     "patient": MedicalRecord.patient_id,
     "provider": MedicalRecord.provider_id,
@@ -96,7 +99,7 @@ class RecordListFilter:
 
 
 @cache
-def _filtered(role: Role | None, filters: frozenset[str], with_json: bool) -> Select[Any]:
+def filtered_statement(role: Role | None, filters: frozenset[str], with_json: bool) -> Select[Any]:
     return select(*(_COLUMNS if with_json else _WITHOUT_JSON)).where(
         readable_records_for(role),
         *(predicate for name, predicate in _FILTERS.items() if name in filters),
@@ -104,13 +107,15 @@ def _filtered(role: Role | None, filters: frozenset[str], with_json: bool) -> Se
 
 
 @cache
-def _page(role: Role | None, filters: frozenset[str], after: bool, with_json: bool) -> Select[Any]:
-    return paged(_filtered(role, filters, with_json), RECORD_ORDER, after)
+def page_statement(
+    role: Role | None, filters: frozenset[str], after: bool, with_json: bool
+) -> Select[Any]:
+    return paged(filtered_statement(role, filters, with_json), RECORD_ORDER, after)
 
 
 @cache
 def _count(role: Role | None, filters: frozenset[str]) -> Select[int]:
-    return _filtered(role, filters, False).with_only_columns(func.count())
+    return filtered_statement(role, filters, False).with_only_columns(func.count())
 
 
 @cache
@@ -118,7 +123,7 @@ def _of_parents(
     role: Role | None, filters: frozenset[str], parent: RecordParent, after: bool, with_json: bool
 ) -> Select[Any]:
     return rows_per_parent_statement(
-        _filtered(role, filters, with_json), _PARENT_COLUMNS[parent], RECORD_ORDER, after
+        filtered_statement(role, filters, with_json), _PARENT_COLUMNS[parent], RECORD_ORDER, after
     )
 
 
@@ -126,7 +131,9 @@ def _of_parents(
 def _count_of_parents(
     role: Role | None, filters: frozenset[str], parent: RecordParent
 ) -> Select[Any]:
-    return count_per_parent_statement(_filtered(role, filters, False), _PARENT_COLUMNS[parent])
+    return count_per_parent_statement(
+        filtered_statement(role, filters, False), _PARENT_COLUMNS[parent]
+    )
 
 
 async def records_by_ids(
@@ -145,7 +152,9 @@ async def record_page(
 ) -> list[FetchedRow]:
     """``with_json=False`` leaves out the _JSON_COLUMNS."""
     filters = filter_.parameters()
-    statement = _page(effective_role(viewer), frozenset(filters), page.after is not None, with_json)
+    statement = page_statement(
+        effective_role(viewer), frozenset(filters), page.after is not None, with_json
+    )
     parameters = {**viewer_parameters(viewer), **filters, **page_parameters(page)}
     return fetched_rows(await session.execute(statement, parameters))
 
@@ -200,7 +209,7 @@ async def diagnoses_of_records(
         Diagnosis.record_id,
         readable_diagnoses_for,
         record_ids,
-        order_by=(Diagnosis.created_at, Diagnosis.id),
+        order_by=DIAGNOSIS_ORDER,
     )
 
 
@@ -213,7 +222,7 @@ async def attachments_of_records(
         Attachment.record_id,
         readable_attachments_for,
         record_ids,
-        order_by=(Attachment.created_at, Attachment.id),
+        order_by=ATTACHMENT_ORDER,
     )
 
 

@@ -1,4 +1,9 @@
-"""Nested reads cost one SQL statement per relation level, never one per row."""
+"""Nested reads cost one SQL statement per relation level, never one per row.
+
+These are the DataLoaders' reads. Root fields whose whole selection PostgreSQL can write as JSON
+are answered by one statement instead (tests/api/test_sql_trees.py); the queries here select
+``pageInfo``, which that statement does not write, so they go through the DataLoaders.
+"""
 
 from __future__ import annotations
 
@@ -19,6 +24,14 @@ if TYPE_CHECKING:
 
 MOBILE_QUERY = """query Mobile($n: Int!) {
   patients(first: $n) { edges { node { id mrn givenName familyName
+    primaryProvider { id npi familyName }
+    records(first: 10) { edges { node { id status visitDate
+      provider { id familyName }
+      diagnoses { icd10Code type }
+      attachments { fileName status } } } } } } }
+}"""
+LOADER_MOBILE_QUERY = """query Mobile($n: Int!) {
+  patients(first: $n) { pageInfo { hasNextPage } edges { node { id mrn givenName familyName
     primaryProvider { id npi familyName }
     records(first: 10) { edges { node { id status visitDate
       provider { id familyName }
@@ -46,7 +59,7 @@ async def test_mobile_query_statement_count_does_not_grow_with_page_size(
     counts = {}
     for n in (5, 50):
         with count_statements(engine) as log:
-            data = await api.data(MOBILE_QUERY, {"n": n})
+            data = await api.data(LOADER_MOBILE_QUERY, {"n": n})
         patients = data["patients"]["edges"]
         assert len(patients) == n
         assert all(len(p["node"]["records"]["edges"]) == 2 for p in patients)
@@ -65,7 +78,7 @@ async def test_batched_statements_do_not_depend_on_batch_size(
     texts: list[set[str]] = []
     for n in (2, 12):
         with count_statements(engine) as log:
-            await api.data(MOBILE_QUERY, {"n": n})
+            await api.data(LOADER_MOBILE_QUERY, {"n": n})
         texts.append(set(log.statements))
     # `= ANY(:ids)` keeps statement text (and so prepared statements) identical across batch sizes.
     assert texts[0] == texts[1]
@@ -78,7 +91,10 @@ async def test_totals_cost_statements_only_when_selected(
     await _clinic(factory, patients=4, records_each=2)
     engine = app.state.services.engine
     with count_statements(engine) as without:
-        await api.data("{ patients { edges { node { records { edges { node { id } } } } } } }")
+        await api.data(
+            "{ patients { pageInfo { hasNextPage } edges { node {"
+            " records { edges { node { id } } } } } } }"
+        )
     with count_statements(engine) as with_totals:
         data = await api.data(
             "{ patients { totalCount edges { node {"
@@ -101,7 +117,7 @@ async def test_a_request_reads_through_one_pooled_connection(
 
     event.listen(pool, "checkout", checked_out)
     try:
-        data = await api.data(MOBILE_QUERY, {"n": 6})
+        data = await api.data(LOADER_MOBILE_QUERY, {"n": 6})
     finally:
         event.remove(pool, "checkout", checked_out)
     assert len(data["patients"]["edges"]) == 6
@@ -110,7 +126,7 @@ async def test_a_request_reads_through_one_pooled_connection(
 
 
 FRAGMENT_QUERY = """query Mobile($n: Int!) {
-  patients(first: $n) { edges { node { ...PatientParts } } }
+  patients(first: $n) { pageInfo { hasNextPage } edges { node { ...PatientParts } } }
 }
 fragment PatientParts on Patient { id mrn givenName familyName
   primaryProvider { id npi familyName }
@@ -139,7 +155,7 @@ def count_tasks() -> Iterator[list[int]]:
         loop.set_task_factory(previous)
 
 
-@pytest.mark.parametrize("query", [MOBILE_QUERY, FRAGMENT_QUERY], ids=["plain", "fragments"])
+@pytest.mark.parametrize("query", [LOADER_MOBILE_QUERY, FRAGMENT_QUERY], ids=["plain", "fragments"])
 async def test_nested_relations_cost_no_task_per_record(
     query: str, api: Api, factory: Factory
 ) -> None:
@@ -160,7 +176,7 @@ async def test_fragments_give_the_same_answer_with_the_same_statements(
     await _clinic(factory, patients=8, records_each=2)
     engine = app.state.services.engine
     with count_statements(engine) as plain:
-        expected = await api.data(MOBILE_QUERY, {"n": 8})
+        expected = await api.data(LOADER_MOBILE_QUERY, {"n": 8})
     with count_statements(engine) as fragments:
         data = await api.data(FRAGMENT_QUERY, {"n": 8})
     assert data == expected
@@ -174,7 +190,8 @@ async def test_relations_the_query_does_not_select_are_not_loaded(
     engine = app.state.services.engine
     with count_statements(engine) as log:
         data = await api.data(
-            "{ patients { edges { node { records { edges { node { id status } } } } } } }"
+            "{ patients { pageInfo { hasNextPage } edges { node {"
+            " records { edges { node { id status } } } } } } }"
         )
     assert {len(p["node"]["records"]["edges"]) for p in data["patients"]["edges"]} == {2}
     read = " ".join(log.statements).lower()
@@ -191,8 +208,9 @@ async def test_lists_read_the_record_json_columns_only_when_selected(
     engine = app.state.services.engine
     with count_statements(engine) as without:
         await api.data(
-            "{ records(first: 5) { edges { node { id status } } }"
-            " patients(first: 2) { edges { node { records { edges { node { id } } } } } } }"
+            "{ records(first: 5) { pageInfo { hasNextPage } edges { node { id status } } }"
+            " patients(first: 2) { pageInfo { hasNextPage } edges { node {"
+            " records { edges { node { id } } } } } } }"
         )
     with count_statements(engine) as with_json:
         data = await api.data(

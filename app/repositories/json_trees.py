@@ -1,0 +1,468 @@
+"""Read trees answered by one statement whose result is the finished JSON text.
+
+A tree is a root (one patient by id, or a page of patients or records) and relations below it,
+the same reads the DataLoaders make level by level. Here each level is a CTE of the statement,
+filtered by the same access predicates (app/access.py) as those reads, and PostgreSQL writes
+each row's JSON: no Python object per row. Ids are sealed in SQL, bytes for bytes as
+``OpaqueIds.encode_id`` seals them (HMAC-SHA256 over core ``sha256``), and the statement also
+returns what the audit row must name.
+
+Trees are described by ``Node``/``Relation`` (built by schema/sql_trees.py from a query); the
+statement is built once per role and tree shape, and run with the viewer's, the filters' and
+the page sizes' values as bind parameters.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from sqlalchemy import (
+    Integer,
+    LargeBinary,
+    Text,
+    bindparam,
+    case,
+    cast,
+    exists,
+    func,
+    literal_column,
+    select,
+    true,
+)
+from sqlalchemy.dialects.postgresql import aggregate_order_by
+
+from app.access import (
+    readable_attachments_for,
+    readable_diagnoses_for,
+    readable_patients_for,
+    readable_providers_for,
+    readable_records_for,
+    viewer_parameters,
+)
+from app.opaque_ids import NodeType
+from app.repositories import patients, records
+from models import Attachment, Diagnosis, MedicalRecord, Patient, Provider
+
+if TYPE_CHECKING:
+    import uuid
+
+    from sqlalchemy import CTE, ColumnElement, Select, Subquery
+
+    from app.database import Reader
+    from app.opaque_ids import OpaqueIds
+    from app.viewer import Viewer
+    from models import Base
+    from models.enums import Role
+
+
+class Entity(enum.Enum):
+    """The tables a tree reads, with their id type and read predicate."""
+
+    PROVIDER = (Provider, NodeType.PROVIDER, readable_providers_for)
+    PATIENT = (Patient, NodeType.PATIENT, readable_patients_for)
+    RECORD = (MedicalRecord, NodeType.MEDICAL_RECORD, readable_records_for)
+    DIAGNOSIS = (Diagnosis, NodeType.DIAGNOSIS, readable_diagnoses_for)
+    ATTACHMENT = (Attachment, NodeType.ATTACHMENT, readable_attachments_for)
+
+    @property
+    def model(self) -> type[Base]:
+        model: type[Base] = self.value[0]
+        return model
+
+    @property
+    def node_type(self) -> NodeType:
+        node_type: NodeType = self.value[1]
+        return node_type
+
+    def readable(self, role: Role | None) -> ColumnElement[bool]:
+        predicate: ColumnElement[bool] = self.value[2](role)
+        return predicate
+
+
+class Encoding(enum.Enum):
+    """How a column becomes JSON, exactly as graphql-core and orjson would write its value."""
+
+    ID = "id"  # the row's sealed global id
+    TEXT = "text"  # a JSON string
+    LITERAL = "literal"  # int4 and boolean: their text form is their JSON form
+    ENUM = "enum"  # a PostgreSQL enum whose labels are the GraphQL names
+    TIMESTAMP = "timestamp"  # datetime.isoformat() of the UTC value
+    DATE = "date"  # date.isoformat()
+    TYPENAME = "typename"  # the constant ``column`` (a GraphQL type name)
+
+
+class Relation(enum.Enum):
+    """The relations a tree may follow: (entity, key on the parent, key on the child)."""
+
+    PRIMARY_PROVIDER = "primary_provider"  # patient -> provider, nullable
+    RECORD_PROVIDER = "record_provider"  # record -> provider
+    RECORD_PATIENT = "record_patient"  # record -> patient
+    DIAGNOSES = "diagnoses"  # record -> its diagnoses, oldest first
+    ATTACHMENTS = "attachments"  # record -> its attachments, oldest first
+    PATIENT_RECORDS = "patient_records"  # patient -> first page of its records, newest first
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    key: str  # the response key
+    encoding: Encoding
+    column: str  # the column name (the type name for TYPENAME)
+    nullable: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Child:
+    key: str
+    relation: Relation
+    node: Node
+    # PATIENT_RECORDS: the connection's edges and node keys, and the page size's parameter.
+    edges_key: str = "edges"
+    node_key: str = "node"
+    limit_parameter: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Node:
+    entity: Entity
+    fields: tuple[Leaf | Child, ...]  # in response order
+
+
+class RootKind(enum.Enum):
+    PATIENT_BY_ID = "patient_by_id"  # parameter ``root_id``; null when not readable
+    PATIENT_PAGE = "patient_page"  # patients.patient_page's statement and parameters
+    RECORD_PAGE = "record_page"  # records.record_page's
+
+
+@dataclass(frozen=True, slots=True)
+class Root:
+    kind: RootKind
+    node: Node
+    filters: frozenset[str] = frozenset()  # the list filters set, by parameter name
+    after: bool = False  # a page after a cursor
+    edges_key: str = "edges"
+    node_key: str = "node"
+
+
+class TreeRead(NamedTuple):
+    json: str | None  # null only for a root by id that is not readable
+    # What the audit row names (app/audit.py), as the DataLoaders' reads would have named it.
+    patient_ids: list[uuid.UUID]
+    record_ids: list[uuid.UUID]
+    # A non-null relation found no readable row: the caller must not answer from this read.
+    incomplete: bool
+
+
+_RELATIONS: dict[Relation, tuple[Entity, Entity, str, str]] = {
+    # relation: (parent, child, the parent's column, the child's column); the child's column is
+    # its id for a to-one relation.
+    Relation.PRIMARY_PROVIDER: (Entity.PATIENT, Entity.PROVIDER, "primary_provider_id", "id"),
+    Relation.RECORD_PROVIDER: (Entity.RECORD, Entity.PROVIDER, "provider_id", "id"),
+    Relation.RECORD_PATIENT: (Entity.RECORD, Entity.PATIENT, "patient_id", "id"),
+    Relation.DIAGNOSES: (Entity.RECORD, Entity.DIAGNOSIS, "id", "record_id"),
+    Relation.ATTACHMENTS: (Entity.RECORD, Entity.ATTACHMENT, "id", "record_id"),
+    Relation.PATIENT_RECORDS: (Entity.PATIENT, Entity.RECORD, "id", "patient_id"),
+}
+_NULLABLE = frozenset({Relation.PRIMARY_PROVIDER})
+_LISTS = {Relation.DIAGNOSES: "[]", Relation.ATTACHMENTS: "[]"}
+# The order of each list, as the DataLoaders' reads give it: (column names, descending).
+_ORDER: dict[Entity, tuple[tuple[str, ...], bool]] = {
+    Entity.PATIENT: (
+        tuple(c.key for c in patients.PATIENT_ORDER.columns),
+        patients.PATIENT_ORDER.descending,
+    ),
+    Entity.RECORD: (
+        tuple(c.key for c in records.RECORD_ORDER.columns),
+        records.RECORD_ORDER.descending,
+    ),
+    Entity.DIAGNOSIS: (tuple(c.key for c in records.DIAGNOSIS_ORDER), False),
+    Entity.ATTACHMENT: (tuple(c.key for c in records.ATTACHMENT_ORDER), False),
+}
+_NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
+
+
+def _text(value: str) -> ColumnElement[str]:
+    """A constant piece of JSON: GraphQL names only, so no quote can end the SQL literal."""
+    if "'" in value or "\\" in value:
+        raise ValueError(f"not a JSON constant: {value!r}")
+    return literal_column(f"'{value}'", Text)
+
+
+def _key(name: str) -> str:
+    if _NAME.fullmatch(name) is None:
+        raise ValueError(f"not a GraphQL name: {name!r}")
+    return f'"{name}":'
+
+
+def _concat(*parts: ColumnElement[Any]) -> ColumnElement[str]:
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined.op("||", return_type=Text)(part)
+    return joined
+
+
+def _sealed_id(node_type: NodeType, row_id: ColumnElement[Any]) -> ColumnElement[str]:
+    """OpaqueIds.encode_id in SQL: base64url(payload || HMAC-SHA256(key, "id" || payload)[:8])."""
+    payload = literal_column(f"'\\x{node_type:02x}'::bytea").op("||", return_type=LargeBinary)(
+        func.uuid_send(row_id)
+    )
+    inner = func.sha256(
+        bindparam("id_inner_block", type_=LargeBinary()).op("||", return_type=LargeBinary)(
+            literal_column(f"'\\x{b'id'.hex()}'::bytea").op("||", return_type=LargeBinary)(payload)
+        ),
+        type_=LargeBinary,
+    )
+    mac = func.substring(
+        func.sha256(
+            bindparam("id_outer_block", type_=LargeBinary()).op("||", return_type=LargeBinary)(
+                inner
+            ),
+            type_=LargeBinary,
+        ),
+        literal_column("1"),
+        literal_column("8"),
+        type_=LargeBinary,
+    )
+    encoded = func.encode(
+        payload.op("||", return_type=LargeBinary)(mac), _text("base64"), type_=Text
+    )
+    base64url = func.translate(
+        func.rtrim(encoded, _text("=")), _text("+/"), _text("-_"), type_=Text
+    )
+    return _concat(_text('"'), base64url, _text('"'))
+
+
+def _timestamp(column: ColumnElement[Any]) -> ColumnElement[str]:
+    # asyncpg hands timestamptz values over in UTC, and isoformat() leaves out zero microseconds.
+    utc = column.op("AT TIME ZONE", return_type=column.type)(literal_column("'UTC'"))
+    fraction = case(
+        (utc == func.date_trunc(_text("second"), utc), _text("")),
+        else_=func.to_char(utc, _text(".US"), type_=Text),
+    )
+    return _concat(
+        _text('"'),
+        func.to_char(utc, _text('YYYY-MM-DD"T"HH24:MI:SS'), type_=Text),
+        fraction,
+        _text('+00:00"'),
+    )
+
+
+def _leaf_json(leaf: Leaf, entity: Entity, rows: CTE) -> ColumnElement[str]:
+    if leaf.encoding is Encoding.TYPENAME:
+        return _text(f'"{leaf.column}"') if _NAME.fullmatch(leaf.column) else _invalid(leaf)
+    column = rows.c[leaf.column]
+    value: ColumnElement[str]
+    if leaf.encoding is Encoding.ID:
+        value = _sealed_id(entity.node_type, column)
+    elif leaf.encoding is Encoding.TEXT:
+        value = cast(func.to_json(column), Text)
+    elif leaf.encoding is Encoding.LITERAL:
+        value = cast(column, Text)
+    elif leaf.encoding is Encoding.ENUM:
+        value = cast(func.to_json(cast(column, Text)), Text)
+    elif leaf.encoding is Encoding.TIMESTAMP:
+        value = _timestamp(column)
+    else:
+        value = _concat(
+            _text('"'), func.to_char(column, _text("YYYY-MM-DD"), type_=Text), _text('"')
+        )
+    return func.coalesce(value, _text("null")) if leaf.nullable else value
+
+
+def _invalid(leaf: Leaf) -> ColumnElement[str]:
+    raise ValueError(f"not a GraphQL type name: {leaf.column!r}")
+
+
+def _in_order(entity: Entity, rows: CTE) -> list[ColumnElement[Any]]:
+    names, descending = _ORDER[entity]
+    return [rows.c[name].desc() if descending else rows.c[name].asc() for name in names]
+
+
+class _Statement:
+    """Builds one tree's statement: a CTE per level, and the JSON from the leaves upwards."""
+
+    def __init__(self, role: Role | None) -> None:
+        self._role = role
+        self._levels = 0
+        self.touches: dict[str, list[ColumnElement[Any]]] = {"patient_ids": [], "record_ids": []}
+        self.checks: list[ColumnElement[bool]] = []
+
+    def _name(self) -> str:
+        self._levels += 1
+        return f"level_{self._levels}"
+
+    def level(self, entity: Entity, rows: Select[Any]) -> CTE:
+        cte = rows.cte(self._name())
+        # The audit row names what the normal reads name (Loaders.*_node).
+        if entity is Entity.PATIENT:
+            self.touches["patient_ids"].append(cte.c.id)
+        elif entity is Entity.RECORD:
+            self.touches["record_ids"].append(cte.c.id)
+            self.touches["patient_ids"].append(cte.c.patient_id)
+        elif entity is Entity.DIAGNOSIS or entity is Entity.ATTACHMENT:
+            self.touches["record_ids"].append(cte.c.record_id)
+        return cte
+
+    def object_json(self, node: Node, rows: CTE) -> tuple[ColumnElement[str], Any]:
+        """The JSON of each row of ``rows``, and the FROM clause it needs (children joined)."""
+        parts: list[ColumnElement[str]] = []
+        from_: Any = rows
+        for index, field in enumerate(node.fields):
+            parts.append(_text(("{" if index == 0 else ",") + _key(field.key)))
+            if isinstance(field, Leaf):
+                parts.append(_leaf_json(field, node.entity, rows))
+                continue
+            child = self.child_json(field, rows)
+            _, _, parent_column, _ = _RELATIONS[field.relation]
+            from_ = from_.outerjoin(child, child.c.key == rows.c[parent_column])
+            if field.relation is Relation.PATIENT_RECORDS:
+                empty = "{" + _key(field.edges_key) + "[]}"
+            else:
+                empty = _LISTS.get(field.relation, "null")
+            parts.append(func.coalesce(child.c.json, _text(empty)))
+        if not node.fields:
+            parts.append(_text("{"))
+        parts.append(_text("}"))
+        return _concat(*parts), from_
+
+    def child_json(self, child: Child, parent: CTE) -> Subquery:
+        """``(key, json)`` per value of the parent's column: one object, a list, or a page."""
+        _, entity, parent_column, child_column = _RELATIONS[child.relation]
+        if child.node.entity is not entity:
+            raise ValueError(f"{child.relation} leads to {entity}, not {child.node.entity}")
+        table = entity.model.__table__
+        if child.relation is Relation.PATIENT_RECORDS:
+            # records_of_parents' statement, with the parent CTE in place of the id list.
+            per_parent = (
+                records.filtered_statement(self._role, frozenset(), False)
+                .where(table.c[child_column] == parent.c.id)
+                .order_by(*records.RECORD_ORDER.order_by())
+                .limit(bindparam(child.limit_parameter, type_=Integer()))
+                .lateral()
+            )
+            rows = self.level(
+                entity, select(per_parent).select_from(parent).join(per_parent, true())
+            )
+        else:
+            rows = self.level(
+                entity,
+                select(*table.c).where(
+                    entity.readable(self._role),
+                    table.c[child_column].in_(select(parent.c[parent_column])),
+                ),
+            )
+        json, from_ = self.object_json(child.node, rows)
+        key = rows.c[child_column]
+        if child.relation in _LISTS or child.relation is Relation.PATIENT_RECORDS:
+            if child.relation is Relation.PATIENT_RECORDS:
+                json = _concat(_text("{" + _key(child.node_key)), json, _text("}"))
+                opening, closing = "{" + _key(child.edges_key) + "[", "]}"
+            else:
+                opening, closing = "[", "]"
+            listed = func.string_agg(json, aggregate_order_by(_text(","), *_in_order(entity, rows)))
+            return (
+                select(
+                    key.label("key"), _concat(_text(opening), listed, _text(closing)).label("json")
+                )
+                .select_from(from_)
+                .group_by(key)
+                .subquery()
+            )
+        if child.relation not in _NULLABLE:
+            # A record whose provider or patient the caller may not read: the normal reads
+            # answer that with an error, which this statement cannot write.
+            missing = (
+                select(1)
+                .select_from(parent)
+                .where(
+                    ~exists(select(1).select_from(rows).where(rows.c.id == parent.c[parent_column]))
+                )
+            )
+            self.checks.append(exists(missing))
+        return select(key.label("key"), json.label("json")).select_from(from_).subquery()
+
+
+def _root_rows(root: Root, role: Role | None) -> Select[Any]:
+    if root.kind is RootKind.PATIENT_BY_ID:
+        table = Patient.__table__
+        return select(*table.c).where(
+            readable_patients_for(role), table.c.id == bindparam("root_id")
+        )
+    if root.kind is RootKind.PATIENT_PAGE:
+        return patients.page_statement(role, root.filters, root.after)
+    return records.page_statement(role, root.filters, root.after, False)
+
+
+@cache
+def tree_statement(root: Root, role: Role | None) -> Select[Any]:
+    """Columns: json, then TreeRead's lists (arrays), then ``incomplete``."""
+    builder = _Statement(role)
+    rows = builder.level(root.node.entity, _root_rows(root, role))
+    json, from_ = builder.object_json(root.node, rows)
+    if root.kind is RootKind.PATIENT_BY_ID:
+        answer = select(json).select_from(from_).scalar_subquery()
+    else:
+        edge = _concat(_text("{" + _key(root.node_key)), json, _text("}"))
+        listed = func.string_agg(
+            edge, aggregate_order_by(_text(","), *_in_order(root.node.entity, rows))
+        )
+        answer = (
+            select(
+                _concat(
+                    _text("{" + _key(root.edges_key) + "["),
+                    func.coalesce(listed, _text("")),
+                    _text("]}"),
+                )
+            )
+            .select_from(from_)
+            .scalar_subquery()
+        )
+
+    def gathered(columns: list[ColumnElement[Any]]) -> ColumnElement[Any]:
+        arrays = [select(func.array_agg(column)).scalar_subquery() for column in columns]
+        if not arrays:
+            return literal_column("ARRAY[]::uuid[]")
+        return _concat(*arrays) if len(arrays) > 1 else arrays[0]
+
+    checks = builder.checks
+    return select(
+        answer.label("json"),
+        *(gathered(columns).label(name) for name, columns in builder.touches.items()),
+        (_any(checks) if checks else literal_column("false")).label("incomplete"),
+    )
+
+
+def _any(checks: list[ColumnElement[bool]]) -> ColumnElement[bool]:
+    combined = checks[0]
+    for check in checks[1:]:
+        combined = combined | check
+    return combined
+
+
+def id_parameters(ids: OpaqueIds) -> dict[str, bytes]:
+    inner, outer = ids.hmac_blocks()
+    return {"id_inner_block": inner, "id_outer_block": outer}
+
+
+async def read_tree(
+    session: Reader,
+    viewer: Viewer,
+    ids: OpaqueIds,
+    root: Root,
+    role: Role | None,
+    parameters: dict[str, Any],
+) -> TreeRead:
+    """``parameters``: the root's (``root_id``, or the page's and filters') and the children's
+    page sizes; the viewer's and the id key's are added here."""
+    statement = tree_statement(root, role)
+    values = {**viewer_parameters(viewer), **id_parameters(ids), **parameters}
+    row = (await session.execute(statement, values)).one()
+    return TreeRead(
+        json=row.json,
+        patient_ids=row.patient_ids or [],
+        record_ids=row.record_ids or [],
+        incomplete=bool(row.incomplete),
+    )

@@ -1,0 +1,299 @@
+"""Root fields answered by one statement that writes their JSON (app/repositories/json_trees.py).
+
+A root field whose whole selection is columns and the relations json_trees knows (``patient``,
+``patients`` and ``records``, down through providers, records, diagnoses and attachments) needs
+no Python object per row: the plan (schema/planned_execution.py) puts the statement's text into
+the response as it is. Anything else in the selection (a computed field, a cursor, pageInfo,
+totalCount, an argument the statement does not take) leaves the field to the plan, as before.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+from graphql import (
+    GraphQLEnumType,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLScalarType,
+    get_named_type,
+)
+from graphql.execution.values import get_argument_values
+from sqlalchemy import Boolean, Date, DateTime, Integer, String
+from sqlalchemy import Enum as SQLEnum
+from strawberry.schema.schema_converter import GraphQLCoreConverter
+
+from app.access import effective_role
+from app.errors import ApiError
+from app.pagination import page_request
+from app.repositories import json_trees
+from app.repositories.json_trees import (
+    Child,
+    Encoding,
+    Entity,
+    Leaf,
+    Node,
+    Relation,
+    Root,
+    RootKind,
+)
+from app.repositories.patients import PATIENT_ORDER
+from app.repositories.records import RECORD_ORDER
+from resolvers.filters import patient_list_filter, record_list_filter
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from graphql import GraphQLField
+    from graphql.execution.collect_fields import FieldDetailsList
+    from sqlalchemy import ColumnElement
+
+    from app.context import RequestContext
+    from schema.execution import LeafShortcutExecutionContext
+
+
+class NotCompiled(Exception):
+    """The selection needs something the statement cannot write."""
+
+
+class IncompleteTree(Exception):
+    """A non-null relation found no readable row: the plan leaves the operation to graphql-core,
+    whose reads report it as an error."""
+
+
+_ENTITIES = {
+    "Provider": Entity.PROVIDER,
+    "Patient": Entity.PATIENT,
+    "MedicalRecord": Entity.RECORD,
+    "Diagnosis": Entity.DIAGNOSIS,
+    "Attachment": Entity.ATTACHMENT,
+}
+# (GraphQL type, field) -> relation; each field's arguments are checked in _child.
+_RELATIONS = {
+    ("Patient", "primaryProvider"): Relation.PRIMARY_PROVIDER,
+    ("Patient", "records"): Relation.PATIENT_RECORDS,
+    ("MedicalRecord", "provider"): Relation.RECORD_PROVIDER,
+    ("MedicalRecord", "patient"): Relation.RECORD_PATIENT,
+    ("MedicalRecord", "diagnoses"): Relation.DIAGNOSES,
+    ("MedicalRecord", "attachments"): Relation.ATTACHMENTS,
+}
+_ROOTS = {
+    "patient": RootKind.PATIENT_BY_ID,
+    "patients": RootKind.PATIENT_PAGE,
+    "records": RootKind.RECORD_PAGE,
+}
+
+
+class TreeCompiler:
+    """Compiles one root field of one operation (its variables fix every argument)."""
+
+    def __init__(self, execution: LeafShortcutExecutionContext, context: RequestContext) -> None:
+        self._execution = execution
+        self._context = context
+        self.parameters: dict[str, Any] = {}
+
+    def root(
+        self,
+        name: str,
+        field_def: GraphQLField,
+        details: FieldDetailsList,
+        arguments: dict[str, Any],
+    ) -> Root:
+        kind = _ROOTS.get(name)
+        if kind is None:
+            raise NotCompiled(name)
+        context = self._context
+        ids = context.ids
+        named = _named(field_def.type)
+        if kind is RootKind.PATIENT_BY_ID:
+            node = self._node(named, details)
+            self.parameters["root_id"] = ids.decode_typed_id(
+                arguments["id"], Entity.PATIENT.node_type, "id"
+            )
+            return Root(kind, node)
+        edges_key, node_key, node = self._connection(named, details)
+        if kind is RootKind.PATIENT_PAGE:
+            list_filter: Any = patient_list_filter(ids, arguments.get("filter"))
+            order = PATIENT_ORDER
+        else:
+            list_filter = record_list_filter(arguments.get("filter"))
+            order = RECORD_ORDER
+        page = page_request(ids, order, arguments.get("first"), arguments.get("after"))
+        filters = list_filter.parameters()
+        self.parameters.update(filters, limit=page.first)  # no extra row: no pageInfo here
+        if page.after is not None:
+            self.parameters.update((f"after_{i}", value) for i, value in enumerate(page.after))
+        return Root(
+            kind,
+            node,
+            filters=frozenset(filters),
+            after=page.after is not None,
+            edges_key=edges_key,
+            node_key=node_key,
+        )
+
+    def _node(self, type_: GraphQLObjectType, details: FieldDetailsList) -> Node:
+        entity = _ENTITIES.get(type_.name)
+        if entity is None:
+            raise NotCompiled(type_.name)
+        subfields = self._execution.collect_subfields(type_, details)
+        if subfields.new_defer_usages:
+            raise NotCompiled("@defer")
+        fields: list[Leaf | Child] = []
+        for key, field_details in subfields.grouped_field_set.items():
+            name = field_details[0].node.name.value
+            if name == "__typename":
+                fields.append(Leaf(key, Encoding.TYPENAME, type_.name, nullable=False))
+                continue
+            field_def = type_.fields.get(name)
+            if field_def is None:
+                raise NotCompiled(name)
+            relation = _RELATIONS.get((type_.name, name))
+            if relation is None:
+                fields.append(_leaf(key, entity, field_def))
+            else:
+                fields.append(self._child(key, relation, field_def, field_details))
+        return Node(entity, tuple(fields))
+
+    def _child(
+        self, key: str, relation: Relation, field_def: GraphQLField, details: FieldDetailsList
+    ) -> Child:
+        arguments = self._arguments(field_def, details)
+        named = _named(field_def.type)
+        if relation is not Relation.PATIENT_RECORDS:
+            if arguments:
+                raise NotCompiled(key)
+            return Child(key, relation, self._node(named, details))
+        # A nested page: its size only (a filter or a cursor stays with the DataLoaders).
+        if set(arguments) - {"first", "after", "filter"} or arguments.get("after") is not None:
+            raise NotCompiled(key)
+        if arguments.get("filter") is not None:
+            raise NotCompiled(key)
+        page = page_request(self._context.ids, RECORD_ORDER, arguments.get("first"), None)
+        parameter = f"limit_{len(self.parameters)}"
+        self.parameters[parameter] = page.first
+        edges_key, node_key, node = self._connection(named, details)
+        return Child(key, relation, node, edges_key, node_key, parameter)
+
+    def _connection(
+        self, type_: GraphQLObjectType, details: FieldDetailsList
+    ) -> tuple[str, str, Node]:
+        """``{ edges { node { ... } } }`` and nothing else: (edges key, node key, node)."""
+        edges_key, edges = _only(self._execution.collect_subfields(type_, details), "edges")
+        edge_type = _named(type_.fields["edges"].type)
+        node_key, nodes = _only(self._execution.collect_subfields(edge_type, edges), "node")
+        return edges_key, node_key, self._node(_named(edge_type.fields["node"].type), nodes)
+
+    def _arguments(self, field_def: GraphQLField, details: FieldDetailsList) -> dict[str, Any]:
+        first = details[0]
+        return get_argument_values(
+            field_def,
+            first.node,
+            self._execution.variable_values,
+            first.fragment_variable_values,
+            self._execution.hide_suggestions,
+        )
+
+
+def _only(collected: Any, name: str) -> tuple[str, FieldDetailsList]:
+    if collected.new_defer_usages:
+        raise NotCompiled("@defer")
+    items = list(collected.grouped_field_set.items())
+    if len(items) != 1 or items[0][1][0].node.name.value != name:
+        raise NotCompiled(f"a connection selecting more than {name}")
+    key, details = items[0]
+    return key, details
+
+
+def _named(type_: Any) -> Any:
+    return get_named_type(type_)
+
+
+def _leaf(key: str, entity: Entity, field_def: GraphQLField) -> Leaf:
+    """A field that reads one column, when the statement writes its value as graphql-core would."""
+    strawberry_field = field_def.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    if strawberry_field is None or field_def.args or strawberry_field.extensions:
+        raise NotCompiled(key)
+    python_name = strawberry_field.python_name
+    column = entity.model.__table__.c.get(python_name)
+    if column is None:
+        raise NotCompiled(key)
+    nullable = not isinstance(field_def.type, GraphQLNonNull)
+    if column.nullable and not nullable:
+        raise NotCompiled(key)  # a null would be an error, which the statement cannot write
+    named = _named(field_def.type)
+    encoding = _encoding(python_name, strawberry_field, named, column)
+    if encoding is None:
+        raise NotCompiled(key)
+    return Leaf(key, encoding, column.key, nullable=bool(column.nullable))
+
+
+def _encoding(
+    python_name: str, strawberry_field: Any, named: Any, column: ColumnElement[Any]
+) -> Encoding | None:
+    if python_name == "id":
+        # Node.id seals the row id; any other resolver computes something else.
+        resolver = strawberry_field.base_resolver
+        sealed = resolver is not None and resolver.wrapped_func.__qualname__ == "Node.id"
+        return Encoding.ID if sealed else None
+    if strawberry_field.base_resolver is not None:
+        return None  # computed, not read
+    sql_type = column.type
+    if isinstance(named, GraphQLEnumType):
+        # The statement writes the label; graphql-core writes the member's GraphQL name.
+        members = getattr(sql_type, "enum_class", None) if isinstance(sql_type, SQLEnum) else None
+        if members is None or any(member.name != member.value for member in members):
+            return None
+        return Encoding.ENUM if set(named.values) == {m.name for m in members} else None
+    if not isinstance(named, GraphQLScalarType):
+        return None
+    if (
+        named.name == "String"
+        and isinstance(sql_type, String)
+        and not isinstance(sql_type, SQLEnum)
+    ):
+        return Encoding.TEXT
+    if named.name == "Int" and type(sql_type) is Integer:  # int4: never outside GraphQL's Int
+        return Encoding.LITERAL
+    if named.name == "Boolean" and isinstance(sql_type, Boolean):
+        return Encoding.LITERAL
+    if named.name == "DateTime" and isinstance(sql_type, DateTime) and sql_type.timezone:
+        return Encoding.TIMESTAMP
+    if named.name == "Date" and isinstance(sql_type, Date) and not isinstance(sql_type, DateTime):
+        return Encoding.DATE
+    return None
+
+
+def compiled_root(
+    execution: LeafShortcutExecutionContext,
+    name: str,
+    field_def: GraphQLField,
+    details: FieldDetailsList,
+    arguments: dict[str, Any],
+) -> Callable[[Any], Awaitable[Any]] | None:
+    """The resolver of a root field answered by one statement, or None to plan it as before."""
+    context: RequestContext = execution.context_value
+    compiler = TreeCompiler(execution, context)
+    try:
+        viewer = context.reader()
+        root = compiler.root(name, field_def, details, arguments)
+    except (NotCompiled, ApiError):
+        # An ApiError (a malformed id, a refused caller) is the field's own resolver's to raise.
+        return None
+    parameters = compiler.parameters
+    role = effective_role(viewer)
+
+    async def read(_: Any) -> Any:
+        async with context.reads() as session:
+            tree = await json_trees.read_tree(session, viewer, context.ids, root, role, parameters)
+        if tree.incomplete:
+            raise IncompleteTree(name)
+        audit = context.audit
+        for patient_id in tree.patient_ids:
+            audit.touch_patient(patient_id)
+        for record_id in tree.record_ids:
+            audit.touch_record(record_id)
+        return None if tree.json is None else orjson.Fragment(tree.json)
+
+    return read

@@ -1,0 +1,258 @@
+"""Root fields answered by one statement that writes their JSON (schema/sql_trees.py).
+
+Every answer is compared byte for byte with graphql-core's, which reads through the DataLoaders,
+for each role; the audit row must name the same patients and records.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from sqlalchemy import select
+
+from models import AuditEvent
+from models.enums import AttachmentStatus, RecordStatus, Sex
+from tests.api.test_batching import MOBILE_QUERY
+from tests.api.test_planned_execution import graphql_core_executor
+from tests.api_client import count_statements
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+    from starlette.applications import Starlette
+
+    from tests.api_client import Api, StatementLog
+    from tests.factories import Factory
+
+# Strings PostgreSQL and orjson must escape alike, and instants with and without microseconds.
+AWKWARD = 'Zoë "Q" \\ O\'Brien\n\t\x01\x1f </script> 💉'
+PRECISE = datetime(2026, 3, 4, 5, 6, 7, 890, tzinfo=UTC)
+ROUND = datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)
+
+
+async def _clinic(factory: Factory) -> dict[str, Any]:
+    """Two providers, three patients (one linked to a patient token, one with no provider),
+    records in every status, with diagnoses and attachments in several states."""
+    doctor = await factory.provider(given_name=AWKWARD, created_at=PRECISE)
+    other = await factory.provider(specialty=None, email=None)
+    alice = await factory.patient(
+        primary_provider_id=doctor["id"], cognito_sub="alice-sub", family_name=AWKWARD
+    )
+    bob = await factory.patient(primary_provider_id=None, email=None, phone=None, sex=Sex.OTHER)
+    carol = await factory.patient(primary_provider_id=other["id"], created_at=PRECISE)
+    statuses = (
+        RecordStatus.FINALIZED,
+        RecordStatus.DRAFT,
+        RecordStatus.AMENDED,
+        RecordStatus.ENTERED_IN_ERROR,
+    )
+    for patient in (alice, bob, carol):
+        for n, status in enumerate(statuses):
+            record = await factory.record(
+                patient,
+                doctor if n % 2 else other,
+                status=status,
+                notes=AWKWARD if n == 0 else None,
+                chief_complaint=None if n == 3 else f"complaint {n}",
+                finalized_at=PRECISE if n == 0 else None,
+                visit_date=ROUND.replace(day=n + 1, microsecond=n * 10),
+            )
+            if n != 3:
+                await factory.diagnosis(record)
+                await factory.diagnosis(record, icd10_code="I10", description=AWKWARD)
+            await factory.attachment(
+                record, status=AttachmentStatus.PENDING_UPLOAD, uploaded_at=None
+            )
+            await factory.attachment(record, uploaded_at=PRECISE)
+            await factory.attachment(record, status=AttachmentStatus.DELETED)
+    return {"doctor": doctor, "alice": alice}
+
+
+FULL_QUERY = """query Full($n: Int!) {
+  patients(first: $n) { edges { node { __typename
+    id mrn givenName familyName dateOfBirth sex email phone createdAt updatedAt version
+    primaryProvider { id npi givenName familyName specialty email active createdAt }
+    records(first: 3) { edges { node {
+      id recordType visitDate chiefComplaint notes status finalizedAt followUpDate
+      createdAt updatedAt version
+      patient { id mrn familyName }
+      provider { __typename id familyName }
+      diagnoses { id icd10Code description type createdAt }
+      attachments { id fileName contentType checksumSha256 status uploadedAt createdAt }
+    } } }
+  } } }
+}"""
+
+SHAPED_QUERY = """query Shaped($n: Int!, $with: Boolean!) {
+  people: patients(first: $n, filter: {search: "ient"}) { all: edges { one: node {
+    ...Person
+    docs: records(first: 2) @include(if: $with) { edges { node { id status } } }
+  } } }
+  records(first: 4, filter: {status: [FINALIZED, DRAFT, AMENDED]}) { edges { node {
+    id status visitDate patient { ...Person } provider { npi }
+  } } }
+}
+fragment Person on Patient { id familyName doctor: primaryProvider { familyName } }"""
+
+ONE_QUERY = """query One($id: ID!) {
+  patient(id: $id) { id mrn givenName familyName dateOfBirth sex
+    primaryProvider { id npi familyName }
+    records { edges { node { id status diagnoses { type } } } } }
+}"""
+
+
+def _tree_statements(log: StatementLog) -> list[str]:
+    return [s for s in log.statements if "string_agg" in s]
+
+
+async def _answers(
+    api: Api, app: Starlette, query: str, variables: dict[str, Any], token: str
+) -> tuple[bytes, bytes, StatementLog]:
+    """The one-statement answer, graphql-core's answer, and the statements of the first."""
+    with count_statements(app.state.services.engine) as log:
+        ours = await api.post(query, variables, token=token)
+    with graphql_core_executor(app):
+        reference = await api.post(query, variables, token=token)
+    assert ours.status_code == reference.status_code == 200
+    return ours.content, reference.content, log
+
+
+def _tokens(api: Api) -> dict[str, str]:
+    return {
+        "admin": api.token(),
+        "provider": api.token(subject="doctor-sub", groups=("provider",)),
+        "patient": api.token(subject="alice-sub", groups=("patient",)),
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "variables", "trees"),
+    [
+        (MOBILE_QUERY, {"n": 5}, 1),
+        (FULL_QUERY, {"n": 5}, 1),
+        (SHAPED_QUERY, {"n": 5, "with": True}, 2),
+        (SHAPED_QUERY, {"n": 1, "with": False}, 2),
+    ],
+    ids=["mobile", "full", "shaped", "shaped-skipped"],
+)
+@pytest.mark.parametrize("role", ["admin", "provider", "patient"])
+async def test_answers_equal_graphql_core_answers(
+    api: Api,
+    factory: Factory,
+    app: Starlette,
+    query: str,
+    variables: dict[str, Any],
+    trees: int,
+    role: str,
+) -> None:
+    await _clinic(factory)
+    await factory.provider(cognito_sub="doctor-sub")  # the provider token's own row
+    ours, reference, log = await _answers(api, app, query, variables, _tokens(api)[role])
+    assert ours == reference
+    assert b'"errors"' not in ours
+    assert len(_tree_statements(log)) == trees
+
+
+async def test_one_patient_by_id_and_an_unreadable_one(
+    api: Api, factory: Factory, app: Starlette
+) -> None:
+    clinic = await _clinic(factory)
+    data = await api.data("{ patients(first: 3) { edges { node { id familyName } } } }")
+    ids = {e["node"]["familyName"]: e["node"]["id"] for e in data["patients"]["edges"]}
+    patient_token = _tokens(api)["patient"]
+    for token, name in ((api.token(), AWKWARD), (patient_token, AWKWARD), (patient_token, None)):
+        # The patient token reads alice (her own row) and nobody else: null, as for no row.
+        wanted = ids[name] if name else next(i for n, i in ids.items() if n != AWKWARD)
+        ours, reference, log = await _answers(api, app, ONE_QUERY, {"id": wanted}, token)
+        assert ours == reference
+        assert len(_tree_statements(log)) == 1
+        if name is None:
+            assert json.loads(ours)["data"] == {"patient": None}
+    assert clinic["alice"]["family_name"] == AWKWARD
+
+
+async def test_the_mobile_query_is_one_statement_whatever_the_page_size(
+    api: Api, factory: Factory, app: Starlette
+) -> None:
+    clinic = await _clinic(factory)
+    for _ in range(6):
+        patient = await factory.patient(primary_provider_id=clinic["doctor"]["id"])
+        await factory.diagnosis(await factory.record(patient, clinic["doctor"]))
+    engine = app.state.services.engine
+    texts = []
+    for n in (2, 9):
+        with count_statements(engine) as log:
+            data = await api.data(MOBILE_QUERY, {"n": n})
+        assert len(data["patients"]["edges"]) == n
+        texts.append(log.statements)
+    # The viewer's link to a provider or patient row, the tree, and the audit row.
+    assert [len(t) for t in texts] == [3, 3]
+    assert texts[0] == texts[1]
+    assert len(_tree_statements(log)) == 1
+
+
+async def _last_audit_row(
+    sessionmaker: async_sessionmaker[AsyncSession], tenant_id: str
+) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+    async with sessionmaker() as session:
+        row = (
+            await session.execute(
+                select(AuditEvent.patient_ids, AuditEvent.record_ids)
+                .where(AuditEvent.tenant_id == tenant_id)
+                .order_by(AuditEvent.id.desc())
+                .limit(1)
+            )
+        ).one()
+    return set(row.patient_ids), set(row.record_ids)
+
+
+@pytest.mark.parametrize("role", ["admin", "patient"])
+async def test_the_audit_row_names_what_the_dataloaders_would_name(
+    api: Api,
+    factory: Factory,
+    app: Starlette,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    tenant_id: str,
+    role: str,
+) -> None:
+    await _clinic(factory)
+    token = _tokens(api)[role]
+    for query, variables in ((FULL_QUERY, {"n": 5}), (SHAPED_QUERY, {"n": 5, "with": True})):
+        with count_statements(app.state.services.engine) as log:
+            await api.post(query, variables, token=token)
+        assert _tree_statements(log)
+        ours = await _last_audit_row(sessionmaker, tenant_id)
+        with graphql_core_executor(app):
+            await api.post(query, variables, token=token)
+        reference = await _last_audit_row(sessionmaker, tenant_id)
+        assert ours == reference
+        assert ours[0]
+        assert ours[1]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "{ patients { pageInfo { hasNextPage } edges { node { id } } } }",
+        "{ patients { edges { cursor node { id } } } }",
+        "{ patients { totalCount edges { node { id } } } }",
+        "{ records { edges { node { id vitalSigns { heartRate } } } } }",
+        "{ records { edges { node { attachments { downloadUrl } } } } }",
+        "{ records { edges { node { statusHistory { status } } } } }",
+        "{ patients { edges { node {"
+        " records(filter: {status: [DRAFT]}) { edges { node { id } } } } } } }",
+        "{ patients { edges { node { records(first: 1) { totalCount } } } } }",
+        "{ records { edges { node { provider { patients { edges { node { id } } } } } } } }",
+    ],
+)
+async def test_selections_the_statement_cannot_write_go_through_the_dataloaders(
+    api: Api, factory: Factory, app: Starlette, query: str
+) -> None:
+    await _clinic(factory)
+    ours, reference, log = await _answers(api, app, query, {}, api.token())
+    assert ours == reference
+    assert b'"errors"' not in ours
+    assert _tree_statements(log) == []
