@@ -17,7 +17,7 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import (
@@ -167,7 +167,7 @@ _RELATIONS: dict[Relation, tuple[Entity, Entity, str, str]] = {
     Relation.PATIENT_RECORDS: (Entity.PATIENT, Entity.RECORD, "id", "patient_id"),
 }
 _NULLABLE = frozenset({Relation.PRIMARY_PROVIDER})
-_LISTS = {Relation.DIAGNOSES: "[]", Relation.ATTACHMENTS: "[]"}
+_LISTS = frozenset({Relation.DIAGNOSES, Relation.ATTACHMENTS})
 # The order of each list, as the DataLoaders' reads give it: (column names, descending).
 _ORDER: dict[Entity, tuple[tuple[str, ...], bool]] = {
     Entity.PATIENT: (
@@ -191,10 +191,14 @@ def _text(value: str) -> ColumnElement[str]:
     return literal_column(f"'{value}'", Text)
 
 
-def _key(name: str) -> str:
+def _name(name: str) -> str:
     if _NAME.fullmatch(name) is None:
         raise ValueError(f"not a GraphQL name: {name!r}")
-    return f'"{name}":'
+    return name
+
+
+def _key(name: str) -> str:
+    return f'"{_name(name)}":'
 
 
 def _concat(*parts: ColumnElement[Any]) -> ColumnElement[str]:
@@ -252,7 +256,7 @@ def _timestamp(column: ColumnElement[Any]) -> ColumnElement[str]:
 
 def _leaf_json(leaf: Leaf, entity: Entity, rows: CTE) -> ColumnElement[str]:
     if leaf.encoding is Encoding.TYPENAME:
-        return _text(f'"{leaf.column}"') if _NAME.fullmatch(leaf.column) else _invalid(leaf)
+        return _text(f'"{_name(leaf.column)}"')
     column = rows.c[leaf.column]
     value: ColumnElement[str]
     if leaf.encoding is Encoding.ID:
@@ -270,10 +274,6 @@ def _leaf_json(leaf: Leaf, entity: Entity, rows: CTE) -> ColumnElement[str]:
             _text('"'), func.to_char(column, _text("YYYY-MM-DD"), type_=Text), _text('"')
         )
     return func.coalesce(value, _text("null")) if leaf.nullable else value
-
-
-def _invalid(leaf: Leaf) -> ColumnElement[str]:
-    raise ValueError(f"not a GraphQL type name: {leaf.column!r}")
 
 
 def _in_order(entity: Entity, rows: CTE) -> list[ColumnElement[Any]]:
@@ -321,7 +321,7 @@ class _Statement:
             if field.relation is Relation.PATIENT_RECORDS:
                 empty = "{" + _key(field.edges_key) + "[]}"
             else:
-                empty = _LISTS.get(field.relation, "null")
+                empty = "[]" if field.relation in _LISTS else "null"
             parts.append(func.coalesce(child.c.json, _text(empty)))
         if not node.fields:
             parts.append(_text("{"))
@@ -396,7 +396,8 @@ def _root_rows(root: Root, role: Role | None) -> Select[Any]:
     return records.page_statement(role, root.filters, root.after, False)
 
 
-@cache
+# Bounded, unlike the other statement caches: callers choose the shapes of their queries.
+@lru_cache(maxsize=512)
 def tree_statement(root: Root, role: Role | None) -> Select[Any]:
     """Columns: json, then TreeRead's lists (arrays), then ``incomplete``."""
     builder = _Statement(role)
