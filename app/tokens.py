@@ -11,6 +11,7 @@ import math
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
 
 from jose import jwk, jws, jwt
@@ -106,7 +107,11 @@ class TokenVerifier:
         return key
 
     @staticmethod
+    @lru_cache(maxsize=1024)
     def _verified_claims(token: str, key: Any) -> dict[str, Any]:
+        """The claims of a token whose signature ``key`` verifies. A client sends the same token
+        for up to an hour: its signature is checked once (per key object, so a key replaced
+        under the same kid checks it again); the claims are checked on every request."""
         try:
             payload = jws.verify(token, key, algorithms=[ALGORITHM])
         except JOSEError as exc:

@@ -139,6 +139,7 @@ class QueryPlan:
                 field_def,
                 details,
                 self._arguments_of(field_def, details, info),
+                self._arguments,
             )
             if read is not None:
                 return FieldPlan(key, None, read, _as_read)

@@ -19,7 +19,6 @@ from graphql import (
     GraphQLScalarType,
     get_named_type,
 )
-from graphql.execution.values import get_argument_values
 from sqlalchemy import Boolean, Date, DateTime, Integer, String
 from sqlalchemy import Enum as SQLEnum
 from strawberry.schema.schema_converter import GraphQLCoreConverter
@@ -51,6 +50,8 @@ if TYPE_CHECKING:
 
     from app.context import RequestContext
     from schema.execution import LeafShortcutExecutionContext
+
+    ArgumentsOf = Callable[[GraphQLField, FieldDetailsList], dict[str, Any]]
 
 
 class NotCompiled(Exception):
@@ -88,10 +89,17 @@ _ROOTS = {
 class TreeCompiler:
     """Compiles one root field of one operation (its variables fix every argument)."""
 
-    def __init__(self, execution: LeafShortcutExecutionContext, context: RequestContext) -> None:
+    def __init__(
+        self,
+        execution: LeafShortcutExecutionContext,
+        context: RequestContext,
+        arguments_of: ArgumentsOf,
+    ) -> None:
         self._execution = execution
         self._context = context
+        self._arguments = arguments_of
         self.parameters: dict[str, Any] = {}
+        self._pages = 0
 
     def root(
         self,
@@ -166,12 +174,11 @@ class TreeCompiler:
                 raise NotCompiled(key)
             return Child(key, relation, self._node(named, details))
         # A nested page: its size only (a filter or a cursor stays with the DataLoaders).
-        if set(arguments) - {"first", "after", "filter"} or arguments.get("after") is not None:
-            raise NotCompiled(key)
-        if arguments.get("filter") is not None:
+        if arguments.get("after") is not None or arguments.get("filter") is not None:
             raise NotCompiled(key)
         page = page_request(self._context.ids, RECORD_ORDER, arguments.get("first"), None)
-        parameter = f"limit_{len(self.parameters)}"
+        self._pages += 1
+        parameter = f"limit_{self._pages}"
         self.parameters[parameter] = page.first
         edges_key, node_key, node = self._connection(named, details)
         return Child(key, relation, node, edges_key, node_key, parameter)
@@ -184,16 +191,6 @@ class TreeCompiler:
         edge_type = _named(type_.fields["edges"].type)
         node_key, nodes = _only(self._execution.collect_subfields(edge_type, edges), "node")
         return edges_key, node_key, self._node(_named(edge_type.fields["node"].type), nodes)
-
-    def _arguments(self, field_def: GraphQLField, details: FieldDetailsList) -> dict[str, Any]:
-        first = details[0]
-        return get_argument_values(
-            field_def,
-            first.node,
-            self._execution.variable_values,
-            first.fragment_variable_values,
-            self._execution.hide_suggestions,
-        )
 
 
 def _only(collected: Any, name: str) -> tuple[str, FieldDetailsList]:
@@ -210,23 +207,36 @@ def _named(type_: Any) -> Any:
     return get_named_type(type_)
 
 
+# Per field definition of the process's schemas, keyed by identity as in schema/leaves.py.
+_COLUMNS: dict[int, tuple[GraphQLField, Entity, tuple[Encoding, str, bool] | None]] = {}
+
+
 def _leaf(key: str, entity: Entity, field_def: GraphQLField) -> Leaf:
-    """A field that reads one column, when the statement writes its value as graphql-core would."""
+    entry = _COLUMNS.get(id(field_def))
+    if entry is None or entry[1] is not entity:
+        entry = _COLUMNS[id(field_def)] = (field_def, entity, _column_of(entity, field_def))
+    column = entry[2]
+    if column is None:
+        raise NotCompiled(key)
+    return Leaf(key, *column)
+
+
+def _column_of(entity: Entity, field_def: GraphQLField) -> tuple[Encoding, str, bool] | None:
+    """A field that reads one column, when the statement writes its value as graphql-core
+    would: (encoding, column, nullable)."""
     strawberry_field = field_def.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
     if strawberry_field is None or field_def.args or strawberry_field.extensions:
-        raise NotCompiled(key)
+        return None
     python_name = strawberry_field.python_name
     column = entity.model.__table__.c.get(python_name)
     if column is None:
-        raise NotCompiled(key)
-    nullable = not isinstance(field_def.type, GraphQLNonNull)
-    if column.nullable and not nullable:
-        raise NotCompiled(key)  # a null would be an error, which the statement cannot write
-    named = _named(field_def.type)
-    encoding = _encoding(python_name, strawberry_field, named, column)
+        return None
+    if column.nullable and isinstance(field_def.type, GraphQLNonNull):
+        return None  # a null would be an error, which the statement cannot write
+    encoding = _encoding(python_name, strawberry_field, _named(field_def.type), column)
     if encoding is None:
-        raise NotCompiled(key)
-    return Leaf(key, encoding, column.key, nullable=bool(column.nullable))
+        return None
+    return encoding, column.key, bool(column.nullable)
 
 
 def _encoding(
@@ -271,10 +281,14 @@ def compiled_root(
     field_def: GraphQLField,
     details: FieldDetailsList,
     arguments: dict[str, Any],
+    arguments_of: ArgumentsOf,
 ) -> Callable[[Any], Awaitable[Any]] | None:
-    """The resolver of a root field answered by one statement, or None to plan it as before."""
+    """The resolver of a root field answered by one statement, or None to plan it as before.
+
+    ``arguments`` are the root field's, converted; ``arguments_of`` gives any field's arguments
+    as graphql-core passes them to a resolver."""
     context: RequestContext = execution.context_value
-    compiler = TreeCompiler(execution, context)
+    compiler = TreeCompiler(execution, context, arguments_of)
     try:
         viewer = context.reader()
         root = compiler.root(name, field_def, details, arguments)

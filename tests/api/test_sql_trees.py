@@ -135,8 +135,14 @@ def _tokens(api: Api) -> dict[str, str]:
         (FULL_QUERY, {"n": 5}, 1),
         (SHAPED_QUERY, {"n": 5, "with": True}, 2),
         (SHAPED_QUERY, {"n": 1, "with": False}, 2),
+        (
+            """query NoIds($n: Int!) { patients(first: $n) { edges { node {
+                 mrn sex dateOfBirth records(first: 0) { edges { node { status } } } } } } }""",
+            {"n": 3},
+            1,
+        ),
     ],
-    ids=["mobile", "full", "shaped", "shaped-skipped"],
+    ids=["mobile", "full", "shaped", "shaped-skipped", "no-ids"],
 )
 @pytest.mark.parametrize("role", ["admin", "provider", "patient"])
 async def test_answers_equal_graphql_core_answers(
@@ -172,6 +178,20 @@ async def test_one_patient_by_id_and_an_unreadable_one(
         if name is None:
             assert json.loads(ours)["data"] == {"patient": None}
     assert clinic["alice"]["family_name"] == AWKWARD
+
+
+@pytest.mark.parametrize("root", ["patients", "records"])
+async def test_pages_after_a_cursor(api: Api, factory: Factory, app: Starlette, root: str) -> None:
+    await _clinic(factory)
+    first = await api.data(f"{{ {root}(first: 2) {{ edges {{ cursor }} }} }}")
+    after = first[root]["edges"][1]["cursor"]
+    query = f"""query Next($after: String) {{ {root}(first: 3, after: $after) {{
+      edges {{ node {{ id createdAt }} }} }} }}"""
+    ours, reference, log = await _answers(api, app, query, {"after": after}, api.token())
+    assert ours == reference
+    # Three patients and twelve records: the rest of the list, or the next three.
+    assert len(json.loads(ours)["data"][root]["edges"]) == (1 if root == "patients" else 3)
+    assert len(_tree_statements(log)) == 1
 
 
 async def test_the_mobile_query_is_one_statement_whatever_the_page_size(

@@ -12,6 +12,7 @@ import random
 import stat
 import string
 import threading
+import time
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -252,6 +253,21 @@ async def test_nbf_and_iat_within_leeway_are_accepted(
 async def test_expired_beyond_leeway(verifier: TokenVerifier, issuer: LocalTokenIssuer) -> None:
     now = datetime.now(UTC)
     token = issuer.issue("u", now=now - timedelta(minutes=10), lifetime=timedelta(minutes=9))
+
+    assert await rejected(verifier, token) == "token expired"
+
+
+async def test_a_token_verified_before_is_still_refused_once_it_expires(
+    verifier: TokenVerifier, issuer: LocalTokenIssuer
+) -> None:
+    """Signatures are checked once per token; its claims on every request."""
+    now = int(time.time())
+    # exp + the 30 s leeway = now + 2: valid for at least one more second.
+    token = issuer.issue(
+        "u", now=datetime.fromtimestamp(now - 60, UTC), lifetime=timedelta(seconds=32)
+    )
+    assert (await verifier.verify(token)).subject == "u"
+    await asyncio.sleep(now + 2.05 - time.time())
 
     assert await rejected(verifier, token) == "token expired"
 
