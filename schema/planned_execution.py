@@ -8,6 +8,9 @@ events (arguments converted once per field, resolve info built once per field), 
 response is filled level by level: one ``gather`` per level, so each level's DataLoader batch is
 one statement, as before.
 
+A root field whose whole selection PostgreSQL can write as JSON (schema/sql_trees.py) is one
+statement instead, its text put into the response as it is.
+
 The plan covers what our read queries use: concrete object types, lists, leaves. Anything else
 (an abstract type, introspection, a field extension, @defer) keeps graphql-core's executor, and
 so does anything unusual at run time: an exception, a null in a non-null field, a value that
@@ -131,28 +134,30 @@ class QueryPlan:
         info = self._execution.build_resolve_info(
             field_def, [d.node for d in details], parent_type, path
         )
+        arguments = None
         if path.prev is None and parent_type is self._execution.schema.query_type:
             # A root field whose selection PostgreSQL can write as JSON in one statement.
+            arguments = self._arguments_of(field_def, details, info)
             read = compiled_root(
-                self._execution,
-                name,
-                field_def,
-                details,
-                self._arguments_of(field_def, details, info),
-                self._arguments,
+                self._execution, name, field_def, details, arguments, self._arguments
             )
             if read is not None:
                 return FieldPlan(key, None, read, _as_read)
         return FieldPlan(
             key,
             None,
-            self._resolver(field_def, details, info),
+            self._resolver(field_def, details, info, arguments),
             self._completion(field_def.type, details, info, path),
         )
 
     def _resolver(
-        self, field_def: Any, details: FieldDetailsList, info: GraphQLResolveInfo[Any]
+        self,
+        field_def: Any,
+        details: FieldDetailsList,
+        info: GraphQLResolveInfo[Any],
+        arguments: dict[str, Any] | None = None,
     ) -> Callable[[Any], Any]:
+        """``arguments``: the converted arguments, when the caller has them already."""
         if field_def.subscribe is not None:
             # One event of a subscription: graphql-core's resolver maps the event to the field.
             resolve = field_def.resolve
@@ -164,7 +169,8 @@ class QueryPlan:
         field = _callable_field(field_def)
         resolver = field.base_resolver
         assert resolver is not None
-        arguments = self._arguments_of(field_def, details, info)
+        if arguments is None:
+            arguments = self._arguments_of(field_def, details, info)
         function: Callable[..., Any] = resolver.wrapped_func  # type: ignore[assignment]
         if resolver.self_parameter is not None:
             return lambda source: function(source, **arguments)
