@@ -3,8 +3,9 @@
 A root field whose whole selection is columns and the relations json_trees knows (``patient``,
 ``patients`` and ``records``, down through providers, records, diagnoses and attachments) needs
 no Python object per row: the plan (schema/planned_execution.py) puts the statement's text into
-the response as it is. Anything else in the selection (a computed field, a cursor, pageInfo,
-totalCount, an argument the statement does not take) leaves the field to the plan, as before.
+the response as it is. A root list may select its cursors, ``pageInfo`` and ``totalCount``; a
+nested list only ``edges { node }``. Anything else in the selection (a computed field, an
+argument the statement does not take) leaves the field to the plan, as before.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ from app.pagination import page_request
 from app.repositories import json_trees
 from app.repositories.json_trees import (
     Child,
+    ConnectionField,
     Encoding,
     Entity,
     Leaf,
     Node,
+    Part,
     Relation,
     Root,
     RootKind,
@@ -79,6 +82,15 @@ _RELATIONS = {
     ("MedicalRecord", "diagnoses"): Relation.DIAGNOSES,
     ("MedicalRecord", "attachments"): Relation.ATTACHMENTS,
 }
+# The fields of schema/connections.py's types, as the statement writes them.
+_CONNECTION = {"edges": Part.EDGES, "pageInfo": Part.PAGE_INFO, "totalCount": Part.TOTAL_COUNT}
+_EDGE = {"cursor": Part.CURSOR, "node": Part.NODE}
+_PAGE_INFO = {
+    "hasNextPage": Part.HAS_NEXT_PAGE,
+    "hasPreviousPage": Part.HAS_PREVIOUS_PAGE,
+    "startCursor": Part.START_CURSOR,
+    "endCursor": Part.END_CURSOR,
+}
 _ROOTS = {
     "patient": RootKind.PATIENT_BY_ID,
     "patients": RootKind.PATIENT_PAGE,
@@ -120,7 +132,7 @@ class TreeCompiler:
                 arguments["id"], Entity.PATIENT.node_type, "id"
             )
             return Root(kind, node)
-        edges_key, node_key, node = self._connection(named, details)
+        connection, node = self._root_connection(named, details)
         if kind is RootKind.PATIENT_PAGE:
             list_filter: Any = patient_list_filter(ids, arguments.get("filter"))
             order = PATIENT_ORDER
@@ -129,7 +141,8 @@ class TreeCompiler:
             order = RECORD_ORDER
         page = page_request(ids, order, arguments.get("first"), arguments.get("after"))
         filters = list_filter.parameters()
-        self.parameters.update(filters, limit=page.first)  # no extra row: no pageInfo here
+        # One row more than the page tells whether a next page exists.
+        self.parameters.update(filters, limit=page.limit, page_size=page.first)
         if page.after is not None:
             self.parameters.update((f"after_{i}", value) for i, value in enumerate(page.after))
         return Root(
@@ -137,8 +150,7 @@ class TreeCompiler:
             node,
             filters=frozenset(filters),
             after=page.after is not None,
-            edges_key=edges_key,
-            node_key=node_key,
+            connection=connection,
         )
 
     def _node(self, type_: GraphQLObjectType, details: FieldDetailsList) -> Node:
@@ -182,6 +194,53 @@ class TreeCompiler:
         self.parameters[parameter] = page.first
         edges_key, node_key, node = self._connection(named, details)
         return Child(key, relation, node, edges_key, node_key, parameter)
+
+    def _root_connection(
+        self, type_: GraphQLObjectType, details: FieldDetailsList
+    ) -> tuple[tuple[ConnectionField, ...], Node]:
+        """What a root connection selects, and its node (one selection of it at most)."""
+        nodes: list[tuple[GraphQLObjectType, FieldDetailsList]] = []
+
+        def fields_of(
+            parent: GraphQLObjectType, parent_details: FieldDetailsList, parts: dict[str, Part]
+        ) -> tuple[ConnectionField, ...]:
+            collected = self._execution.collect_subfields(parent, parent_details)
+            if collected.new_defer_usages:
+                raise NotCompiled("@defer")
+            fields: list[ConnectionField] = []
+            for key, field_details in collected.grouped_field_set.items():
+                name = field_details[0].node.name.value
+                if name == "__typename":
+                    fields.append(ConnectionField(key, Part.TYPENAME, typename=parent.name))
+                    continue
+                part = parts.get(name)
+                if part is None:
+                    raise NotCompiled(name)
+                inner = _named(parent.fields[name].type)
+                if part is Part.EDGES:
+                    fields.append(
+                        ConnectionField(key, part, fields_of(inner, field_details, _EDGE))
+                    )
+                elif part is Part.PAGE_INFO:
+                    fields.append(
+                        ConnectionField(key, part, fields_of(inner, field_details, _PAGE_INFO))
+                    )
+                else:
+                    if part is Part.NODE:
+                        nodes.append((inner, field_details))
+                    fields.append(ConnectionField(key, part))
+            return tuple(fields)
+
+        connection = fields_of(type_, details, _CONNECTION)
+        if len(nodes) > 1:
+            raise NotCompiled("nodes selected under several edges")
+        if nodes:
+            return connection, self._node(*nodes[0])
+        node_type = _named(_named(type_.fields["edges"].type).fields["node"].type)
+        entity = _ENTITIES.get(node_type.name)
+        if entity is None:
+            raise NotCompiled(node_type.name)
+        return connection, Node(entity, ())
 
     def _connection(
         self, type_: GraphQLObjectType, details: FieldDetailsList

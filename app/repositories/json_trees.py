@@ -21,6 +21,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from sqlalchemy import (
+    DateTime,
     Integer,
     LargeBinary,
     Text,
@@ -33,7 +34,7 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.dialects.postgresql import aggregate_order_by
+from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 
 from app.access import (
     readable_attachments_for,
@@ -50,10 +51,11 @@ from models import Attachment, Diagnosis, MedicalRecord, Patient, Provider
 if TYPE_CHECKING:
     import uuid
 
-    from sqlalchemy import CTE, ColumnElement, Select, Subquery
+    from sqlalchemy import CTE, ColumnElement, ScalarSelect, Select, Subquery
 
     from app.database import Reader
     from app.opaque_ids import OpaqueIds
+    from app.pagination import KeysetOrder
     from app.viewer import Viewer
     from models import Base
     from models.enums import Role
@@ -131,6 +133,29 @@ class Node:
     fields: tuple[Leaf | Child, ...]  # in response order
 
 
+class Part(enum.Enum):
+    """What a root connection's selection may ask for, as schema/connections.py answers it."""
+
+    EDGES = "edges"  # fields: CURSOR, NODE, TYPENAME
+    PAGE_INFO = "pageInfo"  # fields: the four below, TYPENAME
+    TOTAL_COUNT = "totalCount"
+    TYPENAME = "__typename"  # ``typename``, a constant
+    CURSOR = "cursor"
+    NODE = "node"
+    HAS_NEXT_PAGE = "hasNextPage"
+    HAS_PREVIOUS_PAGE = "hasPreviousPage"
+    START_CURSOR = "startCursor"
+    END_CURSOR = "endCursor"
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionField:
+    key: str
+    part: Part
+    fields: tuple[ConnectionField, ...] = ()  # of EDGES and PAGE_INFO
+    typename: str = ""  # of TYPENAME
+
+
 class RootKind(enum.Enum):
     PATIENT_BY_ID = "patient_by_id"  # parameter ``root_id``; null when not readable
     PATIENT_PAGE = "patient_page"  # patients.patient_page's statement and parameters
@@ -139,12 +164,14 @@ class RootKind(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Root:
+    """A page root is run with ``limit`` = page size + 1 (the page statement's own parameter,
+    one row more tells whether a next page exists) and ``page_size``."""
+
     kind: RootKind
     node: Node
     filters: frozenset[str] = frozenset()  # the list filters set, by parameter name
     after: bool = False  # a page after a cursor
-    edges_key: str = "edges"
-    node_key: str = "node"
+    connection: tuple[ConnectionField, ...] = ()  # what a page root selects, in order
 
 
 class TreeRead(NamedTuple):
@@ -208,35 +235,54 @@ def _concat(*parts: ColumnElement[Any]) -> ColumnElement[str]:
     return joined
 
 
-def _sealed_id(node_type: NodeType, row_id: ColumnElement[Any]) -> ColumnElement[str]:
-    """OpaqueIds.encode_id in SQL: base64url(payload || HMAC-SHA256(key, "id" || payload)[:8])."""
-    payload = literal_column(f"'\\x{node_type:02x}'::bytea").op("||", return_type=LargeBinary)(
-        func.uuid_send(row_id)
-    )
+def _bytes(value: bytes) -> ColumnElement[bytes]:
+    return literal_column(f"'\\x{value.hex()}'::bytea", LargeBinary)
+
+
+def _bytes_concat(*parts: ColumnElement[Any]) -> ColumnElement[bytes]:
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined.op("||", return_type=LargeBinary)(part)
+    return joined
+
+
+def _sealed(domain: bytes, payload: ColumnElement[bytes]) -> ColumnElement[str]:
+    """OpaqueIds._seal in SQL, as a JSON string: base64url(payload || HMAC-SHA256(key, domain ||
+    payload)[:8]), with the key's HMAC blocks as parameters (``id_parameters``)."""
     inner = func.sha256(
-        bindparam("id_inner_block", type_=LargeBinary()).op("||", return_type=LargeBinary)(
-            literal_column(f"'\\x{b'id'.hex()}'::bytea").op("||", return_type=LargeBinary)(payload)
-        ),
+        _bytes_concat(bindparam("id_inner_block", type_=LargeBinary()), _bytes(domain), payload),
         type_=LargeBinary,
     )
-    mac = func.substring(
-        func.sha256(
-            bindparam("id_outer_block", type_=LargeBinary()).op("||", return_type=LargeBinary)(
-                inner
-            ),
-            type_=LargeBinary,
-        ),
-        literal_column("1"),
-        literal_column("8"),
-        type_=LargeBinary,
+    digest = func.sha256(
+        _bytes_concat(bindparam("id_outer_block", type_=LargeBinary()), inner), type_=LargeBinary
     )
-    encoded = func.encode(
-        payload.op("||", return_type=LargeBinary)(mac), _text("base64"), type_=Text
-    )
+    mac = func.substring(digest, literal_column("1"), literal_column("8"), type_=LargeBinary)
+    encoded = func.encode(_bytes_concat(payload, mac), _text("base64"), type_=Text)
+    # PostgreSQL breaks base64 lines at 76 characters; base64url has no padding.
+    unbroken = func.replace(encoded, literal_column("chr(10)"), _text(""), type_=Text)
     base64url = func.translate(
-        func.rtrim(encoded, _text("=")), _text("+/"), _text("-_"), type_=Text
+        func.rtrim(unbroken, _text("=")), _text("+/"), _text("-_"), type_=Text
     )
     return _concat(_text('"'), base64url, _text('"'))
+
+
+def _sealed_id(node_type: NodeType, row_id: ColumnElement[Any]) -> ColumnElement[str]:
+    """OpaqueIds.encode_id: the type's byte and the row id's 16."""
+    return _sealed(b"id", _bytes_concat(_bytes(bytes((node_type,))), func.uuid_send(row_id)))
+
+
+def _cursor(order: KeysetOrder, rows: CTE) -> ColumnElement[str]:
+    """OpaqueIds.encode_cursor of a row: the JSON ``[kind, value, ...]`` of its order columns
+    (timestamps in isoformat, uuids as text; neither needs escaping), sealed."""
+    parts: list[ColumnElement[str]] = [_text(f'["{_name(order.kind)}"')]
+    for column in order.columns:
+        value = rows.c[column.key]
+        if isinstance(column.type, DateTime):
+            parts += [_text(","), _timestamp(value)]
+        else:
+            parts += [_text(',"'), cast(value, Text), _text('"')]
+    parts.append(_text("]"))
+    return _sealed(b"cursor", func.convert_to(_concat(*parts), _text("UTF8"), type_=LargeBinary))
 
 
 def _timestamp(column: ColumnElement[Any]) -> ColumnElement[str]:
@@ -276,8 +322,10 @@ def _leaf_json(leaf: Leaf, entity: Entity, rows: CTE) -> ColumnElement[str]:
     return func.coalesce(value, _text("null")) if leaf.nullable else value
 
 
-def _in_order(entity: Entity, rows: CTE) -> list[ColumnElement[Any]]:
+def _in_order(entity: Entity, rows: CTE, *, reverse: bool = False) -> list[ColumnElement[Any]]:
     names, descending = _ORDER[entity]
+    if reverse:
+        descending = not descending
     return [rows.c[name].desc() if descending else rows.c[name].asc() for name in names]
 
 
@@ -327,6 +375,66 @@ class _Statement:
             parts.append(_text("{"))
         parts.append(_text("}"))
         return _concat(*parts), from_
+
+    def page(self, root: Root) -> ScalarSelect[str]:
+        """A root connection's JSON: its page of nodes, with what else it selects."""
+        entity = root.node.entity
+        order = _PAGE_ORDERS[root.kind]
+        fetched_rows, counted = _page_statements(root, self._role)
+        # One row more than the page, as the DataLoaders' page reads fetch it: is there a next?
+        fetched = fetched_rows.cte(self._name())
+        page_size = bindparam("page_size", type_=Integer())
+        rows = self.level(
+            entity, select(fetched).order_by(*_in_order(entity, fetched)).limit(page_size)
+        )
+        node, from_ = self.object_json(root.node, rows)
+        cursor = _cursor(order, rows)
+
+        def first_cursor(reverse: bool) -> ColumnElement[str]:
+            ordered = _in_order(entity, rows, reverse=reverse)
+            cursors = func.array_agg(aggregate_order_by(cursor, *ordered), type_=ARRAY(Text))
+            return func.coalesce(cursors[1], _text("null"))
+
+        def value(field: ConnectionField) -> ColumnElement[str]:
+            part = field.part
+            if part is Part.TYPENAME:
+                return _text(f'"{_name(field.typename)}"')
+            if part is Part.EDGES:
+                edge = selection(field.fields)
+                listed = func.string_agg(
+                    edge, aggregate_order_by(_text(","), *_in_order(entity, rows))
+                )
+                return _concat(_text("["), func.coalesce(listed, _text("")), _text("]"))
+            if part is Part.NODE:
+                return node
+            if part is Part.CURSOR:
+                return cursor
+            if part is Part.PAGE_INFO:
+                return selection(field.fields)
+            if part is Part.HAS_NEXT_PAGE:
+                more = select(func.count()).select_from(fetched).scalar_subquery() > page_size
+                return case((more, _text("true")), else_=_text("false"))
+            if part is Part.HAS_PREVIOUS_PAGE:
+                # Forward paging only: rows precede the cursor's position when one was given.
+                return _text("true" if root.after else "false")
+            if part is Part.START_CURSOR or part is Part.END_CURSOR:
+                return first_cursor(reverse=part is Part.END_CURSOR)
+            return cast(counted.scalar_subquery(), Text)  # TOTAL_COUNT
+
+        def selection(fields: tuple[ConnectionField, ...]) -> ColumnElement[str]:
+            parts: list[ColumnElement[str]] = []
+            for index, field in enumerate(fields):
+                parts += [_text(("{" if index == 0 else ",") + _key(field.key)), value(field)]
+            parts.append(_text("}" if fields else "{}"))
+            return _concat(*parts)
+
+        # GROUP BY (): one row, also when the page is empty or nothing aggregates its rows.
+        return (
+            select(selection(root.connection))
+            .select_from(from_)
+            .group_by(literal_column("()"))
+            .scalar_subquery()
+        )
 
     def child_json(self, child: Child, parent: CTE) -> Subquery:
         """``(key, json)`` per value of the parent's column: one object, a list, or a page."""
@@ -385,15 +493,23 @@ class _Statement:
         return select(key.label("key"), json.label("json")).select_from(from_).subquery()
 
 
-def _root_rows(root: Root, role: Role | None) -> Select[Any]:
-    if root.kind is RootKind.PATIENT_BY_ID:
-        table = Patient.__table__
-        return select(*table.c).where(
-            readable_patients_for(role), table.c.id == bindparam("root_id")
-        )
+_PAGE_ORDERS: dict[RootKind, KeysetOrder] = {
+    RootKind.PATIENT_PAGE: patients.PATIENT_ORDER,
+    RootKind.RECORD_PAGE: records.RECORD_ORDER,
+}
+
+
+def _page_statements(root: Root, role: Role | None) -> tuple[Select[Any], Select[Any]]:
+    """The page's rows and the list's size, as patient_page/record_page and their counts."""
     if root.kind is RootKind.PATIENT_PAGE:
-        return patients.page_statement(role, root.filters, root.after)
-    return records.page_statement(role, root.filters, root.after, False)
+        return (
+            patients.page_statement(role, root.filters, root.after),
+            patients.count_statement(role, root.filters),
+        )
+    return (
+        records.page_statement(role, root.filters, root.after, False),
+        records.count_statement(role, root.filters),
+    )
 
 
 # Bounded, unlike the other statement caches: callers choose the shapes of their queries.
@@ -401,26 +517,16 @@ def _root_rows(root: Root, role: Role | None) -> Select[Any]:
 def tree_statement(root: Root, role: Role | None) -> Select[Any]:
     """Columns: json, then TreeRead's lists (arrays), then ``incomplete``."""
     builder = _Statement(role)
-    rows = builder.level(root.node.entity, _root_rows(root, role))
-    json, from_ = builder.object_json(root.node, rows)
     if root.kind is RootKind.PATIENT_BY_ID:
+        table = Patient.__table__
+        rows = builder.level(
+            Entity.PATIENT,
+            select(*table.c).where(readable_patients_for(role), table.c.id == bindparam("root_id")),
+        )
+        json, from_ = builder.object_json(root.node, rows)
         answer = select(json).select_from(from_).scalar_subquery()
     else:
-        edge = _concat(_text("{" + _key(root.node_key)), json, _text("}"))
-        listed = func.string_agg(
-            edge, aggregate_order_by(_text(","), *_in_order(root.node.entity, rows))
-        )
-        answer = (
-            select(
-                _concat(
-                    _text("{" + _key(root.edges_key) + "["),
-                    func.coalesce(listed, _text("")),
-                    _text("]}"),
-                )
-            )
-            .select_from(from_)
-            .scalar_subquery()
-        )
+        answer = builder.page(root)
 
     def gathered(columns: list[ColumnElement[Any]]) -> ColumnElement[Any]:
         arrays = [select(func.array_agg(column)).scalar_subquery() for column in columns]

@@ -91,7 +91,7 @@ def page_statement(role: Role | None, filters: frozenset[str], after: bool) -> S
 
 
 @cache
-def _count(role: Role | None, filters: frozenset[str]) -> Select[int]:
+def count_statement(role: Role | None, filters: frozenset[str]) -> Select[int]:
     return filtered_statement(role, filters).with_only_columns(func.count())
 
 
@@ -126,7 +126,7 @@ async def patient_page(
 
 async def count_patients(session: Reader, viewer: Viewer, filter_: PatientListFilter) -> int:
     filters = filter_.parameters()
-    statement = _count(effective_role(viewer), frozenset(filters))
+    statement = count_statement(effective_role(viewer), frozenset(filters))
     return (await session.execute(statement, {**viewer_parameters(viewer), **filters})).scalar_one()
 
 

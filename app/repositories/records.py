@@ -114,7 +114,7 @@ def page_statement(
 
 
 @cache
-def _count(role: Role | None, filters: frozenset[str]) -> Select[int]:
+def count_statement(role: Role | None, filters: frozenset[str]) -> Select[int]:
     return filtered_statement(role, filters, False).with_only_columns(func.count())
 
 
@@ -161,7 +161,7 @@ async def record_page(
 
 async def count_records(session: Reader, viewer: Viewer, filter_: RecordListFilter) -> int:
     filters = filter_.parameters()
-    statement = _count(effective_role(viewer), frozenset(filters))
+    statement = count_statement(effective_role(viewer), frozenset(filters))
     return (await session.execute(statement, {**viewer_parameters(viewer), **filters})).scalar_one()
 
 

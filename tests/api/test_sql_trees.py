@@ -97,6 +97,17 @@ SHAPED_QUERY = """query Shaped($n: Int!, $with: Boolean!) {
 }
 fragment Person on Patient { id familyName doctor: primaryProvider { familyName } }"""
 
+PAGED_QUERY = """query Paged($n: Int!) {
+  __typename
+  patients(first: $n, filter: {search: "ient"}) { __typename totalCount
+    pageInfo { __typename hasNextPage hasPreviousPage startCursor endCursor }
+    edges { __typename cursor node { id familyName } } }
+  records(first: 2, filter: {status: [FINALIZED, DRAFT]}) {
+    totalCount pageInfo { hasNextPage endCursor } edges { cursor } }
+  none: records(first: 0) {
+    pageInfo { hasNextPage startCursor endCursor } edges { cursor } totalCount }
+}"""
+
 ONE_QUERY = """query One($id: ID!) {
   patient(id: $id) { id mrn givenName familyName dateOfBirth sex
     primaryProvider { id npi familyName }
@@ -105,7 +116,7 @@ ONE_QUERY = """query One($id: ID!) {
 
 
 def _tree_statements(log: StatementLog) -> list[str]:
-    return [s for s in log.statements if "string_agg" in s]
+    return [s for s in log.statements if "WITH level_1 AS" in s]
 
 
 async def _answers(
@@ -135,6 +146,9 @@ def _tokens(api: Api) -> dict[str, str]:
         (FULL_QUERY, {"n": 5}, 1),
         (SHAPED_QUERY, {"n": 5, "with": True}, 2),
         (SHAPED_QUERY, {"n": 1, "with": False}, 2),
+        (PAGED_QUERY, {"n": 2}, 3),
+        (PAGED_QUERY, {"n": 100}, 3),
+        ("{ patients(first: 2) { totalCount pageInfo { hasNextPage } } }", {}, 1),
         (
             """query NoIds($n: Int!) { patients(first: $n) { edges { node {
                  mrn sex dateOfBirth records(first: 0) { edges { node { status } } } } } } }""",
@@ -142,7 +156,7 @@ def _tokens(api: Api) -> dict[str, str]:
             1,
         ),
     ],
-    ids=["mobile", "full", "shaped", "shaped-skipped", "no-ids"],
+    ids=["mobile", "full", "shaped", "shaped-skipped", "paged", "paged-all", "counts", "no-ids"],
 )
 @pytest.mark.parametrize("role", ["admin", "provider", "patient"])
 async def test_answers_equal_graphql_core_answers(
@@ -240,7 +254,11 @@ async def test_the_audit_row_names_what_the_dataloaders_would_name(
 ) -> None:
     await _clinic(factory)
     token = _tokens(api)[role]
-    for query, variables in ((FULL_QUERY, {"n": 5}), (SHAPED_QUERY, {"n": 5, "with": True})):
+    for query, variables in (
+        (FULL_QUERY, {"n": 5}),
+        (SHAPED_QUERY, {"n": 5, "with": True}),
+        (PAGED_QUERY, {"n": 2}),
+    ):
         with count_statements(app.state.services.engine) as log:
             await api.post(query, variables, token=token)
         assert _tree_statements(log)
@@ -256,11 +274,11 @@ async def test_the_audit_row_names_what_the_dataloaders_would_name(
 @pytest.mark.parametrize(
     "query",
     [
-        "{ patients { pageInfo { hasNextPage } edges { node { id } } } }",
-        "{ patients { edges { cursor node { id } } } }",
-        "{ patients { totalCount edges { node { id } } } }",
+        "{ patients { edges { node { records { pageInfo { hasNextPage } } } } } }",
+        "{ patients { edges { node { records { edges { cursor } } } } } }",
+        "{ patients { a: edges { node { id } } b: edges { node { mrn } } } }",
         "{ records { edges { node { id vitalSigns { heartRate } } } } }",
-        "{ records { edges { node { attachments { downloadUrl } } } } }",
+        "{ records { edges { node { attachments { record { id } } } } } }",
         "{ records { edges { node { statusHistory { status } } } } }",
         "{ patients { edges { node {"
         " records(filter: {status: [DRAFT]}) { edges { node { id } } } } } } }",
