@@ -3,9 +3,9 @@
 A tree is a root (one patient by id, or a page of patients or records) and relations below it,
 the same reads the DataLoaders make level by level. Here each level is a CTE of the statement,
 filtered by the same access predicates (app/access.py) as those reads, and PostgreSQL writes
-each row's JSON: no Python object per row. Ids are sealed in SQL, bytes for bytes as
-``OpaqueIds.encode_id`` seals them (HMAC-SHA256 over core ``sha256``), and the statement also
-returns what the audit row must name.
+each row's JSON: no Python object per row. Ids and cursors are sealed in SQL, bytes for bytes as
+``OpaqueIds`` seals them (HMAC-SHA256 over core ``sha256``), and the statement also returns what
+the audit row must name.
 
 Trees are described by ``Node``/``Relation`` (built by schema/sql_trees.py from a query); the
 statement is built once per role and tree shape, and run with the viewer's, the filters' and
@@ -31,6 +31,7 @@ from sqlalchemy import (
     exists,
     func,
     literal_column,
+    or_,
     select,
     true,
 )
@@ -228,10 +229,11 @@ def _key(name: str) -> str:
     return f'"{_name(name)}":'
 
 
-def _concat(*parts: ColumnElement[Any]) -> ColumnElement[str]:
+def _concat(*parts: ColumnElement[Any], type_: Any = Text) -> ColumnElement[Any]:
+    """``||`` of text (or, with ``type_=LargeBinary``, of bytes)."""
     joined = parts[0]
     for part in parts[1:]:
-        joined = joined.op("||", return_type=Text)(part)
+        joined = joined.op("||", return_type=type_)(part)
     return joined
 
 
@@ -239,25 +241,24 @@ def _bytes(value: bytes) -> ColumnElement[bytes]:
     return literal_column(f"'\\x{value.hex()}'::bytea", LargeBinary)
 
 
-def _bytes_concat(*parts: ColumnElement[Any]) -> ColumnElement[bytes]:
-    joined = parts[0]
-    for part in parts[1:]:
-        joined = joined.op("||", return_type=LargeBinary)(part)
-    return joined
-
-
 def _sealed(domain: bytes, payload: ColumnElement[bytes]) -> ColumnElement[str]:
     """OpaqueIds._seal in SQL, as a JSON string: base64url(payload || HMAC-SHA256(key, domain ||
     payload)[:8]), with the key's HMAC blocks as parameters (``id_parameters``)."""
     inner = func.sha256(
-        _bytes_concat(bindparam("id_inner_block", type_=LargeBinary()), _bytes(domain), payload),
+        _concat(
+            bindparam("id_inner_block", type_=LargeBinary()),
+            _bytes(domain),
+            payload,
+            type_=LargeBinary,
+        ),
         type_=LargeBinary,
     )
     digest = func.sha256(
-        _bytes_concat(bindparam("id_outer_block", type_=LargeBinary()), inner), type_=LargeBinary
+        _concat(bindparam("id_outer_block", type_=LargeBinary()), inner, type_=LargeBinary),
+        type_=LargeBinary,
     )
     mac = func.substring(digest, literal_column("1"), literal_column("8"), type_=LargeBinary)
-    encoded = func.encode(_bytes_concat(payload, mac), _text("base64"), type_=Text)
+    encoded = func.encode(_concat(payload, mac, type_=LargeBinary), _text("base64"), type_=Text)
     # PostgreSQL breaks base64 lines at 76 characters; base64url has no padding.
     unbroken = func.replace(encoded, literal_column("chr(10)"), _text(""), type_=Text)
     base64url = func.translate(
@@ -268,7 +269,8 @@ def _sealed(domain: bytes, payload: ColumnElement[bytes]) -> ColumnElement[str]:
 
 def _sealed_id(node_type: NodeType, row_id: ColumnElement[Any]) -> ColumnElement[str]:
     """OpaqueIds.encode_id: the type's byte and the row id's 16."""
-    return _sealed(b"id", _bytes_concat(_bytes(bytes((node_type,))), func.uuid_send(row_id)))
+    payload = _concat(_bytes(bytes((node_type,))), func.uuid_send(row_id), type_=LargeBinary)
+    return _sealed(b"id", payload)
 
 
 def _cursor(order: KeysetOrder, rows: CTE) -> ColumnElement[str]:
@@ -338,12 +340,12 @@ class _Statement:
         self.touches: dict[str, list[ColumnElement[Any]]] = {"patient_ids": [], "record_ids": []}
         self.checks: list[ColumnElement[bool]] = []
 
-    def _name(self) -> str:
+    def _level_name(self) -> str:
         self._levels += 1
         return f"level_{self._levels}"
 
     def level(self, entity: Entity, rows: Select[Any]) -> CTE:
-        cte = rows.cte(self._name())
+        cte = rows.cte(self._level_name())
         # The audit row names what the normal reads name (Loaders.*_node).
         if entity is Entity.PATIENT:
             self.touches["patient_ids"].append(cte.c.id)
@@ -382,7 +384,7 @@ class _Statement:
         order = _PAGE_ORDERS[root.kind]
         fetched_rows, counted = _page_statements(root, self._role)
         # One row more than the page, as the DataLoaders' page reads fetch it: is there a next?
-        fetched = fetched_rows.cte(self._name())
+        fetched = fetched_rows.cte(self._level_name())
         page_size = bindparam("page_size", type_=Integer())
         rows = self.level(
             entity, select(fetched).order_by(*_in_order(entity, fetched)).limit(page_size)
@@ -538,15 +540,8 @@ def tree_statement(root: Root, role: Role | None) -> Select[Any]:
     return select(
         answer.label("json"),
         *(gathered(columns).label(name) for name, columns in builder.touches.items()),
-        (_any(checks) if checks else literal_column("false")).label("incomplete"),
+        (or_(*checks) if checks else literal_column("false")).label("incomplete"),
     )
-
-
-def _any(checks: list[ColumnElement[bool]]) -> ColumnElement[bool]:
-    combined = checks[0]
-    for check in checks[1:]:
-        combined = combined | check
-    return combined
 
 
 def id_parameters(ids: OpaqueIds) -> dict[str, bytes]:
