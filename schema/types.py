@@ -262,8 +262,10 @@ class LabResult:
         )
 
 
-async def _required_record(info: Info, record_id: uuid.UUID) -> MedicalRecord:
-    return await info.context.loaders.required_record(record_id)
+def _required_record(info: Info, record_id: uuid.UUID) -> MedicalRecord | Awaitable[MedicalRecord]:
+    # A subscription's event has its record loaded already (resolvers/subscriptions.py): then
+    # it is a plain value, and the event completes without a task.
+    return required_now_or_later(info.context.loaders.record, record_id)
 
 
 @strawberry.type
@@ -287,9 +289,9 @@ class Diagnosis(Node):
             created_at=row.created_at,
         )
 
-    @strawberry.field
-    async def record(self, info: Info) -> MedicalRecord:
-        return await _required_record(info, self.record_id)
+    @strawberry.field(graphql_type="MedicalRecord")
+    def record(self, info: Info) -> MedicalRecord | Awaitable[MedicalRecord]:
+        return _required_record(info, self.record_id)
 
 
 @strawberry.type
@@ -323,9 +325,9 @@ class Attachment(Node):
             created_at=row.created_at,
         )
 
-    @strawberry.field
-    async def record(self, info: Info) -> MedicalRecord:
-        return await _required_record(info, self.record_id)
+    @strawberry.field(graphql_type="MedicalRecord")
+    def record(self, info: Info) -> MedicalRecord | Awaitable[MedicalRecord]:
+        return _required_record(info, self.record_id)
 
     @strawberry.field(description="Short-lived presigned GET URL; null unless AVAILABLE")
     async def download_url(self, info: Info) -> str | None:
@@ -365,9 +367,9 @@ class RecordStatusEvent:
             reason=row.reason,
         )
 
-    @strawberry.field
-    async def record(self, info: Info) -> MedicalRecord:
-        return await _required_record(info, self.record_id)
+    @strawberry.field(graphql_type="MedicalRecord")
+    def record(self, info: Info) -> MedicalRecord | Awaitable[MedicalRecord]:
+        return _required_record(info, self.record_id)
 
 
 @strawberry.type
