@@ -1,7 +1,8 @@
 """Root fields answered by one statement that writes their JSON (app/repositories/json_trees.py).
 
 A root field whose whole selection is columns and the relations json_trees knows (``patient``,
-``patients`` and ``records``, down through providers, records, diagnoses and attachments) needs
+``provider``, ``record``, ``patients`` and ``records``, down through providers, records,
+diagnoses and attachments) needs
 no Python object per row: the plan (schema/planned_execution.py) puts the statement's text into
 the response as it is. A root list may select its cursors, ``pageInfo`` and ``totalCount``; a
 nested list only ``edges { node }``. Anything else in the selection (a computed field, an
@@ -92,7 +93,9 @@ _PAGE_INFO = {
     "endCursor": Part.END_CURSOR,
 }
 _ROOTS = {
-    "patient": RootKind.PATIENT_BY_ID,
+    "patient": RootKind.BY_ID,
+    "provider": RootKind.BY_ID,
+    "record": RootKind.BY_ID,
     "patients": RootKind.PATIENT_PAGE,
     "records": RootKind.RECORD_PAGE,
 }
@@ -126,10 +129,10 @@ class TreeCompiler:
         context = self._context
         ids = context.ids
         named = _named(field_def.type)
-        if kind is RootKind.PATIENT_BY_ID:
+        if kind is RootKind.BY_ID:
             node = self._node(named, details)
             self.parameters["root_id"] = ids.decode_typed_id(
-                arguments["id"], Entity.PATIENT.node_type, "id"
+                arguments["id"], node.entity.node_type, "id"
             )
             return Root(kind, node)
         connection, node = self._root_connection(named, details)

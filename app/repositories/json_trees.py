@@ -158,7 +158,7 @@ class ConnectionField:
 
 
 class RootKind(enum.Enum):
-    PATIENT_BY_ID = "patient_by_id"  # parameter ``root_id``; null when not readable
+    BY_ID = "by_id"  # the node's row with id ``root_id``; null when not readable
     PATIENT_PAGE = "patient_page"  # patients.patient_page's statement and parameters
     RECORD_PAGE = "record_page"  # records.record_page's
 
@@ -459,9 +459,8 @@ class _Statement:
         else:
             rows = self.level(
                 entity,
-                select(*table.c).where(
-                    entity.readable(self._role),
-                    table.c[child_column].in_(select(parent.c[parent_column])),
+                _readable_rows(entity, self._role).where(
+                    table.c[child_column].in_(select(parent.c[parent_column]))
                 ),
             )
         json, from_ = self.object_json(child.node, rows)
@@ -501,6 +500,13 @@ _PAGE_ORDERS: dict[RootKind, KeysetOrder] = {
 }
 
 
+def _readable_rows(entity: Entity, role: Role | None) -> Select[Any]:
+    """The rows of ``entity`` the role may read; records without their JSON columns."""
+    if entity is Entity.RECORD:
+        return records.filtered_statement(role, frozenset(), False)
+    return select(*entity.model.__table__.c).where(entity.readable(role))
+
+
 def _page_statements(root: Root, role: Role | None) -> tuple[Select[Any], Select[Any]]:
     """The page's rows and the list's size, as patient_page/record_page and their counts."""
     if root.kind is RootKind.PATIENT_PAGE:
@@ -519,11 +525,11 @@ def _page_statements(root: Root, role: Role | None) -> tuple[Select[Any], Select
 def tree_statement(root: Root, role: Role | None) -> Select[Any]:
     """Columns: json, then TreeRead's lists (arrays), then ``incomplete``."""
     builder = _Statement(role)
-    if root.kind is RootKind.PATIENT_BY_ID:
-        table = Patient.__table__
+    if root.kind is RootKind.BY_ID:
+        entity = root.node.entity
         rows = builder.level(
-            Entity.PATIENT,
-            select(*table.c).where(readable_patients_for(role), table.c.id == bindparam("root_id")),
+            entity,
+            _readable_rows(entity, role).where(entity.model.__table__.c.id == bindparam("root_id")),
         )
         json, from_ = builder.object_json(root.node, rows)
         answer = select(json).select_from(from_).scalar_subquery()

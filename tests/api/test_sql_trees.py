@@ -194,6 +194,33 @@ async def test_one_patient_by_id_and_an_unreadable_one(
     assert clinic["alice"]["family_name"] == AWKWARD
 
 
+BY_ID = {
+    "record": """query One($id: ID!) { record(id: $id) { id status visitDate notes
+      patient { id familyName } provider { npi }
+      diagnoses { icd10Code } attachments { status } } }""",
+    "provider": """query One($id: ID!) { provider(id: $id) {
+      __typename id npi givenName familyName specialty email active createdAt } }""",
+}
+
+
+@pytest.mark.parametrize("root", ["record", "provider"])
+async def test_a_record_or_provider_by_id_for_every_role(
+    api: Api, factory: Factory, app: Starlette, root: str
+) -> None:
+    await _clinic(factory)
+    await factory.provider(cognito_sub="doctor-sub")
+    listed = await api.data("{ records(first: 12) { edges { node { id provider { id } } } } }")
+    wanted = {
+        e["node"]["id"] if root == "record" else e["node"]["provider"]["id"]
+        for e in listed["records"]["edges"]
+    }
+    for token in _tokens(api).values():
+        for row_id in sorted(wanted):
+            ours, reference, log = await _answers(api, app, BY_ID[root], {"id": row_id}, token)
+            assert ours == reference
+            assert len(_tree_statements(log)) == 1
+
+
 @pytest.mark.parametrize("root", ["patients", "records"])
 async def test_pages_after_a_cursor(api: Api, factory: Factory, app: Starlette, root: str) -> None:
     await _clinic(factory)
