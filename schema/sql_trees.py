@@ -27,7 +27,7 @@ from strawberry.schema.schema_converter import GraphQLCoreConverter
 
 from app.access import effective_role
 from app.errors import ApiError
-from app.pagination import page_request
+from app.pagination import page_parameters, page_request
 from app.repositories import json_trees
 from app.repositories.json_trees import (
     Child,
@@ -92,6 +92,7 @@ _PAGE_INFO = {
     "startCursor": Part.START_CURSOR,
     "endCursor": Part.END_CURSOR,
 }
+_OBJECT_PARTS = {Part.EDGES: _EDGE, Part.PAGE_INFO: _PAGE_INFO}
 _ROOTS = {
     "patient": RootKind.BY_ID,
     "provider": RootKind.BY_ID,
@@ -128,14 +129,14 @@ class TreeCompiler:
             raise NotCompiled(name)
         context = self._context
         ids = context.ids
-        named = _named(field_def.type)
+        named = _object_type(field_def.type)
         if kind is RootKind.BY_ID:
             node = self._node(named, details)
             self.parameters["root_id"] = ids.decode_typed_id(
                 arguments["id"], node.entity.node_type, "id"
             )
             return Root(kind, node)
-        connection, node = self._root_connection(named, details)
+        connection, node = self._connection(named, details)
         if kind is RootKind.PATIENT_PAGE:
             list_filter: Any = patient_list_filter(ids, arguments.get("filter"))
             order = PATIENT_ORDER
@@ -144,10 +145,8 @@ class TreeCompiler:
             order = RECORD_ORDER
         page = page_request(ids, order, arguments.get("first"), arguments.get("after"))
         filters = list_filter.parameters()
-        # One row more than the page tells whether a next page exists.
-        self.parameters.update(filters, limit=page.limit, page_size=page.first)
-        if page.after is not None:
-            self.parameters.update((f"after_{i}", value) for i, value in enumerate(page.after))
+        # page_parameters' limit is one row more than the page: is there a next page?
+        self.parameters.update(filters, **page_parameters(page), page_size=page.first)
         return Root(
             kind,
             node,
@@ -183,7 +182,7 @@ class TreeCompiler:
         self, key: str, relation: Relation, field_def: GraphQLField, details: FieldDetailsList
     ) -> Child:
         arguments = self._arguments(field_def, details)
-        named = _named(field_def.type)
+        named = _object_type(field_def.type)
         if relation is not Relation.PATIENT_RECORDS:
             if arguments:
                 raise NotCompiled(key)
@@ -195,13 +194,17 @@ class TreeCompiler:
         self._pages += 1
         parameter = f"limit_{self._pages}"
         self.parameters[parameter] = page.first
-        edges_key, node_key, node = self._connection(named, details)
-        return Child(key, relation, node, edges_key, node_key, parameter)
+        connection, node = self._connection(named, details)
+        # A nested page writes ``{ edges { node } }`` and nothing else.
+        match connection:
+            case (ConnectionField(edges_key, Part.EDGES, (ConnectionField(node_key, Part.NODE),)),):
+                return Child(key, relation, node, edges_key, node_key, parameter)
+        raise NotCompiled(f"{key}: more than edges {{ node }}")
 
-    def _root_connection(
+    def _connection(
         self, type_: GraphQLObjectType, details: FieldDetailsList
     ) -> tuple[tuple[ConnectionField, ...], Node]:
-        """What a root connection selects, and its node (one selection of it at most)."""
+        """What a connection selects, and its node (one selection of it at most)."""
         nodes: list[tuple[GraphQLObjectType, FieldDetailsList]] = []
 
         def fields_of(
@@ -219,19 +222,14 @@ class TreeCompiler:
                 part = parts.get(name)
                 if part is None:
                     raise NotCompiled(name)
-                inner = _named(parent.fields[name].type)
-                if part is Part.EDGES:
-                    fields.append(
-                        ConnectionField(key, part, fields_of(inner, field_details, _EDGE))
-                    )
-                elif part is Part.PAGE_INFO:
-                    fields.append(
-                        ConnectionField(key, part, fields_of(inner, field_details, _PAGE_INFO))
-                    )
-                else:
-                    if part is Part.NODE:
-                        nodes.append((inner, field_details))
-                    fields.append(ConnectionField(key, part))
+                if part in _OBJECT_PARTS:
+                    inner = _object_type(parent.fields[name].type)
+                    inner_fields = fields_of(inner, field_details, _OBJECT_PARTS[part])
+                    fields.append(ConnectionField(key, part, inner_fields))
+                    continue
+                if part is Part.NODE:
+                    nodes.append((_object_type(parent.fields[name].type), field_details))
+                fields.append(ConnectionField(key, part))
             return tuple(fields)
 
         connection = fields_of(type_, details, _CONNECTION)
@@ -239,45 +237,31 @@ class TreeCompiler:
             raise NotCompiled("nodes selected under several edges")
         if nodes:
             return connection, self._node(*nodes[0])
-        node_type = _named(_named(type_.fields["edges"].type).fields["node"].type)
+        node_type = _object_type(_object_type(type_.fields["edges"].type).fields["node"].type)
         entity = _ENTITIES.get(node_type.name)
         if entity is None:
             raise NotCompiled(node_type.name)
         return connection, Node(entity, ())
 
-    def _connection(
-        self, type_: GraphQLObjectType, details: FieldDetailsList
-    ) -> tuple[str, str, Node]:
-        """``{ edges { node { ... } } }`` and nothing else: (edges key, node key, node)."""
-        edges_key, edges = _only(self._execution.collect_subfields(type_, details), "edges")
-        edge_type = _named(type_.fields["edges"].type)
-        node_key, nodes = _only(self._execution.collect_subfields(edge_type, edges), "node")
-        return edges_key, node_key, self._node(_named(edge_type.fields["node"].type), nodes)
 
-
-def _only(collected: Any, name: str) -> tuple[str, FieldDetailsList]:
-    if collected.new_defer_usages:
-        raise NotCompiled("@defer")
-    items = list(collected.grouped_field_set.items())
-    if len(items) != 1 or items[0][1][0].node.name.value != name:
-        raise NotCompiled(f"a connection selecting more than {name}")
-    key, details = items[0]
-    return key, details
-
-
-def _named(type_: Any) -> Any:
-    return get_named_type(type_)
+def _object_type(type_: Any) -> GraphQLObjectType:
+    """The object type a field returns, lists and non-null aside."""
+    named = get_named_type(type_)
+    if not isinstance(named, GraphQLObjectType):
+        raise NotCompiled(f"{named} is not an object type")
+    return named
 
 
 # Per field definition of the process's schemas, keyed by identity as in schema/leaves.py.
-_COLUMNS: dict[int, tuple[GraphQLField, Entity, tuple[Encoding, str, bool] | None]] = {}
+_COLUMNS: dict[int, tuple[GraphQLField, tuple[Encoding, str, bool] | None]] = {}
 
 
 def _leaf(key: str, entity: Entity, field_def: GraphQLField) -> Leaf:
+    # A field definition belongs to one type, and so to one entity.
     entry = _COLUMNS.get(id(field_def))
-    if entry is None or entry[1] is not entity:
-        entry = _COLUMNS[id(field_def)] = (field_def, entity, _column_of(entity, field_def))
-    column = entry[2]
+    if entry is None:
+        entry = _COLUMNS[id(field_def)] = (field_def, _column_of(entity, field_def))
+    column = entry[1]
     if column is None:
         raise NotCompiled(key)
     return Leaf(key, *column)
@@ -295,7 +279,7 @@ def _column_of(entity: Entity, field_def: GraphQLField) -> tuple[Encoding, str, 
         return None
     if column.nullable and isinstance(field_def.type, GraphQLNonNull):
         return None  # a null would be an error, which the statement cannot write
-    encoding = _encoding(python_name, strawberry_field, _named(field_def.type), column)
+    encoding = _encoding(python_name, strawberry_field, get_named_type(field_def.type), column)
     if encoding is None:
         return None
     return encoding, column.key, bool(column.nullable)
