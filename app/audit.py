@@ -1,8 +1,9 @@
 """The audit trail: one append-only row per operation that reads or changes patient data.
 
-A mutation appends its row inside its own transaction, so a change is never committed unaudited.
-Reads, and operations that failed, are appended once execution ends and before the response is
-sent; if that append fails the request fails with it.
+A mutation appends its row inside its own transaction, so a change is never committed unaudited,
+and a query answered by one statement (app/repositories/json_trees.py) appends it in that
+statement. Other reads, and operations that failed, are appended once execution ends and before
+the response is sent; if that append fails the request fails with it.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ class AuditTrail:
     patient_ids: set[uuid.UUID] = field(default_factory=set)
     record_ids: set[uuid.UUID] = field(default_factory=set)
     attachment_ids: set[uuid.UUID] = field(default_factory=set)
-    # Set when every change of the request was audited inside its own transaction.
+    # Set when everything the request did so far was audited along with it.
     appended_in_transaction: bool = False
 
     def touch_patient(self, patient_id: uuid.UUID) -> None:
@@ -59,7 +60,8 @@ class AuditTrail:
         return bool(self.patient_ids or self.record_ids or self.attachment_ids)
 
     def appended(self) -> None:
-        """A change and its audit row committed together; later rows start afresh."""
+        """The operation's row committed with its work (a change's transaction, or the one
+        statement of a read, see app/repositories/json_trees.py); later rows start afresh."""
         self.appended_in_transaction = True
         self.patient_ids.clear()
         self.record_ids.clear()

@@ -38,7 +38,8 @@ class AuditTrailExtension(SchemaExtension):
         errors = (result.errors if result else None) or []
         context: RequestContext = self.execution_context.context
         trail = context.audit
-        # Mutations audited themselves; a row is still due for data their responses read after.
+        # Mutations and one-statement reads audited themselves; a row is still due for data a
+        # mutation's response read after its transaction.
         if trail.appended_in_transaction and not errors and not trail.touched_anything:
             return
         event = context.audit.event(_outcome(errors))

@@ -99,6 +99,8 @@ class QueryPlan:
         )
         if collected.new_defer_usages or collected.forbidden_directive_instances:
             raise PlanUnavailable("@defer")
+        # A root field alone in its operation may append the operation's audit row itself.
+        self._root_fields = len(collected.grouped_field_set)
         self.root = self._object_plan(root_type, collected.grouped_field_set, None)
 
     # --- planning
@@ -139,7 +141,13 @@ class QueryPlan:
             # A root field whose selection PostgreSQL can write as JSON in one statement.
             arguments = self._arguments_of(field_def, details, info)
             read = compiled_root(
-                self._execution, name, field_def, details, arguments, self._arguments
+                self._execution,
+                name,
+                field_def,
+                details,
+                arguments,
+                self._arguments,
+                alone=self._root_fields == 1,
             )
             if read is not None:
                 return FieldPlan(key, None, read, _as_read)

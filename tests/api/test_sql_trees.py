@@ -7,15 +7,15 @@ for each role; the audit row must name the same patients and records.
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import select
 
+from app.opaque_ids import NodeType
 from models import AuditEvent
-from models.enums import AttachmentStatus, RecordStatus, Sex
+from models.enums import AttachmentStatus, AuditOutcome, RecordStatus, Sex
 from tests.api.test_batching import MOBILE_QUERY
 from tests.api.test_planned_execution import graphql_core_executor
 from tests.api_client import count_statements
@@ -249,29 +249,32 @@ async def test_the_mobile_query_is_one_statement_whatever_the_page_size(
             data = await api.data(MOBILE_QUERY, {"n": n})
         assert len(data["patients"]["edges"]) == n
         texts.append(log.statements)
-    # The viewer's link to a provider or patient row, the tree, and the audit row.
-    assert [len(t) for t in texts] == [3, 3]
+    # The viewer's link to a provider or patient row, and the tree with its audit row.
+    assert [len(t) for t in texts] == [2, 2]
     assert texts[0] == texts[1]
     assert len(_tree_statements(log)) == 1
 
 
-async def _last_audit_row(
+async def _audit_rows(
     sessionmaker: async_sessionmaker[AsyncSession], tenant_id: str
-) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
+) -> list[dict[str, Any]]:
+    """The tenant's audit rows, oldest first, without what differs between two requests."""
     async with sessionmaker() as session:
-        row = (
+        rows = (
             await session.execute(
-                select(AuditEvent.patient_ids, AuditEvent.record_ids)
+                select(AuditEvent.__table__)
                 .where(AuditEvent.tenant_id == tenant_id)
-                .order_by(AuditEvent.id.desc())
-                .limit(1)
+                .order_by(AuditEvent.id)
             )
-        ).one()
-    return set(row.patient_ids), set(row.record_ids)
+        ).mappings()
+        return [
+            {k: v for k, v in row.items() if k not in ("id", "occurred_at", "request_id")}
+            for row in rows
+        ]
 
 
 @pytest.mark.parametrize("role", ["admin", "patient"])
-async def test_the_audit_row_names_what_the_dataloaders_would_name(
+async def test_the_audit_row_is_the_one_the_dataloaders_path_appends(
     api: Api,
     factory: Factory,
     app: Starlette,
@@ -279,23 +282,33 @@ async def test_the_audit_row_names_what_the_dataloaders_would_name(
     tenant_id: str,
     role: str,
 ) -> None:
-    await _clinic(factory)
+    """A root field alone in its operation appends the row in its own statement; with other
+    root fields the row is appended after execution. Either way one row, the same row."""
+    clinic = await _clinic(factory)
     token = _tokens(api)[role]
-    for query, variables in (
-        (FULL_QUERY, {"n": 5}),
-        (SHAPED_QUERY, {"n": 5, "with": True}),
-        (PAGED_QUERY, {"n": 2}),
+    alice = app.state.services.ids.encode_id(NodeType.PATIENT, clinic["alice"]["id"])
+    for query, variables, trees in (
+        (FULL_QUERY, {"n": 5}, 1),
+        (ONE_QUERY, {"id": alice}, 1),
+        (SHAPED_QUERY, {"n": 5, "with": True}, 2),
+        (PAGED_QUERY, {"n": 2}, 3),
     ):
+        before = len(await _audit_rows(sessionmaker, tenant_id))
         with count_statements(app.state.services.engine) as log:
             await api.post(query, variables, token=token)
-        assert _tree_statements(log)
-        ours = await _last_audit_row(sessionmaker, tenant_id)
+        assert len(_tree_statements(log)) == trees
+        # One statement in all when the tree appended the row, else one INSERT after the trees.
+        inserts = [s for s in log.statements if s.startswith("INSERT INTO audit_events")]
+        assert len(inserts) == (0 if trees == 1 else 1)
+        ours = await _audit_rows(sessionmaker, tenant_id)
         with graphql_core_executor(app):
             await api.post(query, variables, token=token)
-        reference = await _last_audit_row(sessionmaker, tenant_id)
-        assert ours == reference
-        assert ours[0]
-        assert ours[1]
+        reference = await _audit_rows(sessionmaker, tenant_id)
+        assert len(ours) == before + 1
+        assert len(reference) == before + 2
+        assert ours[-1] == reference[-1]
+        assert ours[-1]["patient_ids"]
+        assert ours[-1]["outcome"] is AuditOutcome.OK
 
 
 @pytest.mark.parametrize(
