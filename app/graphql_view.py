@@ -173,8 +173,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
             )
         except TokenError as error:
             raise ConnectionRejectionError({"reason": error.reason}) from None
-        async with context.reads() as reader:
-            viewer = await resolve_viewer(reader, token)
+        viewer = await resolve_viewer(context.reads, token)
         context.viewer = viewer
         context.auth_failure = None
         context.audit.viewer = viewer
@@ -212,8 +211,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
                     response.headers["Retry-After"] = str(rate_limited.retry_after)
             else:
                 try:
-                    async with reads() as session:
-                        viewer = await resolve_viewer(session, token)
+                    viewer = await resolve_viewer(reads, token)
                 except DATABASE_OUTAGES:
                     log.warning("database unavailable while resolving the caller")
                     unavailable = ServiceUnavailable(DATABASE_UNAVAILABLE)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +15,7 @@ from models.enums import Role
 if TYPE_CHECKING:
     from sqlalchemy import CompoundSelect
 
-    from app.database import Reader
+    from app.request_reads import ReaderSource
     from app.tokens import VerifiedToken
 
 
@@ -27,6 +27,8 @@ class Viewer:
     provider_id: uuid.UUID | None
     patient_id: uuid.UUID | None
     expires_at: datetime
+    # False while provider_id and patient_id were not looked up: see resolve_viewer.
+    links_known: bool = True
 
 
 def _links(in_tenant: bool) -> CompoundSelect[Any]:
@@ -50,21 +52,41 @@ _LINKS = _links(in_tenant=False)
 _LINKS_IN_TENANT = _links(in_tenant=True)
 
 
-async def resolve_viewer(session: Reader, token: VerifiedToken) -> Viewer:
-    """One statement: the provider and patient rows linked to the token's subject.
-
-    With a ``custom:tenant_id`` claim only that tenant's rows count. Without one the tenant comes
-    from the linked rows; a subject linked in several tenants is ambiguous and gets no tenant.
-    """
-    statement = _LINKS_IN_TENANT if token.tenant_id is not None else _LINKS
-    parameters = {"subject": token.subject, "tenant_id": token.tenant_id}
-    links = (await session.execute(statement, parameters)).all()
-
-    tenant_id = token.tenant_id
+async def _linked(
+    reads: ReaderSource, subject: str, tenant_id: str | None
+) -> tuple[str | None, dict[str, uuid.UUID]]:
+    """One statement: the tenant (the claim's, else the one of the linked rows, if only one) and
+    the ids of the provider and patient rows linked to ``subject`` in it."""
+    statement = _LINKS_IN_TENANT if tenant_id is not None else _LINKS
+    async with reads() as session:
+        links = (
+            await session.execute(statement, {"subject": subject, "tenant_id": tenant_id})
+        ).all()
     if tenant_id is None:
         tenants = {link.tenant_id for link in links}
         tenant_id = tenants.pop() if len(tenants) == 1 else None
-    linked = {link.kind: link.id for link in links if link.tenant_id == tenant_id}
+    return tenant_id, {link.kind: link.id for link in links if link.tenant_id == tenant_id}
+
+
+async def resolve_viewer(reads: ReaderSource, token: VerifiedToken) -> Viewer:
+    """The caller, with the provider and patient rows linked to the token's subject.
+
+    With a ``custom:tenant_id`` claim only that tenant's rows count. Without one the tenant comes
+    from the linked rows; a subject linked in several tenants is ambiguous and gets no tenant.
+    An admin token that names its tenant acts as admin whatever its subject is linked to, so
+    its links are looked up only when asked for (``with_links``): no statement here.
+    """
+    if token.tenant_id is not None and Role.ADMIN in token.roles:
+        return Viewer(
+            subject=token.subject,
+            roles=frozenset(token.roles),
+            tenant_id=token.tenant_id,
+            provider_id=None,
+            patient_id=None,
+            expires_at=token.expires_at,
+            links_known=False,
+        )
+    tenant_id, linked = await _linked(reads, token.subject, token.tenant_id)
     return Viewer(
         subject=token.subject,
         roles=frozenset(token.roles),
@@ -72,4 +94,17 @@ async def resolve_viewer(session: Reader, token: VerifiedToken) -> Viewer:
         provider_id=linked.get("provider"),
         patient_id=linked.get("patient"),
         expires_at=token.expires_at,
+    )
+
+
+async def with_links(reads: ReaderSource, viewer: Viewer) -> Viewer:
+    """``viewer`` with its linked provider and patient rows looked up, if they were not."""
+    if viewer.links_known:
+        return viewer
+    _, linked = await _linked(reads, viewer.subject, viewer.tenant_id)
+    return replace(
+        viewer,
+        provider_id=linked.get("provider"),
+        patient_id=linked.get("patient"),
+        links_known=True,
     )

@@ -14,6 +14,7 @@ from app.repositories import audit_events, patients, providers, records
 from app.repositories.patients import PATIENT_ORDER
 from app.repositories.providers import PROVIDER_ORDER
 from app.repositories.records import RECORD_ORDER
+from app.viewer import with_links
 from resolvers.connections import node_fields, root_connection
 from resolvers.filters import patient_list_filter, record_list_filter
 from schema import types
@@ -21,8 +22,9 @@ from schema.connections import Connection
 from schema.inputs import AuditEventFilter, PatientFilter, RecordFilter
 
 
-def me(info: Info) -> types.Viewer:
-    viewer = info.context.signed_in()
+async def me(info: Info) -> types.Viewer:
+    context = info.context
+    viewer = await with_links(context.reads, context.signed_in())
     return types.Viewer(
         subject=viewer.subject,
         tenant_id=viewer.tenant_id,

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.api_client import Api, error_codes
+if TYPE_CHECKING:
+    from starlette.applications import Starlette
+
+    from tests.api_client import StatementLog
+
+from tests.api_client import Api, count_statements, error_codes
 from tests.factories import Factory
 
 ME = "{ me { subject tenantId roles provider { npi } patient { mrn } } }"
@@ -55,6 +61,33 @@ async def test_admin_token_with_tenant_claim(api: Api) -> None:
         "provider": None,
         "patient": None,
     }
+
+
+def _link_lookups(log: StatementLog) -> int:
+    return sum("cognito_sub = " in statement for statement in log.statements)
+
+
+async def test_an_admin_token_with_a_tenant_claim_looks_up_its_links_only_for_me(
+    api: Api, factory: Factory, app: Starlette
+) -> None:
+    """Linked rows do not change what an admin may read: no statement for them per request,
+    but ``me`` still names them."""
+    provider = await factory.provider(cognito_sub="admin-and-doctor")
+    engine = app.state.services.engine
+    admin = api.token(subject="admin-and-doctor", groups=("admin", "provider"))
+    with count_statements(engine) as log:
+        assert (await api.data(PATIENTS, token=admin))["patients"]["totalCount"] == 0
+    assert _link_lookups(log) == 0
+    with count_statements(engine) as log:
+        data = await api.data(ME, token=admin)
+    assert data["me"]["roles"] == ["ADMIN", "PROVIDER"]
+    assert data["me"]["provider"] == {"npi": provider["npi"]}
+    assert _link_lookups(log) == 1
+    # A provider's token still reads its linked row, which decides whether it acts as one.
+    doctor = api.token(subject="admin-and-doctor", groups=("provider",))
+    with count_statements(engine) as log:
+        assert (await api.data(PATIENTS, token=doctor))["patients"]["totalCount"] == 0
+    assert _link_lookups(log) == 1
 
 
 async def test_tenant_comes_from_the_linked_provider_without_a_claim(

@@ -54,11 +54,11 @@ async def test_a_pool_timeout_reaches_the_subscriber_masked(
     engine: AsyncEngine,
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
-    record = await factory.record(
-        await factory.patient(), await factory.provider(), status=RecordStatus.DRAFT
-    )
+    provider = await factory.provider(cognito_sub="dr-pool-timeout")
+    record = await factory.record(await factory.patient(), provider, status=RecordStatus.DRAFT)
     await factory.diagnosis(record)
-    token = api.token()
+    # A provider's token: its request reads the provider row linked to it first.
+    token = api.token(subject="dr-pool-timeout", groups=("provider",))
     # Two pooled connections: a mutation blocked on a row lock holds both (its reads and its
     # transaction), and whoever needs a third gives up after a second.
     environment = server_environment(
