@@ -11,7 +11,9 @@ argument the statement does not take) leaves the field to the plan, as before.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 from graphql import (
@@ -19,7 +21,9 @@ from graphql import (
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLScalarType,
+    Visitor,
     get_named_type,
+    visit,
 )
 from sqlalchemy import Boolean, Date, DateTime, Integer, String
 from sqlalchemy import Enum as SQLEnum
@@ -49,8 +53,14 @@ from resolvers.filters import patient_list_filter, record_list_filter
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
-    from graphql import GraphQLField
-    from graphql.execution.collect_fields import FieldDetailsList
+    from graphql import (
+        FieldNode,
+        FragmentSpreadNode,
+        GraphQLField,
+        GraphQLSchema,
+        VariableNode,
+    )
+    from graphql.execution.collect_fields import FieldDetailsList, FragmentDetails
     from sqlalchemy import ColumnElement
 
     from app.context import RequestContext
@@ -103,6 +113,80 @@ _ROOTS = {
 }
 
 
+class _Shape(NamedTuple):
+    connection: tuple[ConnectionField, ...]  # a page root's selection
+    node: Node
+    parameters: dict[str, Any]  # the nested pages' sizes
+
+
+_NOT_COMPILED = _Shape((), Node(Entity.PATIENT, ()), {})
+# Values of a selection's variables kept at once; then they start afresh.
+_VALUES_PER_SELECTION = 32
+
+
+@dataclass(slots=True)
+class _ShapeEntry:
+    # Held, so the ids in the key stay theirs (graphql-core's documents are cached, not owned).
+    schema: GraphQLSchema
+    nodes: tuple[FieldNode, ...]
+    # The variables used in the selection (not the root arguments); None: not cached.
+    variables: tuple[str, ...] | None
+    shapes: dict[tuple[Any, ...], _Shape]
+
+
+class _ShapeCache:
+    """The selections compiled lately, least recently used dropped first."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[tuple[int, ...], _ShapeEntry] = OrderedDict()
+
+    def get(self, key: tuple[int, ...]) -> _ShapeEntry | None:
+        entry = self._entries.get(key)
+        if entry is not None:
+            self._entries.move_to_end(key)
+        return entry
+
+    def put(self, key: tuple[int, ...], entry: _ShapeEntry) -> _ShapeEntry:
+        self._entries[key] = entry
+        self._entries.move_to_end(key)
+        if len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+        return entry
+
+
+_SHAPES = _ShapeCache(512)
+
+
+def _variables_below(
+    nodes: tuple[FieldNode, ...], fragments: dict[str, FragmentDetails]
+) -> tuple[str, ...] | None:
+    """The variables a field's selection set uses, through its fragments too; None when a
+    fragment there has variables of its own (their values are not the operation's)."""
+    names: set[str] = set()
+    spread: set[str] = set()
+    own_variables = False
+
+    class Variables(Visitor):
+        def enter_variable(self, node: VariableNode, *_: Any) -> None:
+            names.add(node.name.value)
+
+        def enter_fragment_spread(self, node: FragmentSpreadNode, *_: Any) -> None:
+            nonlocal own_variables
+            name = node.name.value
+            fragment = fragments.get(name)
+            if name in spread or fragment is None:
+                return
+            spread.add(name)
+            own_variables = own_variables or bool(fragment.variable_signatures)
+            visit(fragment.definition, self)
+
+    for node in nodes:
+        if node.selection_set is not None:
+            visit(node.selection_set, Variables())
+    return None if own_variables else tuple(sorted(names))
+
+
 class TreeCompiler:
     """Compiles one root field of one operation (its variables fix every argument)."""
 
@@ -128,16 +212,13 @@ class TreeCompiler:
         kind = _ROOTS.get(name)
         if kind is None:
             raise NotCompiled(name)
-        context = self._context
-        ids = context.ids
-        named = _object_type(field_def.type)
+        ids = self._context.ids
+        connection, node = self._shape(kind, field_def, details)
         if kind is RootKind.BY_ID:
-            node = self._node(named, details)
             self.parameters["root_id"] = ids.decode_typed_id(
                 arguments["id"], node.entity.node_type, "id"
             )
             return Root(kind, node)
-        connection, node = self._connection(named, details)
         if kind is RootKind.PATIENT_PAGE:
             list_filter: Any = patient_list_filter(ids, arguments.get("filter"))
             order = PATIENT_ORDER
@@ -155,6 +236,48 @@ class TreeCompiler:
             after=page.after is not None,
             connection=connection,
         )
+
+    def _shape(
+        self, kind: RootKind, field_def: GraphQLField, details: FieldDetailsList
+    ) -> tuple[tuple[ConnectionField, ...], Node]:
+        """What the root field selects, and the page sizes below it (into ``parameters``).
+
+        Made once per selection and values of the variables used in it (``_SHAPES``), so a
+        document sent again with other root arguments (another id, page or filter) is not
+        walked again."""
+        schema = self._execution.schema
+        variables = self._execution.variable_values.coerced
+        nodes = tuple(detail.node for detail in details)
+        key = (id(schema), *map(id, nodes))
+        entry = _SHAPES.get(key)
+        if entry is None or entry.nodes != nodes or entry.schema is not schema:
+            names = _variables_below(nodes, self._execution.fragments)
+            entry = _SHAPES.put(key, _ShapeEntry(schema, nodes, names, {}))
+        values: tuple[Any, ...] | None = None
+        shape: _Shape | None = None
+        if entry.variables is not None:
+            values = tuple(variables.get(name) for name in entry.variables)
+            try:
+                shape = entry.shapes.get(values)
+            except TypeError:  # an unhashable value (an input object): not cached
+                values = None
+        if shape is None:
+            named = _object_type(field_def.type)
+            try:
+                if kind is RootKind.BY_ID:
+                    shape = _Shape((), self._node(named, details), dict(self.parameters))
+                else:
+                    shape = _Shape(*self._connection(named, details), dict(self.parameters))
+            except NotCompiled:
+                shape = _NOT_COMPILED
+            if values is not None:
+                if len(entry.shapes) >= _VALUES_PER_SELECTION:
+                    entry.shapes.clear()
+                entry.shapes[values] = shape
+        if shape is _NOT_COMPILED:
+            raise NotCompiled("the selection")
+        self.parameters.update(shape.parameters)
+        return shape.connection, shape.node
 
     def _node(self, type_: GraphQLObjectType, details: FieldDetailsList) -> Node:
         entity = _ENTITIES.get(type_.name)
@@ -359,11 +482,11 @@ def compiled_root(
             raise IncompleteTree(name)  # and no audit row was appended
         if alone:
             audit.appended()
-            return None if tree.json is None else orjson.Fragment(tree.json)
-        for patient_id in tree.patient_ids:
-            audit.touch_patient(patient_id)
-        for record_id in tree.record_ids:
-            audit.touch_record(record_id)
+        else:
+            for patient_id in tree.patient_ids:
+                audit.touch_patient(patient_id)
+            for record_id in tree.record_ids:
+                audit.touch_record(record_id)
         return None if tree.json is None else orjson.Fragment(tree.json)
 
     return read

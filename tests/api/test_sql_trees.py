@@ -176,6 +176,40 @@ async def test_answers_equal_graphql_core_answers(
     assert len(_tree_statements(log)) == trees
 
 
+NESTED_VARIABLES_QUERY = """query Nested($n: Int!, $m: Int!, $with: Boolean!) {
+  patients(first: $n) { edges { node { id ...Docs @include(if: $with) } } }
+}
+fragment Docs on Patient { records(first: $m) { edges { node { id status } } } }"""
+
+
+async def test_a_document_sent_again_with_other_variables_is_compiled_for_them(
+    api: Api, factory: Factory, app: Starlette
+) -> None:
+    """Compiled selections are reused per document and values of the variables used below the
+    root field: a page size or an @include that changes gets its own statement."""
+    await _clinic(factory)
+    token = api.token()
+    sizes = []
+    for variables in (
+        {"n": 3, "m": 2, "with": True},
+        {"n": 3, "m": 1, "with": True},
+        {"n": 2, "m": 1, "with": False},
+        {"n": 3, "m": 2, "with": True},
+    ):
+        ours, reference, log = await _answers(api, app, NESTED_VARIABLES_QUERY, variables, token)
+        assert ours == reference
+        assert len(_tree_statements(log)) == 1
+        edges = json.loads(ours)["data"]["patients"]["edges"]
+        assert len(edges) == variables["n"]
+        sizes.append(
+            [len(e["node"]["records"]["edges"]) if "records" in e["node"] else None for e in edges]
+        )
+    assert sizes[0] == sizes[3]
+    assert max(sizes[0]) == 2
+    assert max(sizes[1]) == 1
+    assert sizes[2] == [None, None]
+
+
 async def test_one_patient_by_id_and_an_unreadable_one(
     api: Api, factory: Factory, app: Starlette
 ) -> None:
