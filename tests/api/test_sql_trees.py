@@ -205,8 +205,9 @@ async def test_a_document_sent_again_with_other_variables_is_compiled_for_them(
             [len(e["node"]["records"]["edges"]) if "records" in e["node"] else None for e in edges]
         )
     assert sizes[0] == sizes[3]
-    assert max(sizes[0]) == 2
-    assert max(sizes[1]) == 1
+    for page, size in ((sizes[0], 2), (sizes[1], 1)):
+        assert size in page
+        assert all(n is not None and n <= size for n in page)
     assert sizes[2] == [None, None]
 
 
