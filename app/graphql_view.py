@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
+import secrets
 from typing import TYPE_CHECKING
 
 import orjson
@@ -96,7 +96,7 @@ _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 def request_id_of(request: Request | WebSocket) -> str:
     """A caller's X-Request-ID is kept when it is a plain token, so logs correlate across hops."""
     offered = request.headers.get("x-request-id", "")
-    return offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+    return offered if _REQUEST_ID.fullmatch(offered) else secrets.token_hex(16)
 
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"

@@ -61,6 +61,30 @@ def bearer_token(header_value: str | None) -> str:
     return token
 
 
+# Every token a key signs has the same header segment (alg and kid), so a few cached segments
+# serve all callers; a longer one is parsed, not cached.
+_SHORT_HEADER = 512
+
+
+@lru_cache(maxsize=64)
+def _key_id(header: str) -> str:
+    """The kid of a token's header segment, once its algorithm is known to be RS256."""
+    try:
+        # python-jose reads the header of a token; the header's is all it needs.
+        fields = jwt.get_unverified_header(f"{header}..")
+    except JOSEError:
+        raise TokenError("malformed token") from None
+    if not isinstance(fields, dict):
+        raise TokenError("malformed token")
+    # Checked before any key is touched: this stops "none" and HS256-keyed-with-the-public-key.
+    if fields.get("alg") != ALGORITHM:
+        raise TokenError("unsupported algorithm")
+    kid = fields.get("kid")
+    if not isinstance(kid, str) or not kid:
+        raise TokenError("missing key id")
+    return kid
+
+
 class TokenVerifier:
     def __init__(self, settings: Settings, jwks: JWKSCache) -> None:
         self._issuer = settings.cognito_issuer
@@ -73,18 +97,10 @@ class TokenVerifier:
     async def verify(self, token: str) -> VerifiedToken:
         if not isinstance(token, str) or not token.isascii() or len(token) > MAX_TOKEN_LENGTH:
             raise TokenError("malformed token")
-        try:
-            header = jwt.get_unverified_header(token)
-        except JOSEError:
-            raise TokenError("malformed token") from None
-        if not isinstance(header, dict):
+        header, dot, _ = token.partition(".")
+        if not dot:
             raise TokenError("malformed token")
-        # Checked before any key is touched: this stops "none" and HS256-keyed-with-the-public-key.
-        if header.get("alg") != ALGORITHM:
-            raise TokenError("unsupported algorithm")
-        kid = header.get("kid")
-        if not isinstance(kid, str) or not kid:
-            raise TokenError("missing key id")
+        kid = _key_id(header) if len(header) <= _SHORT_HEADER else _key_id.__wrapped__(header)
         key = await self._key(kid)
         claims = self._verified_claims(token, key)
         return self._check_claims(claims)

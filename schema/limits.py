@@ -27,8 +27,8 @@ the limit (all configurable, see ``app.settings``):
   1 + 10 x (1 + 1 + 1) = 31. Every response reports the estimate in ``extensions.cost``, refused
   ones included (0 when the document did not parse).
 
-Depth and aliases are validation rules, built once per process for each limit value, so
-Strawberry's validation cache (keyed by document and rule classes) keeps hitting; parsed
+Depth and aliases are validation rules, built once per process for each limit value, so the
+validation cache here (keyed by parsed document and rule classes) keeps hitting; parsed
 documents are cached here too. The cost depends on the variables and on the caller's
 role, so it is computed per request, after validation and before execution, by ``QueryLimits``.
 Strawberry's ``QueryDepthLimiter`` and ``MaxAliasesLimiter`` are not used: they build a new rule
@@ -364,6 +364,29 @@ def alias_rule(limit: int) -> type[ValidationRule]:
 _cached_parse = functools.lru_cache(maxsize=256)(parse)
 
 
+class _Parsed:
+    """A document from ``_cached_parse``, hashed and compared by identity: that cache hands out
+    one object per query text, and hashing a whole syntax tree costs 10-20 us a request."""
+
+    __slots__ = ("document",)
+
+    def __init__(self, document: DocumentNode) -> None:
+        self.document = document  # held: the id stays this document's while it is cached
+
+    def __hash__(self) -> int:
+        return id(self.document)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Parsed) and other.document is self.document
+
+
+@functools.lru_cache(maxsize=256)
+def _cached_validation(
+    schema: GraphQLSchema, parsed: _Parsed, rules: tuple[type[ValidationRule], ...]
+) -> list[GraphQLError]:
+    return validate_document(schema, parsed.document, rules)
+
+
 def cost_limit(settings: Settings, viewer: Viewer | None) -> tuple[str, int]:
     """The caller's role, named for messages, and the cost it may spend on one operation."""
     role = None if viewer is None else effective_role(viewer)
@@ -382,8 +405,8 @@ def cost_limit(settings: Settings, viewer: Viewer | None) -> tuple[str, int]:
 
 
 class QueryLimits(SchemaExtension):
-    """Register after ``ErrorCodes`` (so its token-limit error is rewritten before codes are
-    given) and after ``ValidationCache`` (so the cost is checked once validation has run)."""
+    """Register after ``ErrorCodes``, so its token-limit error is rewritten before codes are
+    given. It parses and validates documents through per-process caches."""
 
     cost = 0
 
@@ -423,11 +446,12 @@ class QueryLimits(SchemaExtension):
             yield
             return
         if execution_context.pre_execution_errors is None:
-            # No validation cache ran before this extension: validate now, as Strawberry would.
-            execution_context.pre_execution_errors = validate_document(
+            # Validated here, once per document and rules, so that the cost below is checked
+            # after validation; Strawberry then sees the errors set and does not validate again.
+            execution_context.pre_execution_errors = _cached_validation(
                 execution_context.schema._schema,
-                document,
-                execution_context.validation_rules,
+                _Parsed(document),
+                tuple(execution_context.validation_rules),
             )
         operation = get_operation_ast(document, execution_context.operation_name)
         if operation is not None:

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import strawberry
 from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import AddValidationRules, ValidationCache
+from strawberry.extensions import AddValidationRules
 from strawberry.schema.config import StrawberryConfig
 
 from schema import types
@@ -46,13 +46,12 @@ def build_schema(*, introspection: bool = True) -> strawberry.Schema:
         # Types reachable only through the Node interface must still be in the schema.
         types=[types.Diagnosis, types.Attachment],
         # Listed first, so it runs after ErrorCodes has given every error its code.
-        # QueryLimits (which also caches parsed documents) comes after ErrorCodes and
-        # ValidationCache, see schema/limits.py; its validation rules are built once per process,
-        # so both caches keep hitting.
+        # QueryLimits (which also caches parsed and validated documents) comes after ErrorCodes,
+        # see schema/limits.py; its validation rules are built once per process, so its caches
+        # keep hitting.
         extensions=[
             AuditTrailExtension,
             ErrorCodes,
-            ValidationCache,
             QueryLimits,
             *hide_schema,
         ],

@@ -53,3 +53,18 @@ async def test_cors_allows_only_configured_origins(configured: httpx.AsyncClient
         "/graphql", headers={"Origin": "https://evil.example", **preflight}
     )
     assert "access-control-allow-origin" not in refused.headers
+
+
+async def test_without_configured_origins_no_origin_is_allowed(api: Api) -> None:
+    preflight = await api.client.options(
+        "/graphql",
+        headers={
+            "Origin": "https://clinic.example",
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization,content-type",
+        },
+    )
+    assert preflight.status_code != 200
+    assert "access-control-allow-origin" not in preflight.headers
+    answered = await api.post("{ me { subject } }", headers={"Origin": "https://clinic.example"})
+    assert "access-control-allow-origin" not in answered.headers
