@@ -173,6 +173,9 @@ class GraphQLView(GraphQL[RequestContext, None]):
             )
         except TokenError as error:
             raise ConnectionRejectionError({"reason": error.reason}) from None
+        # Not kept for the connection's life: the viewer carries the token's expiry, and an idle
+        # subscription is smaller without a copy of its token.
+        context.connection_params = None
         viewer = await resolve_viewer(context.reads, token)
         context.viewer = viewer
         context.auth_failure = None

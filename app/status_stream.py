@@ -29,18 +29,31 @@ LISTENER_APPLICATION_NAME = "medrec-status-listener"
 
 
 class Doorbell:
-    """Rings when the subscriber's tenant may have new events; rings coalesce."""
+    """Rings when the subscriber's tenant may have new events; rings coalesce.
+
+    A flag and, while the subscriber waits, a future: an ``asyncio.Event`` would keep a deque
+    (600 bytes) for every idle subscription."""
+
+    __slots__ = ("_rung", "_waiter", "tenant_id")
 
     def __init__(self, tenant_id: str) -> None:
         self.tenant_id = tenant_id
-        self._rung = asyncio.Event()
+        self._rung = False
+        self._waiter: asyncio.Future[None] | None = None
 
     def ring(self) -> None:
-        self._rung.set()
+        self._rung = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def wait(self) -> None:
-        await self._rung.wait()
-        self._rung.clear()
+        if not self._rung:
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        self._rung = False
 
 
 class StatusStream:
