@@ -6,10 +6,9 @@ Finalizing needs exactly one PRIMARY diagnosis; AMENDED and ENTERED_IN_ERROR nee
 
 from __future__ import annotations
 
-import json
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Text, bindparam, cast, func, insert, literal, select
 
 from app.errors import BadUserInput, Forbidden, InvalidTransition
 from models import RecordStatusEvent
@@ -18,7 +17,7 @@ from models.enums import RecordStatus, Role
 if TYPE_CHECKING:
     import uuid
 
-    from sqlalchemy import Row
+    from sqlalchemy import Row, Select
     from sqlalchemy.ext.asyncio import AsyncSession
 
 # Subscribers (and other server processes) learn of committed changes on this channel: NOTIFY
@@ -48,12 +47,14 @@ def check_permission(target: RecordStatus, *, role: Role | None, may_edit: bool)
         raise Forbidden("only the record's provider or an admin may change its status")
 
 
-def check_transition(
-    current: RecordStatus, target: RecordStatus, *, primary_diagnoses: int
-) -> None:
+def check_transition(current: RecordStatus, target: RecordStatus) -> None:
     if target not in TRANSITIONS[current]:
         raise InvalidTransition(f"a {current.value} record cannot become {target.value}")
-    if target is RecordStatus.FINALIZED and primary_diagnoses != 1:
+
+
+def check_finalizable(primary_diagnoses: int) -> None:
+    """Checked only on the way to FINALIZED: no other move depends on the diagnoses."""
+    if primary_diagnoses != 1:
         raise InvalidTransition(
             f"finalizing needs exactly one PRIMARY diagnosis; the record has {primary_diagnoses}"
         )
@@ -62,6 +63,39 @@ def check_transition(
 def require_draft(status: RecordStatus) -> None:
     if status is not RecordStatus.DRAFT:
         raise InvalidTransition(f"only DRAFT records can be edited; this one is {status.value}")
+
+
+def _append_statement() -> Select[Any]:
+    """One statement: the tenant's writer lock, the event, and its notification.
+
+    The lock is taken first (the INSERT reads its one row from the lock's CTE), so the event's
+    sequence number is drawn under it; pg_notify reads the inserted row."""
+    events = RecordStatusEvent.__table__
+    tenant_id = bindparam("tenant_id", type_=events.c.tenant_id.type)
+    locked = select(
+        func.pg_advisory_xact_lock(func.hashtextextended(literal("status:") + tenant_id, 0))
+    ).cte("locked")
+    values = {
+        "tenant_id": tenant_id,
+        **{
+            name: bindparam(name, type_=events.c[name].type)
+            for name in ("record_id", "previous_status", "status", "changed_by", "reason")
+        },
+    }
+    event = (
+        insert(RecordStatusEvent)
+        .from_select(list(values), select(*values.values()).select_from(locked))
+        .returning(*events.c)
+        .cte("event")
+    )
+    payload = func.json_build_object(
+        "tenant", event.c.tenant_id, "sequence", event.c.sequence, "record", event.c.record_id
+    )
+    return select(*event.c, func.pg_notify(STATUS_CHANNEL, cast(payload, Text)).label("notified"))
+
+
+# Built once: every change appends an event.
+_APPEND = _append_statement()
 
 
 async def append_status_event(
@@ -74,28 +108,17 @@ async def append_status_event(
     changed_by: str,
     reason: str | None,
 ) -> Row[Any]:
-    """Writes the event and queues its notification, both inside the caller's transaction."""
-    # One writer per tenant at a time from here to commit: the tenant's sequence numbers become
-    # visible in order, which is what lets subscribers resume "after N" without a gap.
-    await session.execute(
-        select(func.pg_advisory_xact_lock(func.hashtextextended(f"status:{tenant_id}", 0)))
-    )
-    event = (
-        await session.execute(
-            insert(RecordStatusEvent)
-            .values(
-                tenant_id=tenant_id,
-                record_id=record_id,
-                previous_status=previous,
-                status=status,
-                changed_by=changed_by,
-                reason=reason,
-            )
-            .returning(*RecordStatusEvent.__table__.c)
-        )
-    ).one()
-    payload = json.dumps(
-        {"tenant": tenant_id, "sequence": event.sequence, "record": str(record_id)}
-    )
-    await session.execute(select(func.pg_notify(STATUS_CHANNEL, payload)))
+    """Writes the event and queues its notification, both inside the caller's transaction.
+
+    One writer per tenant at a time from here to commit: the tenant's sequence numbers become
+    visible in order, which is what lets subscribers resume "after N" without a gap."""
+    parameters = {
+        "tenant_id": tenant_id,
+        "record_id": record_id,
+        "previous_status": previous,
+        "status": status,
+        "changed_by": changed_by,
+        "reason": reason,
+    }
+    event: Row[Any] = (await session.execute(_APPEND, parameters)).one()
     return event

@@ -22,6 +22,7 @@ from app.commands.common import check_version, locked_row
 from app.errors import BadUserInput, Forbidden, NotFound
 from app.record_workflow import (
     append_status_event,
+    check_finalizable,
     check_permission,
     check_transition,
     require_draft,
@@ -107,9 +108,7 @@ async def _bump(session: AsyncSession, record_id: uuid.UUID, **values: Any) -> R
     ).one()
 
 
-async def _author(
-    session: AsyncSession, viewer: Viewer, provider_id: uuid.UUID | None
-) -> uuid.UUID:
+def _author(viewer: Viewer, provider_id: uuid.UUID | None) -> uuid.UUID:
     """The provider a new record is written as: providers write as themselves only."""
     if effective_role(viewer) is Role.PROVIDER:
         assert viewer.provider_id is not None  # the provider role requires a linked row
@@ -118,21 +117,30 @@ async def _author(
         return viewer.provider_id
     if provider_id is None:
         raise BadUserInput("input.providerId: required unless the caller is a provider")
-    found = await session.scalar(
-        select(Provider.id).where(readable_providers(viewer), Provider.id == provider_id)
-    )
-    if found is None:
-        raise NotFound("input.providerId: provider not found")
     return provider_id
 
 
 async def create_record(session: AsyncSession, viewer: Viewer, new: NewRecord) -> Row[Any]:
     require_writer(viewer)
-    provider_id = await _author(session, viewer, new.provider_id)
-    patient = await session.scalar(
-        select(Patient.id).where(readable_patients(viewer), Patient.id == new.patient_id)
-    )
-    if patient is None:
+    provider_id = _author(viewer, new.provider_id)
+    # Both rows in one statement: is each one there for this caller?
+    found = (
+        await session.execute(
+            select(
+                select(Provider.id)
+                .where(readable_providers(viewer), Provider.id == provider_id)
+                .scalar_subquery()
+                .label("provider"),
+                select(Patient.id)
+                .where(readable_patients(viewer), Patient.id == new.patient_id)
+                .scalar_subquery()
+                .label("patient"),
+            )
+        )
+    ).one()
+    if found.provider is None:
+        raise NotFound("input.providerId: provider not found")
+    if found.patient is None:
         raise NotFound("input.patientId: patient not found")
     record = (
         await session.execute(
@@ -232,9 +240,9 @@ async def change_status(session: AsyncSession, viewer: Viewer, change: StatusCha
     record = await lock_record(session, viewer, change.record_id, "input.id")
     check_permission(change.status, role=effective_role(viewer), may_edit=bool(record.may_edit))
     check_version(record, change.expected_version, "record")
-    check_transition(
-        record.status, change.status, primary_diagnoses=await _primary_count(session, record)
-    )
+    check_transition(record.status, change.status)
+    if change.status is RecordStatus.FINALIZED:
+        check_finalizable(await _primary_count(session, record))
     values: dict[str, Any] = {"status": change.status}
     if change.status is RecordStatus.FINALIZED:
         values["finalized_at"] = func.now()

@@ -420,3 +420,38 @@ async def test_concurrent_removals_of_one_diagnosis_one_wins(
     assert sorted(map(str, map(error_codes, bodies))) == ["['NOT_FOUND']", "[]"], bodies
     stored = await _record(sessionmaker, record["id"])
     assert stored.version == 2
+
+
+async def test_a_status_event_draws_its_sequence_under_the_tenants_writer_lock(
+    api: Api, factory: Factory, engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    """While another transaction holds the tenant's writer lock, a status change waits before
+    its event takes a sequence number: numbers become visible in the order they were drawn."""
+    provider = await factory.provider()
+    record = await factory.record(await factory.patient(), provider, status=RecordStatus.FINALIZED)
+    rid = IDS.encode_id(NodeType.MEDICAL_RECORD, record["id"])
+    amend = {"input": {"id": rid, "status": "AMENDED", "expectedVersion": 1, "reason": "late"}}
+    # The sequence's last number drawn, by anyone: nextval is not transactional.
+    drawn = text(
+        "SELECT coalesce(last_value, 0) FROM pg_sequences WHERE schemaname || '.' || sequencename"
+        " = pg_get_serial_sequence('record_status_events', 'sequence')"
+    )
+    async with engine.connect() as holder:
+        transaction = await holder.begin()
+        await holder.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"),
+            {"key": f"status:{api.tenant_id}"},
+        )
+        before = await holder.scalar(drawn)
+        assert before is not None
+        change = asyncio.create_task(api.query(CHANGE_STATUS, amend))
+        held = Held(holder)
+        assert await held.wait_for_waiters(1) == 1
+        assert await holder.scalar(drawn) == before
+        assert await _events(sessionmaker, record["id"]) == []
+        await transaction.commit()
+    body = await change
+    assert body["data"]["changeRecordStatus"]["record"] == {"status": "AMENDED", "version": 2}
+    events = await _events(sessionmaker, record["id"])
+    assert len(events) == 1
+    assert events[0].sequence > before
