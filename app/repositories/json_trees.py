@@ -25,6 +25,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     Text,
+    any_,
     bindparam,
     case,
     cast,
@@ -459,11 +460,12 @@ class _Statement:
                 entity, select(per_parent).select_from(parent).join(per_parent, true())
             )
         else:
+            # ``= ANY(ARRAY(...))``, not ``IN (SELECT ...)``: PostgreSQL's generic plan of a
+            # semi join does not know the parent level is a page, and may scan the whole table.
+            parents = func.array(select(parent.c[parent_column]).scalar_subquery())
             rows = self.level(
                 entity,
-                _readable_rows(entity, self._role).where(
-                    table.c[child_column].in_(select(parent.c[parent_column]))
-                ),
+                _readable_rows(entity, self._role).where(table.c[child_column] == any_(parents)),
             )
         json, from_ = self.object_json(child.node, rows)
         key = rows.c[child_column]
