@@ -74,6 +74,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         allowed_origins=settings.ws_allowed_origins,
     )
+    middleware = [Middleware(ObservabilityMiddleware, observability=observability)]
+    if settings.cors_origins:
+        # Browsers on other origins (a clinic's web app) only where configured: without any, the
+        # middleware would only cost every response a few header lookups.
+        middleware.append(
+            Middleware(
+                CORSMiddleware,
+                allow_origins=settings.cors_origins,
+                allow_methods=["GET", "POST"],
+                allow_headers=["Authorization", "Content-Type", "X-Request-ID", *PREFLIGHT_HEADERS],
+                expose_headers=["X-Request-ID", "Retry-After"],
+                max_age=600,
+            )
+        )
     return Starlette(
         routes=[
             Route("/healthz", healthz),
@@ -83,29 +97,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
             WebSocketRoute("/graphql", graphql),
             Mount(STATIC_PATH, GraphiQLStaticFiles(), name="graphiql-static"),
         ],
-        middleware=[
-            Middleware(ObservabilityMiddleware, observability=observability),
-            # Browsers on other origins (a clinic's web app) only where configured: without any,
-            # the middleware would only cost every response a few header lookups.
-            *(
-                [
-                    Middleware(
-                        CORSMiddleware,
-                        allow_origins=settings.cors_origins,
-                        allow_methods=["GET", "POST"],
-                        allow_headers=[
-                            "Authorization",
-                            "Content-Type",
-                            "X-Request-ID",
-                            *PREFLIGHT_HEADERS,
-                        ],
-                        expose_headers=["X-Request-ID", "Retry-After"],
-                        max_age=600,
-                    )
-                ]
-                if settings.cors_origins
-                else []
-            ),
-        ],
+        middleware=middleware,
         lifespan=lifespan,
     )

@@ -71,20 +71,13 @@ def _append_statement() -> Select[Any]:
     The lock is taken first (the INSERT reads its one row from the lock's CTE), so the event's
     sequence number is drawn under it; pg_notify reads the inserted row."""
     events = RecordStatusEvent.__table__
-    tenant_id = bindparam("tenant_id", type_=events.c.tenant_id.type)
-    locked = select(
-        func.pg_advisory_xact_lock(func.hashtextextended(literal("status:") + tenant_id, 0))
-    ).cte("locked")
-    values = {
-        "tenant_id": tenant_id,
-        **{
-            name: bindparam(name, type_=events.c[name].type)
-            for name in ("record_id", "previous_status", "status", "changed_by", "reason")
-        },
-    }
+    columns = ("tenant_id", "record_id", "previous_status", "status", "changed_by", "reason")
+    values = {name: bindparam(name, type_=events.c[name].type) for name in columns}
+    lock_key = literal("status:") + values["tenant_id"]
+    locked = select(func.pg_advisory_xact_lock(func.hashtextextended(lock_key, 0))).cte("locked")
     event = (
         insert(RecordStatusEvent)
-        .from_select(list(values), select(*values.values()).select_from(locked))
+        .from_select(columns, select(*values.values()).select_from(locked))
         .returning(*events.c)
         .cte("event")
     )

@@ -76,17 +76,12 @@ async def resolve_viewer(reads: ReaderSource, token: VerifiedToken) -> Viewer:
     An admin token that names its tenant acts as admin whatever its subject is linked to, so
     its links are looked up only when asked for (``with_links``): no statement here.
     """
-    if token.tenant_id is not None and Role.ADMIN in token.roles:
-        return Viewer(
-            subject=token.subject,
-            roles=frozenset(token.roles),
-            tenant_id=token.tenant_id,
-            provider_id=None,
-            patient_id=None,
-            expires_at=token.expires_at,
-            links_known=False,
-        )
-    tenant_id, linked = await _linked(reads, token.subject, token.tenant_id)
+    links_known = token.tenant_id is None or Role.ADMIN not in token.roles
+    tenant_id, linked = (
+        await _linked(reads, token.subject, token.tenant_id)
+        if links_known
+        else (token.tenant_id, {})
+    )
     return Viewer(
         subject=token.subject,
         roles=frozenset(token.roles),
@@ -94,6 +89,7 @@ async def resolve_viewer(reads: ReaderSource, token: VerifiedToken) -> Viewer:
         provider_id=linked.get("provider"),
         patient_id=linked.get("patient"),
         expires_at=token.expires_at,
+        links_known=links_known,
     )
 
 
