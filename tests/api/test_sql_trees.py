@@ -68,7 +68,7 @@ async def _clinic(factory: Factory) -> dict[str, Any]:
             )
             await factory.attachment(record, uploaded_at=PRECISE)
             await factory.attachment(record, status=AttachmentStatus.DELETED)
-    return {"doctor": doctor, "alice": alice}
+    return {"doctor": doctor, "alice": alice, "bob": bob}
 
 
 FULL_QUERY = """query Full($n: Int!) {
@@ -321,10 +321,15 @@ async def test_the_audit_row_is_the_one_the_dataloaders_path_appends(
     root fields the row is appended after execution. Either way one row, the same row."""
     clinic = await _clinic(factory)
     token = _tokens(api)[role]
-    alice = app.state.services.ids.encode_id(NodeType.PATIENT, clinic["alice"]["id"])
+    alice, bob = (
+        app.state.services.ids.encode_id(NodeType.PATIENT, clinic[name]["id"])
+        for name in ("alice", "bob")
+    )
     for query, variables, trees in (
         (FULL_QUERY, {"n": 5}, 1),
         (ONE_QUERY, {"id": alice}, 1),
+        # Someone the patient token may not read: null, and a row that names nobody.
+        (ONE_QUERY, {"id": bob}, 1),
         (SHAPED_QUERY, {"n": 5, "with": True}, 2),
         (PAGED_QUERY, {"n": 2}, 3),
     ):
@@ -342,8 +347,12 @@ async def test_the_audit_row_is_the_one_the_dataloaders_path_appends(
         assert len(ours) == before + 1
         assert len(reference) == before + 2
         assert ours[-1] == reference[-1]
-        assert ours[-1]["patient_ids"]
         assert ours[-1]["outcome"] is AuditOutcome.OK
+        named = {clinic[name]["id"] for name in ("alice", "bob")} & set(ours[-1]["patient_ids"])
+        if variables.get("id") == bob:
+            assert named == (set() if role == "patient" else {clinic["bob"]["id"]})
+        else:
+            assert clinic["alice"]["id"] in named
 
 
 @pytest.mark.parametrize(
