@@ -451,7 +451,7 @@ class QueryLimits(SchemaExtension):
             execution_context.pre_execution_errors = _cached_validation(
                 execution_context.schema._schema,
                 _Parsed(document),
-                tuple(execution_context.validation_rules),
+                execution_context.validation_rules,
             )
         operation = get_operation_ast(document, execution_context.operation_name)
         if operation is not None:

@@ -250,7 +250,7 @@ class TreeCompiler:
         nodes = tuple(detail.node for detail in details)
         key = (id(schema), *map(id, nodes))
         entry = _SHAPES.get(key)
-        if entry is None or entry.nodes != nodes or entry.schema is not schema:
+        if entry is None:  # an entry holds its schema and nodes, so their ids are still theirs
             names = _variables_below(nodes, self._execution.fragments)
             entry = _SHAPES.put(key, _ShapeEntry(schema, nodes, names, {}))
         values: tuple[Any, ...] | None = None
@@ -262,6 +262,7 @@ class TreeCompiler:
             except TypeError:  # an unhashable value (an input object): not cached
                 values = None
         if shape is None:
+            # ``parameters`` holds no root parameter yet: what the walk adds is the nested pages'.
             named = _object_type(field_def.type)
             try:
                 if kind is RootKind.BY_ID:
