@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
@@ -10,6 +11,7 @@ from sqlalchemy import event
 
 if TYPE_CHECKING:
     import httpx
+    from asyncpg.connection import LoggedQuery
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from app.dev_issuer import LocalTokenIssuer
@@ -83,16 +85,41 @@ class StatementLog:
         return len(self.statements)
 
 
+# What asyncpg's query logger also reports but SQLAlchemy's cursor events never did: transaction
+# control, and asyncpg's own type introspection before it first encodes a type.
+_DRIVER_HOUSEKEEPING = re.compile(
+    r"^\s*(BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE)\b"
+    r"|WITH RECURSIVE typeinfo_tree|set_config\('jit'",
+    re.IGNORECASE,
+)
+
+
 @contextmanager
 def count_statements(engine: AsyncEngine) -> Iterator[StatementLog]:
-    """Every SQL statement the engine sends while the block runs."""
+    """Every SQL statement the engine sends while the block runs: through SQLAlchemy (its cursor
+    events) or on asyncpg's connection directly (app/database.py's DriverStatement), which
+    asyncpg's query logger reports."""
     log = StatementLog()
+    drivers: list[Any] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         log.statements.append(statement)
 
+    def record_driver(query: LoggedQuery) -> None:
+        if _DRIVER_HOUSEKEEPING.search(query.query) is None:
+            log.statements.append(query.query)
+
+    def watch(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        driver = dbapi_connection.driver_connection
+        driver.add_query_logger(record_driver)
+        drivers.append(driver)
+
     event.listen(engine.sync_engine, "before_cursor_execute", record)
+    event.listen(engine.sync_engine, "checkout", watch)
     try:
         yield log
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
+        event.remove(engine.sync_engine, "checkout", watch)
+        for driver in drivers:
+            driver.remove_query_logger(record_driver)

@@ -48,6 +48,7 @@ from app.access import (
     readable_records_for,
     viewer_parameters,
 )
+from app.database import DriverStatement
 from app.opaque_ids import NodeType
 from app.repositories import patients, records
 from models import Attachment, AuditEvent, Diagnosis, MedicalRecord, Patient, Provider
@@ -56,8 +57,9 @@ if TYPE_CHECKING:
     import uuid
 
     from sqlalchemy import CTE, ColumnElement, ScalarSelect, Select, Subquery
+    from sqlalchemy.engine import Dialect
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
-    from app.database import Reader
     from app.opaque_ids import OpaqueIds
     from app.pagination import KeysetOrder
     from app.viewer import Viewer
@@ -596,8 +598,17 @@ def id_parameters(ids: OpaqueIds) -> dict[str, bytes]:
     return {"id_inner_block": inner, "id_outer_block": outer}
 
 
+# The statements as run: compiled once per tree shape, role and dialect (one per process).
+@lru_cache(maxsize=1024)
+def _driver_statement(
+    root: Root, role: Role | None, audited: bool, dialect: Dialect
+) -> DriverStatement:
+    statement = audited_tree_statement(root, role) if audited else tree_statement(root, role)
+    return DriverStatement(statement, dialect)
+
+
 async def read_tree(
-    session: Reader,
+    connection: AsyncConnection,
     viewer: Viewer,
     ids: OpaqueIds,
     root: Root,
@@ -605,19 +616,19 @@ async def read_tree(
     parameters: dict[str, Any],
     audit_event: dict[str, Any] | None = None,
 ) -> TreeRead:
-    """``parameters``: the root's (``root_id``, or the page's and filters') and the children's
-    page sizes; the viewer's and the id key's are added here. With ``audit_event`` (an
-    AuditTrail.event) the statement appends that row too, naming the tree's ids."""
+    """``connection``: in autocommit mode (app/request_reads.py). ``parameters``: the root's
+    (``root_id``, or the page's and filters') and the children's page sizes; the viewer's and the
+    id key's are added here. With ``audit_event`` (an AuditTrail.event) the statement appends
+    that row too, naming the tree's ids."""
     values = {**viewer_parameters(viewer), **id_parameters(ids), **parameters}
-    if audit_event is None:
-        statement = tree_statement(root, role)
-    else:
-        statement = audited_tree_statement(root, role)
+    if audit_event is not None:
         values.update(audit_parameters(audit_event))
-    row = (await session.execute(statement, values)).one()
+    statement = _driver_statement(root, role, audit_event is not None, connection.dialect)
+    row = await statement.fetchrow(connection, values)
+    assert row is not None, "the statement always returns one row"
     return TreeRead(
-        json=row.json,
-        patient_ids=row.patient_ids or [],
-        record_ids=row.record_ids or [],
-        incomplete=bool(row.incomplete),
+        json=row["json"],
+        patient_ids=row["patient_ids"] or [],
+        record_ids=row["record_ids"] or [],
+        incomplete=bool(row["incomplete"]),
     )

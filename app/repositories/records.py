@@ -10,7 +10,8 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import any_, bindparam, func, select
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.access import (
     effective_role,
@@ -72,8 +73,11 @@ _PARENT_COLUMNS: dict[RecordParent, InstrumentedAttribute[Any]] = {
 
 # Each filter of RecordListFilter, by the name of its bind parameter.
 _FILTERS: dict[str, ColumnElement[bool]] = {
-    "statuses": MedicalRecord.status.in_(bindparam("statuses", expanding=True)),
-    "record_types": MedicalRecord.record_type.in_(bindparam("record_types", expanding=True)),
+    # = ANY(array), not an expanding IN: one statement text for any number of values.
+    "statuses": MedicalRecord.status
+    == any_(bindparam("statuses", type_=ARRAY(MedicalRecord.__table__.c.status.type))),
+    "record_types": MedicalRecord.record_type
+    == any_(bindparam("record_types", type_=ARRAY(MedicalRecord.__table__.c.record_type.type))),
     "visited_after": MedicalRecord.visit_date >= bindparam("visited_after"),
     "visited_before": MedicalRecord.visit_date < bindparam("visited_before"),
 }
