@@ -137,6 +137,10 @@ class GraphQLView(GraphQL[RequestContext, None]):
             _as_graphql_response_json(response)
         await response(scope, receive, send)
 
+    def decode_json(self, data: str | bytes) -> object:
+        # orjson's errors are json.JSONDecodeError too, which Strawberry answers with a 400.
+        return orjson.loads(data)
+
     def encode_json(self, data: object) -> str:
         # Responses of a few hundred KB are common (a patient's nested records): orjson. A str,
         # not bytes: WebSocket messages must go out as text frames, which browsers expect.

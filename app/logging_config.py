@@ -13,7 +13,6 @@ their messages: database errors quote the values of the row (a name, an MRN) and
 
 from __future__ import annotations
 
-import json
 import logging
 import logging.config
 import os
@@ -21,6 +20,8 @@ import traceback
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, TypeAlias
+
+import orjson
 
 LOG_LEVEL_ENV = "MEDREC_LOG_LEVEL"
 DEFAULT_LEVEL = "INFO"
@@ -72,7 +73,8 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = describe_exception(record.exc_info)
         if record.stack_info:
             entry["stack"] = record.stack_info
-        return json.dumps(entry, default=str)
+        # orjson: one line per request is written, several times faster than json.dumps.
+        return orjson.dumps(entry, default=str).decode()
 
 
 def describe_exception(exc_info: ExcInfo) -> str:

@@ -389,11 +389,10 @@ class ObservabilityMiddleware:
             outcomes.append(_outcome_of_status(status))
         outcome = max(outcomes or [OK], key=_SEVERITY.__getitem__)
         costs = [op.cost for op in operations if op.cost is not None]
-        response_headers = Headers(raw=response_start.get("headers", []))
         # Requests refused before the view made a context still have the caller's id, if sane.
         request_id = (
             next((op.request_id for op in operations if op.request_id), None)
-            or _valid_request_id(response_headers.get("x-request-id"))
+            or _valid_request_id(Headers(raw=response_start.get("headers", [])).get("x-request-id"))
             or _valid_request_id(Headers(scope=scope).get("x-request-id"))
         )
         subject = next((op.subject for op in operations if op.subject), None)

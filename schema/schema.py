@@ -13,6 +13,7 @@ from schema import types
 from schema.audit import AuditTrailExtension
 from schema.errors import ErrorCodes
 from schema.execution import LeafShortcutExecutionContext
+from schema.extension_hooks import CachedHooksRunner
 from schema.limits import QueryLimits
 from schema.mutation import Mutation
 from schema.query import Query
@@ -21,6 +22,8 @@ from schema.subscription import Subscription
 
 if TYPE_CHECKING:
     from graphql import GraphQLError
+    from strawberry.extensions import SchemaExtension
+    from strawberry.extensions.runner import SchemaExtensionsRunner
     from strawberry.types import ExecutionContext
 
 
@@ -32,6 +35,11 @@ class MedrecSchema(strawberry.Schema):
 
         Unexpected errors are logged, without the query, by the ErrorCodes extension.
         """
+
+    def create_extensions_runner(
+        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
+    ) -> SchemaExtensionsRunner:
+        return CachedHooksRunner(execution_context=execution_context, extensions=extensions)
 
 
 def build_schema(*, introspection: bool = True) -> strawberry.Schema:
