@@ -43,6 +43,13 @@ class AuditTrail:
     # Set when everything the request did so far was audited along with it.
     appended_in_transaction: bool = False
 
+    def describe_operation(
+        self, operation_name: str | None, operation_type: str, query: str | None
+    ) -> None:
+        self.operation_name = operation_name
+        self.operation_type = operation_type
+        self.query = query
+
     def touch_patient(self, patient_id: uuid.UUID) -> None:
         self.patient_ids.add(patient_id)
 

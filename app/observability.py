@@ -71,7 +71,7 @@ _DENIED_CODES = frozenset(
 )
 _SEVERITY = {OK: 0, DENIED: 1, ERROR: 2}
 RATE_LIMITS = frozenset({"address", "subject"})
-QUERY_EXECUTORS = frozenset({"planned", "fallback", "unplanned"})
+QUERY_EXECUTORS = frozenset({"planned", "prepared", "fallback", "unplanned"})
 
 _NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -161,9 +161,10 @@ class Observability:
         )
         self.query_executions = Counter(
             "medrec_graphql_query_executions",
-            "Query operations by executor: 'planned' (the breadth-first plan), 'fallback' (the "
-            "plan gave up at run time and graphql-core ran the query again), 'unplanned' "
-            "(graphql-core only: the plan does not cover the query).",
+            "Query operations by executor: 'planned' (the breadth-first plan), 'prepared' (a "
+            "recorded one-statement query, run without Strawberry's operation pipeline), "
+            "'fallback' (the plan gave up at run time and graphql-core ran the query again), "
+            "'unplanned' (graphql-core only: the plan does not cover the query).",
             ["executor"],
             registry=self.registry,
         )
@@ -237,10 +238,15 @@ class OperationObserver(SchemaExtension):
     """Notes each operation of an HTTP request for the middleware, which reads it at the end."""
 
     def on_operation(self) -> Iterator[None]:
-        observation = _current.get()
-        if observation is not None:
-            observation.operations.append(self.execution_context)
+        note_operation(self.execution_context)
         yield
+
+
+def note_operation(execution_context: ExecutionContext) -> None:
+    """Tells the request log and metrics about an operation; its result is read at the end."""
+    observation = _current.get()
+    if observation is not None:
+        observation.operations.append(execution_context)
 
 
 def observe_operations(schema: strawberry.Schema) -> strawberry.Schema:

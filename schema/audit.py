@@ -23,11 +23,13 @@ _DENIED = {ErrorCode.UNAUTHENTICATED.value, ErrorCode.FORBIDDEN.value}
 
 class AuditTrailExtension(SchemaExtension):
     def on_execute(self) -> Iterator[None]:
-        context: RequestContext = self.execution_context.context
-        trail = context.audit
-        trail.operation_name = self.execution_context.operation_name
-        trail.operation_type = self.execution_context.operation_type.value
-        trail.query = self.execution_context.query
+        execution_context = self.execution_context
+        context: RequestContext = execution_context.context
+        context.audit.describe_operation(
+            execution_context.operation_name,
+            execution_context.operation_type.value,
+            execution_context.query,
+        )
         yield
 
     async def on_operation(self) -> AsyncIterator[None]:

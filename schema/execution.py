@@ -12,6 +12,8 @@ are exactly the same.
 
 from __future__ import annotations
 
+import weakref
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from graphql import ExecutionResult, OperationType
@@ -25,10 +27,43 @@ from schema.planned_execution import QueryPlan
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
-    from graphql import GraphQLObjectType
+    from graphql import GraphQLObjectType, GraphQLSchema, OperationDefinitionNode
     from graphql.execution import ExperimentalIncrementalExecutionResults
     from graphql.execution.collect_fields import GroupedFieldSet
     from graphql.pyutils import AwaitableOrValue
+
+
+class OneStatementOperations:
+    """Query operations that ran, validated, as one statement (see execute_one_statement);
+    the least recently recorded are dropped first."""
+
+    def __init__(self, size: int = 256) -> None:
+        self._size = size
+        # By the node's id; the node is held, so the id stays its own. Documents come from
+        # schema.limits.cached_parse: one object per query text while it is cached there.
+        self._operations: OrderedDict[int, OperationDefinitionNode] = OrderedDict()
+
+    def record(self, operation: OperationDefinitionNode) -> None:
+        self._operations[id(operation)] = operation
+        self._operations.move_to_end(id(operation))
+        if len(self._operations) > self._size:
+            self._operations.popitem(last=False)
+
+    def recorded(self, operation: OperationDefinitionNode) -> bool:
+        return self._operations.get(id(operation)) is operation
+
+
+# Per schema: validation rules, limits among them, differ between apps.
+_RECORDED: weakref.WeakKeyDictionary[GraphQLSchema, OneStatementOperations] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def one_statement_operations(schema: GraphQLSchema) -> OneStatementOperations:
+    recorded = _RECORDED.get(schema)
+    if recorded is None:
+        recorded = _RECORDED[schema] = OneStatementOperations()
+    return recorded
 
 
 class _SelectionPlan(NamedTuple):
@@ -97,7 +132,23 @@ class LeafShortcutExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return cast("ExecutionResult", result)
         if counted:
             count_query_execution("planned")
+            if plan.one_statement:
+                # Validated and planned as one statement: later requests may skip the pipeline.
+                one_statement_operations(self.schema).record(self.operation)
         return self.build_response(data)
+
+    async def execute_one_statement(self) -> ExecutionResult | None:
+        """The query answered by its plan when that is one statement, or None with nothing
+        done (schema/prepared_operations.py)."""
+        plan = self._new_plan() if self.operation.operation is OperationType.QUERY else None
+        if plan is None or not plan.one_statement:
+            return None
+        try:
+            data = await plan.run(self.root_value)
+        except Exception:  # the statement wrote nothing; the whole pipeline reports it
+            return None
+        count_query_execution("prepared")
+        return cast("ExecutionResult", self.build_response(data))  # no @defer in a plan
 
     def _plan(self, parent_type: GraphQLObjectType, fields: GroupedFieldSet) -> _SelectionPlan:
         entry = self._plans.get(id(fields))

@@ -361,11 +361,11 @@ def alias_rule(limit: int) -> type[ValidationRule]:
 # --- The extension.
 
 # Documents by (query, token limit). Bounded: every distinct query text would stay otherwise.
-_cached_parse = functools.lru_cache(maxsize=256)(parse)
+cached_parse = functools.lru_cache(maxsize=256)(parse)
 
 
 class _Parsed:
-    """A document from ``_cached_parse``, hashed and compared by identity: that cache hands out
+    """A document from ``cached_parse``, hashed and compared by identity: that cache hands out
     one object per query text, and hashing a whole syntax tree costs 10-20 us a request."""
 
     __slots__ = ("document",)
@@ -434,7 +434,7 @@ class QueryLimits(SchemaExtension):
         if execution_context.graphql_document is None and query:
             # A document that does not parse is left to Strawberry, which reports the error.
             with contextlib.suppress(GraphQLError):
-                execution_context.graphql_document = _cached_parse(
+                execution_context.graphql_document = cached_parse(
                     query, max_tokens=execution_context.parse_options.get("max_tokens")
                 )
         yield

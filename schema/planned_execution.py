@@ -103,6 +103,11 @@ class QueryPlan:
         self._root_fields = len(collected.grouped_field_set)
         self.root = self._object_plan(root_type, collected.grouped_field_set, None)
 
+    @property
+    def one_statement(self) -> bool:
+        """The whole operation is one root field answered, and audited, by one statement."""
+        return self._root_fields == 1 and self.root[0].complete is _as_read
+
     # --- planning
 
     def _object_plan(

@@ -14,7 +14,7 @@ import pytest
 from graphql import get_introspection_query, parse
 from starlette.applications import Starlette
 
-from schema.limits import _cached_parse, _cached_validation
+from schema.limits import _cached_validation, cached_parse
 from tests.api_client import Api, count_statements, error_codes
 from tests.factories import Factory
 
@@ -356,14 +356,14 @@ async def test_a_document_sent_again_is_parsed_and_validated_once(api: Api) -> N
     variables = {"n": 1, "input": CREATE_PATIENT_INPUT}
     for query in (fits, deep):
         await api.post(query, variables)
-    parsed, validated = _cached_parse.cache_info(), _cached_validation.cache_info()
+    parsed, validated = cached_parse.cache_info(), _cached_validation.cache_info()
     first = await api.post(fits, {"n": 1})
     second = await api.post(fits, {"n": 3})
     assert first.json()["extensions"]["cost"] == 1 + 1 * (1 + 1)
     assert second.json()["extensions"]["cost"] == 1 + 3 * (1 + 1)
     refused((await api.post(deep, variables)).json(), f"is {MAX_DEPTH + 1} fields deep")
-    assert _cached_parse.cache_info().hits == parsed.hits + 3
-    assert _cached_parse.cache_info().misses == parsed.misses
+    assert cached_parse.cache_info().hits == parsed.hits + 3
+    assert cached_parse.cache_info().misses == parsed.misses
     assert _cached_validation.cache_info().hits == validated.hits + 3
     assert _cached_validation.cache_info().misses == validated.misses
     assert await patients_in_tenant(api) == 0
