@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
     from app.audit import AuditTrail
     from app.opaque_ids import OpaqueIds
-    from app.request_reads import ReaderSource
+    from app.request_reads import DriverSource, ReaderSource
     from app.settings import Settings
     from app.status_stream import StatusStream
     from app.storage import AttachmentStorage
@@ -38,6 +38,8 @@ class RequestContext:
     sessionmaker: async_sessionmaker[AsyncSession]
     # Reads and the audit row: the request's one connection (app/request_reads.py).
     reads: ReaderSource
+    # The same connection's asyncpg connection, for statements run on the driver.
+    drivers: DriverSource
     loaders: Loaders
     audit: AuditTrail
     storage: AttachmentStorage

@@ -57,8 +57,8 @@ class DriverStatement:
     execution context and a result: for a tree statement (app/repositories/json_trees.py) that
     was a quarter of a one-patient request's CPU. Here the text, the order of the parameters and
     their bind processors are worked out once; asyncpg keeps the statement prepared per
-    connection. Only for a connection in autocommit mode: the statement runs outside SQLAlchemy's
-    transaction bookkeeping, and its errors are asyncpg's own.
+    connection. The connection comes from app/request_reads.py (``driver``): the statement runs
+    outside SQLAlchemy's transaction bookkeeping, in autocommit, and its errors are asyncpg's own.
     """
 
     def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
@@ -77,15 +77,14 @@ class DriverStatement:
         )
 
     async def fetchrow(
-        self, connection: AsyncConnection, values: Mapping[str, Any]
+        self, connection: asyncpg.Connection, values: Mapping[str, Any]
     ) -> asyncpg.Record | None:
         defaults = self._defaults
         arguments = []
         for name, process in zip(self._names, self._processors, strict=True):
             value = values[name] if name in values else defaults[name]
             arguments.append(value if process is None else process(value))
-        driver: asyncpg.Connection = (await connection.get_raw_connection()).driver_connection
-        return await driver.fetchrow(self.sql, *arguments)
+        return await connection.fetchrow(self.sql, *arguments)
 
 
 def create_engine(settings: Settings) -> AsyncEngine:

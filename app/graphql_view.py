@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import secrets
@@ -26,7 +27,7 @@ from app.graphiql import graphiql_page
 from app.http_guards import BodyTooLarge, csrf_refusal, limited
 from app.observability import count_rate_limit_rejection
 from app.persisted_queries import PersistedQueries, PersistedQueryError
-from app.request_reads import RequestReads
+from app.request_reads import RequestReads, pooled_driver
 from app.tokens import TokenError, bearer_token
 from app.viewer import Viewer, resolve_viewer
 from resolvers.loaders import Loaders
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
     from strawberry.http import GraphQLRequestData
     from strawberry.http.base import BaseRequestProtocol
 
-    from app.request_reads import ReaderSource
+    from app.request_reads import DriverSource, ReaderSource
     from app.services import Services
 
 
@@ -247,12 +248,14 @@ class GraphQLView(GraphQL[RequestContext, None]):
         self, request: Request | WebSocket, response: Response | WebSocket
     ) -> RequestContext:
         services: Services = request.app.state.services
-        # HTTP requests read through one connection; a WebSocket takes pooled sessions as needed.
-        reads: ReaderSource = (
-            request.state.reads.reader
-            if isinstance(request, Request)
-            else services.read_engine.connect
-        )
+        # HTTP requests read through one connection; a WebSocket takes pooled ones as needed.
+        reads: ReaderSource
+        drivers: DriverSource
+        if isinstance(request, Request):
+            reads, drivers = request.state.reads.reader, request.state.reads.driver
+        else:
+            reads = services.read_engine.connect
+            drivers = functools.partial(pooled_driver, services.read_engine)
         request_id = request_id_of(request)
         viewer: Viewer | None = None
         failure: str | None = None
@@ -293,6 +296,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
             ids=services.ids,
             sessionmaker=services.sessionmaker,
             reads=reads,
+            drivers=drivers,
             loaders=Loaders(reads, viewer, services.ids, audit),
             audit=audit,
             storage=services.storage,

@@ -27,7 +27,6 @@ from graphql import (
 )
 from sqlalchemy import Boolean, Date, DateTime, Integer, String
 from sqlalchemy import Enum as SQLEnum
-from sqlalchemy.ext.asyncio import AsyncConnection
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
 from app.access import effective_role
@@ -476,11 +475,9 @@ def compiled_root(
     async def read(_: Any) -> Any:
         audit = context.audit
         event = audit.event(AuditOutcome.OK) if alone else None
-        async with context.reads() as connection:
-            if not isinstance(connection, AsyncConnection):
-                raise TypeError("a query's reads run on an autocommit connection")
+        async with context.drivers() as driver:
             tree = await json_trees.read_tree(
-                connection, viewer, context.ids, root, role, parameters, event
+                driver, viewer, context.ids, root, role, parameters, event
             )
         if tree.incomplete:
             raise IncompleteTree(name)  # and no audit row was appended

@@ -58,10 +58,10 @@ if TYPE_CHECKING:
 
     from sqlalchemy import CTE, ColumnElement, ScalarSelect, Select, Subquery
     from sqlalchemy.engine import Dialect
-    from sqlalchemy.ext.asyncio import AsyncConnection
 
     from app.opaque_ids import OpaqueIds
     from app.pagination import KeysetOrder
+    from app.request_reads import Driver
     from app.viewer import Viewer
     from models import Base
     from models.enums import Role
@@ -608,7 +608,7 @@ def _driver_statement(
 
 
 async def read_tree(
-    connection: AsyncConnection,
+    driver: Driver,
     viewer: Viewer,
     ids: OpaqueIds,
     root: Root,
@@ -616,15 +616,15 @@ async def read_tree(
     parameters: dict[str, Any],
     audit_event: dict[str, Any] | None = None,
 ) -> TreeRead:
-    """``connection``: in autocommit mode (app/request_reads.py). ``parameters``: the root's
+    """``driver``: from app/request_reads.py, in autocommit. ``parameters``: the root's
     (``root_id``, or the page's and filters') and the children's page sizes; the viewer's and the
     id key's are added here. With ``audit_event`` (an AuditTrail.event) the statement appends
     that row too, naming the tree's ids."""
     values = {**viewer_parameters(viewer), **id_parameters(ids), **parameters}
     if audit_event is not None:
         values.update(audit_parameters(audit_event))
-    statement = _driver_statement(root, role, audit_event is not None, connection.dialect)
-    row = await statement.fetchrow(connection, values)
+    statement = _driver_statement(root, role, audit_event is not None, driver.dialect)
+    row = await statement.fetchrow(driver.connection, values)
     assert row is not None, "the statement always returns one row"
     return TreeRead(
         json=row["json"],
