@@ -347,9 +347,24 @@ async def _bench(config: Config, database: Database, jwks_url: str, s3_url: str,
         if load_shapes or config.soak:
             port = free_port()
             url = f"http://127.0.0.1:{port}/graphql"
-            with medrec_server("medrec", env, port=port, workers=config.workers) as server:
+            peer_url = ""
+            with ExitStack() as servers:
+                server = servers.enter_context(
+                    medrec_server("medrec", env, port=port, workers=config.workers)
+                )
                 population = await _population(database, url, token)
                 shape_list = medrec_shapes(population)
+                peer_pids: list[int] = []
+                if config.peers:
+                    # Both up at once, each shape measured on one right after the other: a
+                    # shared machine's load drifts over minutes, and a ratio should not.
+                    peer_port = free_port()
+                    peer_url = f"http://127.0.0.1:{peer_port}/graphql"
+                    peer = servers.enter_context(
+                        postgraphile_server(database, port=peer_port, workers=config.workers)
+                    )
+                    peer_pids = [peer.pid]
+                peer_list = {shape.key: shape for shape in peer_shapes(population)}
                 for shape in shape_list:
                     if shape.key not in load_shapes:
                         continue
@@ -368,25 +383,16 @@ async def _bench(config: Config, database: Database, jwks_url: str, s3_url: str,
                             threads=threads,
                         )
                     )
-                if config.soak:
-                    extra["soak"] = await _soak(
-                        config, url, token, shape_list, [server.pid], counter
-                    )
-            if config.peers:
-                peer_port = free_port()
-                peer_url = f"http://127.0.0.1:{peer_port}/graphql"
-                with postgraphile_server(database, port=peer_port, workers=config.workers) as peer:
-                    for shape in peer_shapes(population):
-                        if shape.key not in load_shapes:
-                            continue
-                        print(f"bench: PostGraphile, {shape.title} ...", flush=True)
+                    peer_shape = peer_list.get(shape.key)
+                    if config.peers and peer_shape is not None:
+                        print(f"bench: PostGraphile, {peer_shape.title} ...", flush=True)
                         peers.append(
                             await measure(
                                 server="postgraphile",
                                 url=peer_url,
                                 token=None,
-                                shape=shape,
-                                rss_pids=[peer.pid],
+                                shape=peer_shape,
+                                rss_pids=peer_pids,
                                 counter=counter,
                                 seconds=config.duration,
                                 warmup=config.warmup,
@@ -394,6 +400,10 @@ async def _bench(config: Config, database: Database, jwks_url: str, s3_url: str,
                                 threads=threads,
                             )
                         )
+                if config.soak:
+                    extra["soak"] = await _soak(
+                        config, url, token, shape_list, [server.pid], counter
+                    )
         if "fanout" in config.shapes:
             extra["fanout"] = await _fanout(config, env, database, counter, token)
             ours.append(extra["fanout"].pop("result"))
