@@ -86,7 +86,11 @@ class RequestReads:
         async with self._turn:
             if self._connection is not None:
                 raw = await self._connection.get_raw_connection()
-                yield Driver(raw.driver_connection, dialect)
+                try:
+                    yield Driver(raw.driver_connection, dialect)
+                except BaseException:
+                    await self._connection.invalidate()  # as _give_back does; reader replaces it
+                    raise
                 return
             if self._pooled is None:
                 self._pooled = await self._engine.raw_connection()

@@ -59,14 +59,25 @@ async def test_driver_and_reader_share_one_connection_at_a_time(engine: AsyncEng
     assert watch.invalidated == 0
 
 
-@pytest.mark.parametrize("held", [True, False], ids=["request", "pooled"])
+@pytest.mark.parametrize(
+    "held", ["request", "reader", "pooled"], ids=["request", "after-a-read", "pooled"]
+)
 async def test_a_failed_driver_statement_discards_its_connection(
-    engine: AsyncEngine, held: bool
+    engine: AsyncEngine, held: str
 ) -> None:
     """Its state is unknown to SQLAlchemy: it must not go back to the pool as it is."""
     reads = RequestReads(autocommit_engine(engine))
-    source = reads.driver if held else (lambda: pooled_driver(autocommit_engine(engine)))
+    source = (
+        reads.driver if held != "pooled" else (lambda: pooled_driver(autocommit_engine(engine)))
+    )
+
+    async def read_first() -> None:
+        if held == "reader":  # the request's SQLAlchemy connection, which the driver then uses
+            async with reads.reader() as reader:
+                await reader.execute(text("SELECT 1"))
+
     with _PoolWatch(engine) as watch:
+        await read_first()
         async with source() as driver:
             connection = driver.connection
         await reads.close()  # a block that ended well gives its connection back
@@ -74,6 +85,7 @@ async def test_a_failed_driver_statement_discards_its_connection(
         assert watch.invalidated == 0
 
         async def failing() -> None:
+            await read_first()
             async with source() as driver:
                 nonlocal connection
                 connection = driver.connection
