@@ -15,6 +15,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from app.request_reads import allow_direct_checkout
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping
 
@@ -88,12 +90,15 @@ class DriverStatement:
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
-    return create_async_engine(
+    engine = create_async_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,
         pool_pre_ping=settings.db_pool_pre_ping,
+        # The connection given back last is taken first: fewer connections stay busy, with warm
+        # statement caches, and app/request_reads.py's direct checkout relies on it.
+        pool_use_lifo=True,
         # JSONB columns (vital signs, prescriptions, lab results) are decoded for every record
         # a query reads; orjson does it several times faster than the standard library.
         json_serializer=_json_text,
@@ -102,6 +107,9 @@ def create_engine(settings: Settings) -> AsyncEngine:
             "server_settings": {"statement_timeout": str(settings.db_statement_timeout_ms)}
         },
     )
+    if not settings.db_pool_pre_ping:  # a ping is I/O at every checkout
+        allow_direct_checkout(engine)
+    return engine
 
 
 def _json_text(value: Any) -> str:

@@ -13,8 +13,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MEDREC_", extra="ignore", frozen=True)
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/medrec"
-    db_pool_size: int = 10
-    db_max_overflow: int = 10
+    # Overflow connections are closed when given back, so under steady concurrency above the pool
+    # size PostgreSQL forks a backend for nearly every request: keep the whole budget pooled.
+    db_pool_size: int = 20
+    db_max_overflow: int = 0
     # How long a request waits for a pooled connection, and for one statement, before failing.
     db_pool_timeout_seconds: float = 10.0
     db_statement_timeout_ms: int = 15_000

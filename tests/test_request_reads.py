@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
+import greenlet
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.util import greenlet_spawn
 
+from app.database import create_engine
 from app.request_reads import RequestReads, autocommit_engine, pooled_driver
+from app.settings import Settings
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 
@@ -97,3 +104,115 @@ async def test_a_failed_driver_statement_discards_its_connection(
     assert connection.is_closed()
     assert watch.invalidated == 1
     assert watch.out == 0
+
+
+@pytest.fixture
+async def one_connection_engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """The app's engine (its pool's idle connections taken on the loop), one connection big."""
+    settings = Settings(
+        database_url=database_url, db_pool_size=1, db_max_overflow=0, db_pool_timeout_seconds=5
+    )
+    engine = create_engine(settings)
+    yield engine
+    await engine.dispose()
+
+
+class _GreenletWatch:
+    """Whether the pool's checkouts and checkins ran on the event loop's own greenlet (no
+    greenlet of SQLAlchemy's around them)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.pool = engine.sync_engine.pool
+        self.loop_greenlet = greenlet.getcurrent()
+        self.on_loop: list[tuple[str, bool]] = []
+
+    def _note(self, name: str) -> None:
+        self.on_loop.append((name, greenlet.getcurrent() is self.loop_greenlet))
+
+    def checkout(self, *_: object) -> None:
+        self._note("checkout")
+
+    def checkin(self, *_: object) -> None:
+        self._note("checkin")
+
+    def __enter__(self) -> _GreenletWatch:
+        for name in ("checkout", "checkin"):
+            event.listen(self.pool, name, getattr(self, name))
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for name in ("checkout", "checkin"):
+            event.remove(self.pool, name, getattr(self, name))
+
+
+async def test_an_idle_connection_is_taken_and_given_back_on_the_loop(
+    one_connection_engine: AsyncEngine,
+) -> None:
+    engine = autocommit_engine(one_connection_engine)
+    async with pooled_driver(engine) as driver:  # the first connects: SQLAlchemy's greenlet
+        await driver.connection.fetchval("SELECT 1")
+    with _GreenletWatch(engine) as watch:
+        reads = RequestReads(engine)
+        async with reads.driver() as driver:
+            assert await driver.connection.fetchval("SELECT 1") == 1
+        await reads.close()
+        async with pooled_driver(engine) as driver:
+            assert await driver.connection.fetchval("SELECT 2") == 2
+    assert watch.on_loop == [("checkout", True), ("checkin", True)] * 2
+    assert engine.sync_engine.pool.checkedin() == 1
+
+
+async def test_a_connection_that_must_reconnect_is_taken_through_sqlalchemy(
+    one_connection_engine: AsyncEngine,
+) -> None:
+    engine = autocommit_engine(one_connection_engine)
+    pool = engine.sync_engine.pool
+    async with pooled_driver(engine) as driver:
+        before = await driver.connection.fetchval("SELECT pg_backend_pid()")
+    # Marked to be replaced at its next checkout, as after a failover invalidates the pool.
+    pooled = await engine.raw_connection()
+    await greenlet_spawn(pooled.invalidate, soft=True)
+    await greenlet_spawn(pooled.close)
+    with _GreenletWatch(engine) as watch:
+        reads = RequestReads(engine)
+        async with reads.driver() as driver:
+            after = await driver.connection.fetchval("SELECT pg_backend_pid()")
+        await reads.close()
+    assert after != before
+    # The attempt on the loop gave it back; SQLAlchemy's own checkout reconnected it.
+    assert watch.on_loop[-2:] == [("checkout", False), ("checkin", True)]
+    assert (pool.checkedin(), pool.checkedout()) == (1, 0)
+    with _GreenletWatch(engine) as watch:  # the next request takes it on the loop again
+        async with pooled_driver(engine) as driver:
+            assert await driver.connection.fetchval("SELECT pg_backend_pid()") == after
+    assert watch.on_loop == [("checkout", True), ("checkin", True)]
+
+
+async def test_a_request_waits_for_a_busy_pool(one_connection_engine: AsyncEngine) -> None:
+    engine = autocommit_engine(one_connection_engine)
+    holding = asyncio.Event()
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with pooled_driver(engine) as driver:
+            await driver.connection.fetchval("SELECT 1")
+            holding.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await holding.wait()
+    reads = RequestReads(engine)
+
+    async def read() -> int:
+        async with reads.driver() as driver:
+            value: int = await driver.connection.fetchval("SELECT 3")
+        await reads.close()
+        return value
+
+    waiting = asyncio.create_task(read())
+    await asyncio.sleep(0.05)
+    assert not waiting.done()  # no idle connection: it waits in SQLAlchemy's queue
+    release.set()
+    assert await asyncio.wait_for(waiting, 5) == 3
+    await holder
+    assert engine.sync_engine.pool.checkedout() == 0
