@@ -307,7 +307,16 @@ class QueryPlan:
             except BaseException:
                 _discard(waiting)
                 raise
-            if waiting:
+            if len(waiting) == 1:
+                # One field to wait for (a root field, a level of one batch): awaited here, not
+                # wrapped in a task of its own.
+                pending, complete, out, key = waiting[0]
+                try:
+                    result = await pending
+                except Exception as error:
+                    raise PlanAbandoned("a resolver failed") from error
+                out[key] = complete(result, following)
+            elif waiting:
                 results = await asyncio.gather(
                     *(pending for pending, _, _, _ in waiting), return_exceptions=True
                 )

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import event
@@ -94,11 +95,11 @@ _DRIVER_HOUSEKEEPING = re.compile(
 )
 
 
-@contextmanager
-def count_statements(engine: AsyncEngine) -> Iterator[StatementLog]:
+@asynccontextmanager
+async def count_statements(engine: AsyncEngine) -> AsyncIterator[StatementLog]:
     """Every SQL statement the engine sends while the block runs: through SQLAlchemy (its cursor
     events) or on asyncpg's connection directly (app/database.py's DriverStatement), which
-    asyncpg's query logger reports."""
+    asyncpg's query logger reports, from a callback it schedules on the loop."""
     log = StatementLog()
     drivers: list[Any] = []
 
@@ -118,6 +119,7 @@ def count_statements(engine: AsyncEngine) -> Iterator[StatementLog]:
     event.listen(engine.sync_engine, "checkout", watch)
     try:
         yield log
+        await asyncio.sleep(0)  # the query logger's callbacks for the block's last statements
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", record)
         event.remove(engine.sync_engine, "checkout", watch)

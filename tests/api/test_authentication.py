@@ -75,17 +75,17 @@ async def test_an_admin_token_with_a_tenant_claim_looks_up_its_links_only_for_me
     provider = await factory.provider(cognito_sub="admin-and-doctor")
     engine = app.state.services.engine
     admin = api.token(subject="admin-and-doctor", groups=("admin", "provider"))
-    with count_statements(engine) as log:
+    async with count_statements(engine) as log:
         assert (await api.data(PATIENTS, token=admin))["patients"]["totalCount"] == 0
     assert _link_lookups(log) == 0
-    with count_statements(engine) as log:
+    async with count_statements(engine) as log:
         data = await api.data(ME, token=admin)
     assert data["me"]["roles"] == ["ADMIN", "PROVIDER"]
     assert data["me"]["provider"] == {"npi": provider["npi"]}
     assert _link_lookups(log) == 1
     # A provider's token still reads its linked row, which decides whether it acts as one.
     doctor = api.token(subject="admin-and-doctor", groups=("provider",))
-    with count_statements(engine) as log:
+    async with count_statements(engine) as log:
         assert (await api.data(PATIENTS, token=doctor))["patients"]["totalCount"] == 0
     assert _link_lookups(log) == 1
 

@@ -56,7 +56,7 @@ async def test_mobile_query_statement_count_does_not_grow_with_page_size(
     engine = app.state.services.engine
     counts = {}
     for n in (5, 50):
-        with count_statements(engine) as log:
+        async with count_statements(engine) as log:
             data = await api.data(LOADER_MOBILE_QUERY, {"n": n})
         patients = data["patients"]["edges"]
         assert len(patients) == n
@@ -75,7 +75,7 @@ async def test_batched_statements_do_not_depend_on_batch_size(
     engine = app.state.services.engine
     texts: list[set[str]] = []
     for n in (2, 12):
-        with count_statements(engine) as log:
+        async with count_statements(engine) as log:
             await api.data(LOADER_MOBILE_QUERY, {"n": n})
         texts.append(set(log.statements))
     # `= ANY(:ids)` keeps statement text (and so prepared statements) identical across batch sizes.
@@ -88,12 +88,12 @@ async def test_totals_cost_statements_only_when_selected(
 ) -> None:
     await _clinic(factory, patients=4, records_each=2)
     engine = app.state.services.engine
-    with count_statements(engine) as without:
+    async with count_statements(engine) as without:
         await api.data(
             "{ patients { edges { node {"
             " records { pageInfo { hasNextPage } edges { node { id } } } } } } }"
         )
-    with count_statements(engine) as with_totals:
+    async with count_statements(engine) as with_totals:
         data = await api.data(
             "{ patients { totalCount edges { node {"
             " records { totalCount edges { node { id } } } } } } }"
@@ -174,9 +174,9 @@ async def test_fragments_give_the_same_answer_with_the_same_statements(
 ) -> None:
     await _clinic(factory, patients=8, records_each=2)
     engine = app.state.services.engine
-    with count_statements(engine) as plain:
+    async with count_statements(engine) as plain:
         expected = await api.data(LOADER_MOBILE_QUERY, {"n": 8})
-    with count_statements(engine) as fragments:
+    async with count_statements(engine) as fragments:
         data = await api.data(FRAGMENT_QUERY, {"n": 8})
     assert data == expected
     assert fragments.count == plain.count
@@ -187,7 +187,7 @@ async def test_relations_the_query_does_not_select_are_not_loaded(
 ) -> None:
     await _clinic(factory, patients=4, records_each=2)
     engine = app.state.services.engine
-    with count_statements(engine) as log:
+    async with count_statements(engine) as log:
         data = await api.data(
             "{ patients { edges { node {"
             " records { pageInfo { hasNextPage } edges { node { id status } } } } } } }"
@@ -205,14 +205,14 @@ async def test_lists_read_the_record_json_columns_only_when_selected(
 ) -> None:
     await _clinic(factory, patients=2, records_each=2)
     engine = app.state.services.engine
-    with count_statements(engine) as without:
+    async with count_statements(engine) as without:
         await api.data(
             # The root list is one statement (it never reads the JSON columns either).
             "{ records(first: 5) { edges { node { id status } } }"
             " patients(first: 2) { edges { node {"
             " records { pageInfo { hasNextPage } edges { node { id } } } } } } }"
         )
-    with count_statements(engine) as with_json:
+    async with count_statements(engine) as with_json:
         data = await api.data(
             "{ records(first: 5) { edges { node { vitalSigns { heartRate } } } }"
             " patients(first: 2) { edges { node { records { edges { node {"

@@ -75,7 +75,7 @@ async def test_a_recorded_query_is_answered_as_the_pipeline_answers_it(
         first = await api.post(query, {"id": patient}, token=token)
         piped_row = (await _audit_rows(sessionmaker, tenant_id))[-1]
         assert await _executions(client, "prepared") == prepared + (patient == bob)
-        with count_statements(app.state.services.engine) as log:
+        async with count_statements(app.state.services.engine) as log:
             again = await api.post(query, {"id": patient}, token=token)
         assert await _executions(client, "prepared") == prepared + 1 + (patient == bob)
         assert again.status_code == first.status_code == 200

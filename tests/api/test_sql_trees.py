@@ -123,7 +123,7 @@ async def _answers(
     api: Api, app: Starlette, query: str, variables: dict[str, Any], token: str
 ) -> tuple[bytes, bytes, StatementLog]:
     """The one-statement answer, graphql-core's answer, and the statements of the first."""
-    with count_statements(app.state.services.engine) as log:
+    async with count_statements(app.state.services.engine) as log:
         ours = await api.post(query, variables, token=token)
     with graphql_core_executor(app):
         reference = await api.post(query, variables, token=token)
@@ -280,7 +280,7 @@ async def test_the_mobile_query_is_one_statement_whatever_the_page_size(
     engine = app.state.services.engine
     texts = []
     for n in (2, 9):
-        with count_statements(engine) as log:
+        async with count_statements(engine) as log:
             data = await api.data(MOBILE_QUERY, {"n": n})
         assert len(data["patients"]["edges"]) == n
         texts.append(log.statements)
@@ -334,7 +334,7 @@ async def test_the_audit_row_is_the_one_the_dataloaders_path_appends(
         (PAGED_QUERY, {"n": 2}, 3),
     ):
         before = len(await _audit_rows(sessionmaker, tenant_id))
-        with count_statements(app.state.services.engine) as log:
+        async with count_statements(app.state.services.engine) as log:
             await api.post(query, variables, token=token)
         assert len(_tree_statements(log)) == trees
         # One statement in all when the tree appended the row, else one INSERT after the trees.

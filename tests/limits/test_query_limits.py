@@ -92,7 +92,7 @@ async def test_depth_counts_through_fragments(api: Api, app: Starlette) -> None:
     # > node > id: 12 fields.
     assert "errors" not in await api.query(query)
     deeper = query.replace("node { id }", "node { patient { id } }")
-    with count_statements(app.state.services.engine) as log:
+    async with count_statements(app.state.services.engine) as log:
         body = await api.query(deeper)
     refused(body, "is 13 fields deep", "the limit is 12")
     assert not [s for s in log.statements if "medical_records" in s]
@@ -296,13 +296,13 @@ async def test_a_patient_is_refused_where_a_provider_passes(
     expected = nested_cost(50, 100)
     engine = app.state.services.engine
 
-    with count_statements(engine) as log:
+    async with count_statements(engine) as log:
         body = await api.query(NESTED, variables, token=provider_token)
     assert "errors" not in body, body["errors"]
     assert body["extensions"]["cost"] == expected
     assert [s for s in log.statements if "medical_records" in s]
 
-    with count_statements(engine) as log:
+    async with count_statements(engine) as log:
         body = await api.query(NESTED, variables, token=patient_token)
     refused(body, f"estimated cost is {expected}", "the limit for the patient role is 5000")
     assert body["extensions"]["cost"] == expected
