@@ -113,12 +113,14 @@ async def _give_back(engine: AsyncEngine, pooled: PoolProxiedConnection, *, fail
         await greenlet_spawn(pooled.invalidate)
     else:
         pool = _direct_pool(engine)
+        driver = pooled.driver_connection
         # Back into the pool's queue without I/O: there is room (an overflow connection is
         # closed instead) and no transaction to roll back.
         if (
             pool is not None
             and pool.checkedin() < pool.size()
-            and not pooled.driver_connection.is_in_transaction()
+            and driver is not None
+            and not driver.is_in_transaction()
         ):
             pooled.close()
             return
