@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-import greenlet
+import greenlet  # type: ignore[import-untyped]  # no stubs; only getcurrent is used
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.pool import QueuePool
 from sqlalchemy.util import greenlet_spawn
 
 from app.database import create_engine
@@ -117,6 +118,12 @@ async def one_connection_engine(database_url: str) -> AsyncIterator[AsyncEngine]
     await engine.dispose()
 
 
+def _queue_pool(engine: AsyncEngine) -> QueuePool:
+    pool = engine.sync_engine.pool
+    assert isinstance(pool, QueuePool)
+    return pool
+
+
 class _GreenletWatch:
     """Whether the pool's checkouts and checkins ran on the event loop's own greenlet (no
     greenlet of SQLAlchemy's around them)."""
@@ -159,14 +166,14 @@ async def test_an_idle_connection_is_taken_and_given_back_on_the_loop(
         async with pooled_driver(engine) as driver:
             assert await driver.connection.fetchval("SELECT 2") == 2
     assert watch.on_loop == [("checkout", True), ("checkin", True)] * 2
-    assert engine.sync_engine.pool.checkedin() == 1
+    assert _queue_pool(engine).checkedin() == 1
 
 
 async def test_a_connection_that_must_reconnect_is_taken_through_sqlalchemy(
     one_connection_engine: AsyncEngine,
 ) -> None:
     engine = autocommit_engine(one_connection_engine)
-    pool = engine.sync_engine.pool
+    pool = _queue_pool(engine)
     async with pooled_driver(engine) as driver:
         before = await driver.connection.fetchval("SELECT pg_backend_pid()")
     # Marked to be replaced at its next checkout, as after a failover invalidates the pool.
@@ -215,4 +222,4 @@ async def test_a_request_waits_for_a_busy_pool(one_connection_engine: AsyncEngin
     release.set()
     assert await asyncio.wait_for(waiting, 5) == 3
     await holder
-    assert engine.sync_engine.pool.checkedout() == 0
+    assert _queue_pool(engine).checkedout() == 0
