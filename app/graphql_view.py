@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
     from starlette.websockets import WebSocket
     from strawberry import Schema
-    from strawberry.http import GraphQLRequestData
+    from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
     from strawberry.http.base import BaseRequestProtocol
 
     from app.request_reads import DriverSource, ReaderSource
@@ -134,6 +134,16 @@ async def _plain_operation(
     return query, variables, name
 
 
+class _SubResponse(Response):
+    """Where the context puts its headers (X-Request-ID, Retry-After) and a status (429) for
+    create_response; Starlette's Response() would render a body and headers never sent."""
+
+    def __init__(self) -> None:
+        self.status_code = None  # type: ignore[assignment]  # as Strawberry's: none set yet
+        self.background = None
+        self.raw_headers = []
+
+
 class GraphQLView(GraphQL[RequestContext, None]):
     # Persisted documents; the app's lifespan sets this once its services are up.
     persisted: PersistedQueries | None = None
@@ -193,7 +203,22 @@ class GraphQLView(GraphQL[RequestContext, None]):
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
         # The one _answer made, when it hands the request on: its context wrote headers to it.
         made: Response | None = getattr(request.state, "sub_response", None)
-        return made if made is not None else await super().get_sub_response(request)
+        return made if made is not None else _SubResponse()
+
+    def create_response(
+        self,
+        response_data: GraphQLHTTPResponse | list[GraphQLHTTPResponse],
+        sub_response: Response,
+    ) -> Response:
+        # As Strawberry's, but the body is orjson's bytes as they are: encode_json's text (for
+        # WebSocket frames) would be decoded and encoded again, a copy of a response of 300 KB.
+        response = Response(orjson.dumps(response_data), media_type="application/json")
+        response.raw_headers.extend(sub_response.raw_headers)
+        if sub_response.background:
+            response.background = sub_response.background
+        if sub_response.status_code:
+            response.status_code = sub_response.status_code
+        return response
 
     def decode_json(self, data: str | bytes) -> object:
         # orjson's errors are json.JSONDecodeError too, which Strawberry answers with a 400.

@@ -90,11 +90,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         )
     return Starlette(
         routes=[
+            # The API first: the router tries each route in turn on every request.
+            Route("/graphql", graphql, methods=["GET", "POST"]),
+            WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),
             Route("/metrics", observability.metrics),
-            Route("/graphql", graphql, methods=["GET", "POST"]),
-            WebSocketRoute("/graphql", graphql),
             Mount(STATIC_PATH, GraphiQLStaticFiles(), name="graphiql-static"),
         ],
         middleware=middleware,

@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import strawberry
 from graphql import OperationDefinitionNode
@@ -72,6 +72,7 @@ _DENIED_CODES = frozenset(
 _SEVERITY = {OK: 0, DENIED: 1, ERROR: 2}
 RATE_LIMITS = frozenset({"address", "subject"})
 QUERY_EXECUTORS = frozenset({"planned", "prepared", "fallback", "unplanned"})
+_Metric = TypeVar("_Metric", Counter, Histogram)
 
 _NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -174,6 +175,12 @@ class Observability:
         PlatformCollector(registry=self.registry)
         self._label_limit = operation_label_limit
         self._labels: set[str] = set()
+        # prometheus_client's labels() checks the values and takes a lock on every call; the
+        # label values are bounded (operation labels, outcomes), so each child is looked up once.
+        self.requests_of = _Children(self.requests)
+        self.latency_of = _Children(self.latency)
+        self.cost_of = _Children(self.cost)
+        self._executions_of = _Children(self.query_executions)
 
     def exposition(self, services: Services | None) -> bytes:
         """The text format, with the services' gauges read now (no await in between)."""
@@ -201,7 +208,21 @@ class Observability:
         self.rate_limit_rejections.labels(limit if limit in RATE_LIMITS else OTHER).inc()
 
     def count_query_execution(self, executor: str) -> None:
-        self.query_executions.labels(executor if executor in QUERY_EXECUTORS else OTHER).inc()
+        self._executions_of(executor if executor in QUERY_EXECUTORS else OTHER).inc()
+
+
+class _Children(Generic[_Metric]):
+    """A labelled metric's children by their label values."""
+
+    def __init__(self, metric: _Metric) -> None:
+        self._metric: _Metric = metric
+        self._children: dict[tuple[str, ...], _Metric] = {}
+
+    def __call__(self, *values: str) -> _Metric:
+        child = self._children.get(values)
+        if child is None:
+            child = self._children[values] = self._metric.labels(*values)
+        return child
 
 
 # --- what one request did --------------------------------------------------------------------
@@ -443,13 +464,13 @@ class ObservabilityMiddleware:
         ]
         for op, label in zip(operations, labels, strict=True):
             outcome = op.outcome or _outcome_of_status(status or 500)
-            metrics.requests.labels(label, outcome).inc()
+            metrics.requests_of(label, outcome).inc()
             if op.cost is not None:
-                metrics.cost.labels(label).observe(op.cost)
+                metrics.cost_of(label).observe(op.cost)
         if not operations:
-            metrics.requests.labels(ANONYMOUS, _outcome_of_status(status or 500)).inc()
+            metrics.requests_of(ANONYMOUS, _outcome_of_status(status or 500)).inc()
         latency_label = labels[0] if len(labels) == 1 else (BATCH if labels else ANONYMOUS)
-        metrics.latency.labels(latency_label).observe(duration)
+        metrics.latency_of(latency_label).observe(duration)
 
 
 def _method(method: object) -> str:
