@@ -16,41 +16,45 @@ import weakref
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
-from graphql import ExecutionResult, OperationType
+from graphql import ExecutionResult, OperationType, Visitor, visit
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from app.observability import count_query_execution
 from schema.leaves import ORDINARY, Leaf, leaf_of, leaf_value
-from schema.planned_execution import QueryPlan
+from schema.planned_execution import QueryPlan, StatementRoot
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
     from graphql import GraphQLObjectType, GraphQLSchema, OperationDefinitionNode
     from graphql.execution import ExperimentalIncrementalExecutionResults
-    from graphql.execution.collect_fields import GroupedFieldSet
+    from graphql.execution.collect_fields import FragmentDetails, GroupedFieldSet
     from graphql.pyutils import AwaitableOrValue
 
 
 class OneStatementOperations:
-    """Query operations that ran, validated, as one statement (see execute_one_statement);
-    the least recently recorded are dropped first."""
+    """Query operations that ran, validated, as one statement, with the root field that
+    statement answers (schema/prepared_operations.py); the least recently recorded are dropped
+    first."""
 
     def __init__(self, size: int = 256) -> None:
         self._size = size
         # By the node's id; the node is held, so the id stays its own. Documents come from
         # schema.limits.cached_parse: one object per query text while it is cached there.
-        self._operations: OrderedDict[int, OperationDefinitionNode] = OrderedDict()
+        self._operations: OrderedDict[int, tuple[OperationDefinitionNode, StatementRoot]] = (
+            OrderedDict()
+        )
 
-    def record(self, operation: OperationDefinitionNode) -> None:
-        self._operations[id(operation)] = operation
+    def record(self, operation: OperationDefinitionNode, root: StatementRoot) -> None:
+        self._operations[id(operation)] = (operation, root)
         self._operations.move_to_end(id(operation))
         if len(self._operations) > self._size:
             self._operations.popitem(last=False)
 
-    def recorded(self, operation: OperationDefinitionNode) -> bool:
-        return self._operations.get(id(operation)) is operation
+    def recorded(self, operation: OperationDefinitionNode) -> StatementRoot | None:
+        entry = self._operations.get(id(operation))
+        return entry[1] if entry is not None and entry[0] is operation else None
 
 
 # Per schema: validation rules, limits among them, differ between apps.
@@ -132,23 +136,12 @@ class LeafShortcutExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return cast("ExecutionResult", result)
         if counted:
             count_query_execution("planned")
-            if plan.one_statement:
-                # Validated and planned as one statement: later requests may skip the pipeline.
-                one_statement_operations(self.schema).record(self.operation)
+            root = plan.statement_root
+            # Validated and planned as one statement: later requests may skip the pipeline.
+            # Not with directives: @skip and @include make the root's fields the variables'.
+            if root is not None and not _has_directives(self.operation, self.fragments):
+                one_statement_operations(self.schema).record(self.operation, root)
         return self.build_response(data)
-
-    async def execute_one_statement(self) -> ExecutionResult | None:
-        """The query answered by its plan when that is one statement, or None with nothing
-        done (schema/prepared_operations.py)."""
-        plan = self._new_plan() if self.operation.operation is OperationType.QUERY else None
-        if plan is None or not plan.one_statement:
-            return None
-        try:
-            data = await plan.run(self.root_value)
-        except Exception:  # the statement wrote nothing; the whole pipeline reports it
-            return None
-        count_query_execution("prepared")
-        return cast("ExecutionResult", self.build_response(data))  # no @defer in a plan
 
     def _plan(self, parent_type: GraphQLObjectType, fields: GroupedFieldSet) -> _SelectionPlan:
         entry = self._plans.get(id(fields))
@@ -203,6 +196,21 @@ class LeafShortcutExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
             return in_order()
         return _in_order(plan.order, values, rest)  # type: ignore[arg-type]
+
+
+def _has_directives(
+    operation: OperationDefinitionNode, fragments: dict[str, FragmentDetails]
+) -> bool:
+    found = False
+
+    class Directives(Visitor):
+        def enter_directive(self, *_: Any) -> None:
+            nonlocal found
+            found = True
+
+    for node in (operation, *(fragment.definition for fragment in fragments.values())):
+        visit(node, Directives())
+    return found
 
 
 def _in_order(

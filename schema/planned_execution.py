@@ -42,9 +42,11 @@ from schema.leaves import ORDINARY, Leaf, leaf_of, leaf_value, output_coercer, p
 from schema.sql_trees import compiled_root
 
 if TYPE_CHECKING:
-    from graphql import GraphQLOutputType, GraphQLResolveInfo
+    from graphql import GraphQLField, GraphQLOutputType, GraphQLResolveInfo
     from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
+    from graphql.execution.values import VariableValues
     from strawberry.schema.schema import Schema as StrawberrySchema
+    from strawberry.types import Info
     from strawberry.types.field import StrawberryField
 
     from schema.execution import LeafShortcutExecutionContext
@@ -61,6 +63,15 @@ class PlanAbandoned(Exception):
 # Objects to fill on one level: the plan of the object's selection set, its source, its output.
 Level: TypeAlias = "list[tuple[ObjectPlan, Any, dict[str, Any]]]"
 Complete: TypeAlias = Callable[[Any, "Level"], Any]
+
+
+class StatementRoot(NamedTuple):
+    """The one root field of an operation that one statement answers, as collected."""
+
+    key: str
+    name: str
+    field_def: GraphQLField
+    details: FieldDetailsList
 
 
 class FieldPlan(NamedTuple):
@@ -101,12 +112,9 @@ class QueryPlan:
             raise PlanUnavailable("@defer")
         # A root field alone in its operation may append the operation's audit row itself.
         self._root_fields = len(collected.grouped_field_set)
+        # Set when the whole operation is that field, answered and audited by one statement.
+        self.statement_root: StatementRoot | None = None
         self.root = self._object_plan(root_type, collected.grouped_field_set, None)
-
-    @property
-    def one_statement(self) -> bool:
-        """The whole operation is one root field answered, and audited, by one statement."""
-        return self._root_fields == 1 and self.root[0].complete is _as_read
 
     # --- planning
 
@@ -155,6 +163,8 @@ class QueryPlan:
                 alone=self._root_fields == 1,
             )
             if read is not None:
+                if self._root_fields == 1:
+                    self.statement_root = StatementRoot(key, name, field_def, details)
                 return FieldPlan(key, None, read, _as_read)
         return FieldPlan(
             key,
@@ -179,7 +189,7 @@ class QueryPlan:
         read = plain_reader(field_def)
         if read is not None:
             return read
-        field = _callable_field(field_def)
+        field = callable_field(field_def)
         resolver = field.base_resolver
         assert resolver is not None
         if arguments is None:
@@ -194,29 +204,16 @@ class QueryPlan:
     ) -> dict[str, Any]:
         """The arguments as Strawberry passes them to the field's function (inputs converted).
         The same for every source: they depend on the field node and the variables only."""
-        field = _callable_field(field_def)
+        field = callable_field(field_def)
         strawberry_info = self._converter.config.info_class(_raw_info=info, _field=field)
-        _, arguments = get_arguments(
-            field=field,
-            source=None,
-            info=strawberry_info,
-            kwargs=self._arguments(field_def, details),
-            config=self._converter.config,
-            scalar_registry=self._converter.scalar_registry,
+        return converted_arguments(
+            self._converter, field, self._arguments(field_def, details), strawberry_info
         )
-        return arguments
 
     def _arguments(self, field_def: Any, details: FieldDetailsList) -> dict[str, Any]:
-        """The field's arguments as graphql-core passes them to a resolver."""
-        first = details[0]
-        if not (field_def.args or first.node.arguments):
-            return {}
-        return get_argument_values(
-            field_def,
-            first.node,
-            self._execution.variable_values,
-            first.fragment_variable_values,
-            self._execution.hide_suggestions,
+        execution = self._execution
+        return field_arguments(
+            field_def, details, execution.variable_values, execution.hide_suggestions
         )
 
     def _completion(
@@ -328,7 +325,41 @@ class QueryPlan:
         return data
 
 
-def _callable_field(field_def: Any) -> StrawberryField:
+def field_arguments(
+    field_def: GraphQLField,
+    details: FieldDetailsList,
+    variable_values: VariableValues,
+    hide_suggestions: bool = False,
+) -> dict[str, Any]:
+    """The field's arguments as graphql-core passes them to a resolver."""
+    first = details[0]
+    if not (field_def.args or first.node.arguments):
+        return {}
+    return get_argument_values(
+        field_def, first.node, variable_values, first.fragment_variable_values, hide_suggestions
+    )
+
+
+def converted_arguments(
+    converter: GraphQLCoreConverter,
+    field: StrawberryField,
+    arguments: dict[str, Any],
+    info: Info | None,
+) -> dict[str, Any]:
+    """``arguments`` as Strawberry passes them to the field's function (inputs converted);
+    without ``info``, one the function asks for is None."""
+    _, converted = get_arguments(
+        field=field,
+        source=None,
+        info=info,  # type: ignore[arg-type]  # Strawberry passes it to the function only
+        kwargs=arguments,
+        config=converter.config,
+        scalar_registry=converter.scalar_registry,
+    )
+    return converted
+
+
+def callable_field(field_def: Any) -> StrawberryField:
     """The Strawberry field of a resolver the plan may call itself, with converted arguments."""
     field: StrawberryField | None = field_def.extensions.get(
         GraphQLCoreConverter.DEFINITION_BACKREF

@@ -6,15 +6,19 @@ Strawberry's pipeline (four extensions' hooks, the execution context, the result
 cost more CPU than the statement's whole round trip.
 
 So an operation that once ran that way (parsed, validated, and planned as one statement by the
-whole pipeline) is recorded, and later requests for it run here: the document from the parse
-cache, the cost checked as QueryLimits checks it, the operation planned by the same QueryPlan
-and answered by the same statement, the audit trail and the request log told what the
-extensions would have told them. Anything else (variables that do not coerce, a cost over the
-limit, a plan that is not one statement with these variables, any exception) returns None with
-nothing written, and the whole pipeline answers the request.
+whole pipeline) is recorded with its root field, and later requests for it run here: the
+document from the parse cache, the cost checked as QueryLimits checks it, the variables coerced
+and the root field's arguments converted as graphql-core and Strawberry do, the field compiled
+by the same compiled_root (its statement cached per selection; graphql-core's execution context
+is built only when the selection must be compiled again) and answered by the same statement,
+the audit trail and the request log told what the extensions would have told them. Anything
+else (variables that do not coerce, a cost over the limit, a field the statement cannot answer
+with these arguments, any exception) returns None with nothing written, and the whole pipeline
+answers the request.
 
 What the pipeline does per operation is known here, extension by extension (``_REPLAYED``): a
-schema with any other extension, or with directives, prepares nothing.
+schema with any other extension or directive, or a document with directives (their variables
+decide which fields there are), prepares nothing.
 """
 
 from __future__ import annotations
@@ -23,18 +27,28 @@ import weakref
 from typing import TYPE_CHECKING, Any, cast
 
 from graphql import GraphQLError, OperationType, get_operation_ast
+from graphql.execution.values import get_variable_values
 from strawberry.execution import optimized_is_awaitable
 from strawberry.extensions import AddValidationRules, SchemaExtension
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
-from app.observability import OperationObserver, note_operation
+from app.observability import OperationObserver, count_query_execution, note_operation
 from schema.audit import AuditTrailExtension
 from schema.errors import ErrorCodes
 from schema.execution import LeafShortcutExecutionContext, one_statement_operations
 from schema.limits import QueryLimits, cached_parse, cost_limit, query_cost
+from schema.planned_execution import callable_field, converted_arguments, field_arguments
+from schema.sql_trees import compiled_root
 
 if TYPE_CHECKING:
+    from graphql import DocumentNode, GraphQLField, GraphQLObjectType, GraphQLSchema
+    from graphql.execution.collect_fields import (
+        CollectedFields,
+        FieldDetailsList,
+        FragmentDetails,
+    )
+    from graphql.execution.values import VariableValues
     from strawberry import Schema
 
     from app.context import RequestContext
@@ -81,23 +95,37 @@ async def execute_prepared(
     if operation is None or operation.operation is not OperationType.QUERY:
         return None
     graphql_schema = schema._schema
-    if not _replayable(schema) or not one_statement_operations(graphql_schema).recorded(operation):
+    if not _replayable(schema):
+        return None
+    root = one_statement_operations(graphql_schema).recorded(operation)
+    if root is None:
         return None
     cost = query_cost(graphql_schema, document, operation, variables)
     if cost > cost_limit(settings, context.viewer)[1]:
         return None
-    built = schema.execution_context_class.build(
-        graphql_schema,
-        document,
-        None,
-        context,
-        variables,
-        operation_name,
-        is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]  # as Strawberry passes it
+    # Coerced as graphql-core's execution context coerces them; no context is built unless the
+    # statement for this selection is not cached (below).
+    variable_values = get_variable_values(
+        graphql_schema, operation.variable_definitions or (), variables or {}
     )
-    if isinstance(built, list):  # the variables do not coerce
+    if isinstance(variable_values, list):  # the variables do not coerce
         return None
-    execution = cast("LeafShortcutExecutionContext", built)  # _replayable checked the class
+    source = _PreparedSource(schema, document, context, variables, operation_name, variable_values)
+    try:
+        converter = schema.schema_converter
+        arguments = converted_arguments(
+            converter,
+            callable_field(root.field_def),
+            field_arguments(root.field_def, root.details, variable_values),
+            None,
+        )
+        read = compiled_root(
+            source, root.name, root.field_def, root.details, arguments, source.arguments, alone=True
+        )
+    except Exception:  # an argument that does not convert: the pipeline reports it
+        return None
+    if read is None:
+        return None
     operation_context = ExecutionContext(
         query=query,
         schema=schema,
@@ -108,10 +136,67 @@ async def execute_prepared(
         graphql_document=document,
     )
     context.audit.describe_operation(operation_context.operation_name, "query", query)
-    executed = await execution.execute_one_statement()
-    if executed is None:
+    try:
+        value = await read(None)
+    except Exception:  # the statement wrote nothing; the whole pipeline reports it
         return None
-    result = ExecutionResult(data=executed.data, errors=None, extensions={"cost": cost})
+    count_query_execution("prepared")
+    result = ExecutionResult(data={root.key: value}, errors=None, extensions={"cost": cost})
     operation_context.result = result
     note_operation(operation_context)
     return result
+
+
+class _PreparedSource:
+    """What compiled_root reads of an execution context. The context itself, which costs more
+    than the rest of the request, is built only when the selection's statement is not cached
+    and has to be compiled from the document."""
+
+    def __init__(
+        self,
+        schema: Schema,
+        document: DocumentNode,
+        context: RequestContext,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        variable_values: VariableValues,
+    ) -> None:
+        self._schema = schema
+        self._document = document
+        self._variables = variables
+        self._operation_name = operation_name
+        self.context_value = context
+        self.variable_values = variable_values
+        self._execution: LeafShortcutExecutionContext | None = None
+
+    @property
+    def schema(self) -> GraphQLSchema:
+        return self._schema._schema
+
+    @property
+    def fragments(self) -> dict[str, FragmentDetails]:
+        return self._built().fragments
+
+    def collect_subfields(
+        self, return_type: GraphQLObjectType, field_details_list: FieldDetailsList
+    ) -> CollectedFields:
+        return self._built().collect_subfields(return_type, field_details_list)
+
+    def arguments(self, field_def: GraphQLField, details: FieldDetailsList) -> dict[str, Any]:
+        return field_arguments(field_def, details, self.variable_values)
+
+    def _built(self) -> LeafShortcutExecutionContext:
+        if self._execution is None:
+            built = self._schema.execution_context_class.build(
+                self._schema._schema,
+                self._document,
+                None,
+                self.context_value,
+                self._variables,
+                self._operation_name,
+                is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]  # as Strawberry's
+            )
+            assert not isinstance(built, list), "the variables coerced once already"
+            # _replayable checked the class.
+            self._execution = cast("LeafShortcutExecutionContext", built)
+        return self._execution

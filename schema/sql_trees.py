@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import orjson
 from graphql import (
@@ -60,13 +60,38 @@ if TYPE_CHECKING:
         GraphQLSchema,
         VariableNode,
     )
-    from graphql.execution.collect_fields import FieldDetailsList, FragmentDetails
+    from graphql.execution.collect_fields import (
+        CollectedFields,
+        FieldDetailsList,
+        FragmentDetails,
+    )
+    from graphql.execution.values import VariableValues
     from sqlalchemy import ColumnElement
 
     from app.context import RequestContext
-    from schema.execution import LeafShortcutExecutionContext
 
     ArgumentsOf = Callable[[GraphQLField, FieldDetailsList], dict[str, Any]]
+
+
+class TreeSource(Protocol):
+    """What compiling a root field reads of its operation's execution: an execution context
+    (schema/execution.py), or a prepared operation's stand-in (schema/prepared_operations.py)."""
+
+    @property
+    def schema(self) -> GraphQLSchema: ...
+
+    @property
+    def context_value(self) -> Any: ...
+
+    @property
+    def variable_values(self) -> VariableValues: ...
+
+    @property
+    def fragments(self) -> dict[str, FragmentDetails]: ...
+
+    def collect_subfields(
+        self, return_type: GraphQLObjectType, field_details_list: FieldDetailsList
+    ) -> CollectedFields: ...
 
 
 class NotCompiled(Exception):
@@ -192,7 +217,7 @@ class TreeCompiler:
 
     def __init__(
         self,
-        execution: LeafShortcutExecutionContext,
+        execution: TreeSource,
         context: RequestContext,
         arguments_of: ArgumentsOf,
     ) -> None:
@@ -447,7 +472,7 @@ def _encoding(
 
 
 def compiled_root(
-    execution: LeafShortcutExecutionContext,
+    execution: TreeSource,
     name: str,
     field_def: GraphQLField,
     details: FieldDetailsList,

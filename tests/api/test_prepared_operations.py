@@ -180,3 +180,47 @@ async def test_an_operation_recorded_by_one_app_is_validated_again_by_another(
         shallow = Api(client, issuer, tenant_id)
         answer = await shallow.post(query, {"id": alice}, token=shallow.token())
     assert error_codes(answer.json()) == ["QUERY_TOO_COMPLEX"]
+
+
+PAGED = """query Paged($id: ID!, $n: Int!) {
+  patient(id: $id) { id records(first: $n) { edges { node { id status } } } }
+}"""
+
+
+async def test_a_selection_compiled_for_new_variables_is_still_prepared(
+    api: Api, factory: Factory, app: Starlette, client: httpx.AsyncClient
+) -> None:
+    """A page size below the root is part of the statement's shape: a value not seen before
+    compiles the selection again, from the document, on the prepared path too."""
+    clinic = await _clinic(factory)
+    alice = app.state.services.ids.encode_id(NodeType.PATIENT, clinic["alice"]["id"])
+    query = _named(PAGED, "recompiled")
+    await api.data(query, {"id": alice, "n": 1})  # recorded by the pipeline
+    for n in (2, 1, 3):
+        prepared = await _executions(client, "prepared")
+        answer = await api.post(query, {"id": alice, "n": n}, token=api.token())
+        assert await _executions(client, "prepared") == prepared + 1
+        with graphql_core_executor(app):
+            reference = await api.post(query, {"id": alice, "n": n}, token=api.token())
+        assert answer.content == reference.content
+        edges = answer.json()["data"]["patient"]["records"]["edges"]
+        assert 0 < len(edges) <= n
+
+
+async def test_a_document_with_directives_is_not_prepared(
+    api: Api, factory: Factory, app: Starlette, client: httpx.AsyncClient
+) -> None:
+    """@skip and @include make the root field's selection depend on the variables."""
+    clinic = await _clinic(factory)
+    alice = app.state.services.ids.encode_id(NodeType.PATIENT, clinic["alice"]["id"])
+    query = _named(
+        "query Skips($id: ID!, $hide: Boolean!) { patient(id: $id) { id mrn @skip(if: $hide) } }",
+        "directives",
+    )
+    prepared = await _executions(client, "prepared")
+    shown = await api.data(query, {"id": alice, "hide": False})
+    hidden = await api.data(query, {"id": alice, "hide": True})
+    assert "mrn" in shown["patient"]
+    assert hidden["patient"] == {"id": alice}
+    assert await _executions(client, "prepared") == prepared
+    assert await _executions(client, "planned") > 0
