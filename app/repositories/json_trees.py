@@ -14,6 +14,7 @@ the page sizes' values as bind parameters.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 from dataclasses import dataclass
@@ -137,6 +138,15 @@ class Child:
 class Node:
     entity: Entity
     fields: tuple[Leaf | Child, ...]  # in response order
+    # A request's Root is hashed to find its compiled statement (_driver_statement): the hash
+    # of the whole tree, every leaf and enum in it, is worked out once.
+    _hash: int = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.entity, self.fields)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
 
 class Part(enum.Enum):
