@@ -84,6 +84,12 @@ def allow_direct_checkout(engine: AsyncEngine) -> None:
     pool = engine.sync_engine.pool
     assert isinstance(pool, QueuePool)
     _DIRECT_POOLS.add(pool)
+    # When _take finds a connection to reconnect, SQLAlchemy closes the connect coroutine it
+    # will not run off its greenlet, and Python would warn that it was never awaited. (Set once
+    # here: a catch_warnings around every checkout cost more than the checkout.)
+    warnings.filterwarnings(
+        "ignore", "coroutine 'connect' was never awaited", RuntimeWarning, r"sqlalchemy\."
+    )
 
 
 def _direct_pool(engine: AsyncEngine) -> QueuePool | None:
@@ -95,10 +101,7 @@ async def _take(engine: AsyncEngine) -> PoolProxiedConnection:
     pool = _direct_pool(engine)
     if pool is not None and pool.checkedin() > 0:
         try:
-            with warnings.catch_warnings():
-                # SQLAlchemy closes, unawaited, the connect it will not run off its greenlet.
-                warnings.filterwarnings("ignore", "coroutine .* never awaited", RuntimeWarning)
-                return engine.sync_engine.raw_connection()
+            return engine.sync_engine.raw_connection()
         except MissingGreenlet:
             # The idle connection must reconnect (a failover invalidated the pool). SQLAlchemy
             # gave it back before raising, and takes it again, its own way, just below.

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
@@ -36,7 +37,10 @@ from graphql import (
 from graphql.execution.collect_fields import collect_fields
 from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path
+from strawberry import ID
 from strawberry.schema.schema_converter import GraphQLCoreConverter, get_arguments
+from strawberry.types.arguments import convert_arguments
+from strawberry.types.base import StrawberryMaybe, StrawberryOptional
 
 from schema.leaves import ORDINARY, Leaf, leaf_of, leaf_value, output_coercer, plain_reader
 from schema.sql_trees import compiled_root
@@ -47,6 +51,7 @@ if TYPE_CHECKING:
     from graphql.execution.values import VariableValues
     from strawberry.schema.schema import Schema as StrawberrySchema
     from strawberry.types import Info
+    from strawberry.types.arguments import StrawberryArgument
     from strawberry.types.field import StrawberryField
 
     from schema.execution import LeafShortcutExecutionContext
@@ -347,16 +352,61 @@ def converted_arguments(
     info: Info | None,
 ) -> dict[str, Any]:
     """``arguments`` as Strawberry passes them to the field's function (inputs converted);
-    without ``info``, one the function asks for is None."""
+    without ``info``, the values alone (no ``info`` the function would be given)."""
+    if info is None:
+        names = _plain_argument_names(converter, field)
+        if names is not None:
+            # Strawberry passes built-in scalars as they are: only their names change.
+            return {python: arguments[graphql] for graphql, python in names if graphql in arguments}
+        return convert_arguments(
+            arguments,
+            field.arguments,
+            scalar_registry=converter.scalar_registry,
+            config=converter.config,
+        )
     _, converted = get_arguments(
         field=field,
         source=None,
-        info=info,  # type: ignore[arg-type]  # Strawberry passes it to the function only
+        info=info,
         kwargs=arguments,
         config=converter.config,
         scalar_registry=converter.scalar_registry,
     )
     return converted
+
+
+# Arguments Strawberry's conversion gives back as they are (strawberry.ID is a NewType of str).
+_PLAIN_SCALARS = frozenset({str, int, float, bool, ID})
+
+
+_PLAIN_NAMES: weakref.WeakKeyDictionary[
+    GraphQLCoreConverter, dict[StrawberryField, tuple[tuple[str, str], ...] | None]
+] = weakref.WeakKeyDictionary()
+
+
+def _plain_argument_names(
+    converter: GraphQLCoreConverter, field: StrawberryField
+) -> tuple[tuple[str, str], ...] | None:
+    """(GraphQL name, Python name) of each argument when all are built-in scalars, optional or
+    not (conversion walks each argument's type on every call); None otherwise. Per converter:
+    its config names the arguments."""
+    known = _PLAIN_NAMES.setdefault(converter, {})
+    if field not in known:
+        plain = all(_plain_scalar(argument) for argument in field.arguments)
+        name_of = converter.config.name_converter.from_argument
+        known[field] = (
+            tuple((name_of(argument), str(argument.python_name)) for argument in field.arguments)
+            if plain
+            else None
+        )
+    return known[field]
+
+
+def _plain_scalar(argument: StrawberryArgument) -> bool:
+    type_: Any = argument.type
+    if isinstance(type_, StrawberryOptional) and not isinstance(type_, StrawberryMaybe):
+        type_ = type_.of_type
+    return type_ in _PLAIN_SCALARS and argument.python_name is not None
 
 
 def callable_field(field_def: Any) -> StrawberryField:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import warnings
 from typing import TYPE_CHECKING
 
 import greenlet  # type: ignore[import-untyped]  # no stubs; only getcurrent is used
@@ -13,7 +14,12 @@ from sqlalchemy.pool import QueuePool
 from sqlalchemy.util import greenlet_spawn
 
 from app.database import create_engine
-from app.request_reads import RequestReads, autocommit_engine, pooled_driver
+from app.request_reads import (
+    RequestReads,
+    allow_direct_checkout,
+    autocommit_engine,
+    pooled_driver,
+)
 from app.settings import Settings
 
 if TYPE_CHECKING:
@@ -180,12 +186,16 @@ async def test_a_connection_that_must_reconnect_is_taken_through_sqlalchemy(
     pooled = await engine.raw_connection()
     await greenlet_spawn(pooled.invalidate, soft=True)
     await greenlet_spawn(pooled.close)
-    with _GreenletWatch(engine) as watch:
+    with _GreenletWatch(engine) as watch, warnings.catch_warnings(record=True) as warned:
+        warnings.resetwarnings()  # the app's filter alone, not the test configuration's
+        allow_direct_checkout(engine)
         reads = RequestReads(engine)
         async with reads.driver() as driver:
             after = await driver.connection.fetchval("SELECT pg_backend_pid()")
         await reads.close()
     assert after != before
+    # SQLAlchemy closed the connect coroutine it refused to run off its greenlet: no warning.
+    assert [str(warning.message) for warning in warned] == []
     # The attempt on the loop gave it back; SQLAlchemy's own checkout reconnected it.
     assert watch.on_loop[-2:] == [("checkout", False), ("checkin", True)]
     assert (pool.checkedin(), pool.checkedout()) == (1, 0)
