@@ -208,6 +208,8 @@ class _Cost:
         }
         self._memo: dict[str, int] = {}
         self._entered: set[str] = set()
+        self.read_variables = False  # a page size came from a variable
+        self.total = 0
 
     def _owner(self, type_name: str | None) -> _FieldsOwner | None:
         found = None if type_name is None else self.schema.get_type(type_name)
@@ -257,6 +259,7 @@ class _Cost:
         value: object = argument.default_value
         given = next((arg.value for arg in node.arguments or () if arg.name.value == "first"), None)
         if isinstance(given, VariableNode):
+            self.read_variables = True
             name = given.name.value
             if name in self.variables:
                 value = self.variables[name]
@@ -277,9 +280,28 @@ def query_cost(
     operation: OperationDefinitionNode,
     variables: Mapping[str, object] | None = None,
 ) -> int:
-    cost = _Cost(schema, document, operation, variables or {})
-    root = schema.get_root_type(operation.operation)
-    return cost.selection_set(operation.selection_set, root)
+    return _measured_cost(schema, document, operation, variables or {}).total
+
+
+def fixed_query_cost(
+    schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode
+) -> int | None:
+    """The cost whatever the variables, when no page size comes from one; else None."""
+    cost = _measured_cost(schema, document, operation, {})
+    return None if cost.read_variables else cost.total
+
+
+def _measured_cost(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+    variables: Mapping[str, object],
+) -> _Cost:
+    cost = _Cost(schema, document, operation, variables)
+    cost.total = cost.selection_set(
+        operation.selection_set, schema.get_root_type(operation.operation)
+    )
+    return cost
 
 
 def count_tokens(query: str, *, stop_after: int) -> int | None:

@@ -11,10 +11,11 @@ import time
 from typing import Any
 
 import pytest
-from graphql import get_introspection_query, parse
+from graphql import OperationDefinitionNode, get_introspection_query, parse
 from starlette.applications import Starlette
 
-from schema.limits import _cached_validation, cached_parse
+from schema.limits import _cached_validation, cached_parse, fixed_query_cost, query_cost
+from schema.schema import build_schema
 from tests.api_client import Api, count_statements, error_codes
 from tests.factories import Factory
 
@@ -257,6 +258,19 @@ async def test_variables_for_first_are_honoured(api: Api) -> None:
     with_default = NESTED.replace("$r: Int", "$r: Int = 7")
     body = await api.query(with_default, {"p": 2})
     assert body["extensions"]["cost"] == nested_cost(2, 7)
+
+
+def test_a_cost_no_variable_changes_is_fixed() -> None:
+    """The prepared path (schema/prepared_operations.py) keeps such a cost per operation."""
+    schema = build_schema()._schema
+    literal = NESTED.replace("first: $p", "first: 3").replace("first: $r", "first: 4")
+    for document, fixed in ((literal, nested_cost(3, 4)), (NESTED, None)):
+        parsed = parse(document)
+        operation = parsed.definitions[0]
+        assert isinstance(operation, OperationDefinitionNode)
+        assert fixed_query_cost(schema, parsed, operation) == fixed
+        if fixed is not None:
+            assert query_cost(schema, parsed, operation, {"p": 9, "r": 9}) == fixed
 
 
 async def _patient_token(api: Api, factory: Factory) -> str:
