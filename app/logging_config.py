@@ -19,7 +19,7 @@ import os
 import traceback
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, TypeAlias
+from typing import IO, Any, TypeAlias
 
 import orjson
 
@@ -117,7 +117,7 @@ def logging_config(level: str | None = None) -> dict[str, Any]:
         "formatters": {"json": {"()": f"{__name__}.JsonFormatter"}},
         "handlers": {
             "stdout": {
-                "class": "logging.StreamHandler",
+                "()": f"{__name__}.json_lines_handler",
                 "formatter": "json",
                 "stream": "ext://sys.stdout",
             }
@@ -128,6 +128,17 @@ def logging_config(level: str | None = None) -> dict[str, Any]:
             for name, limit in LIBRARY_LEVELS.items()
         },
     }
+
+
+def json_lines_handler(stream: IO[str]) -> logging.StreamHandler[IO[str]]:
+    """The handler of the JSON lines. They name no source line, thread or process, so records
+    stop collecting them (the Logging HOWTO's "Optimization" settings, for the whole process):
+    finding the caller walked the stack for every request's log line."""
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
+    return logging.StreamHandler(stream)
 
 
 def _stricter(first: str, second: str) -> str:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import strawberry
-from graphql import OperationDefinitionNode
+from graphql import DocumentNode, OperationDefinitionNode
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -334,15 +334,38 @@ def _number(value: object) -> float | None:
     return None
 
 
+# Name and type of an operation, by its parsed document (held, so the id stays its own; the
+# parse cache hands out one object per query text) and the name it was asked for.
+_NAMED: dict[tuple[int, str | None], tuple[DocumentNode, str | None, str | None]] = {}
+_NAMED_KEPT = 512
+
+
+def _name_and_type(context: ExecutionContext) -> tuple[str | None, str | None]:
+    document = context.graphql_document
+    if document is None:
+        return _operation_name(context), _operation_type(context)
+    try:
+        key = (id(document), context.operation_name)
+    except Exception:  # a document without operations
+        return None, _operation_type(context)
+    known = _NAMED.get(key)
+    if known is None or known[0] is not document:
+        if len(_NAMED) >= _NAMED_KEPT:
+            _NAMED.clear()
+        known = _NAMED[key] = (document, _operation_name(context), _operation_type(context))
+    return known[1], known[2]
+
+
 def _describe(context: ExecutionContext) -> _Operation:
     result = context.result
     errors = getattr(result, "errors", None) or []
     extensions = getattr(result, "extensions", None)
     request_context = context.context
     viewer = getattr(request_context, "viewer", None)
+    name, type_ = _name_and_type(context)
     return _Operation(
-        name=_operation_name(context),
-        type=_operation_type(context),
+        name=name,
+        type=type_,
         outcome=None if result is None else _outcome_of_errors(errors),
         cost=_cost_of(extensions if isinstance(extensions, Mapping) else None),
         subject=getattr(viewer, "subject", None),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import sys
@@ -15,7 +16,12 @@ from starlette.routing import WebSocketRoute
 from starlette.types import Message, Scope
 from starlette.websockets import WebSocket
 
-from app.logging_config import JsonFormatter, describe_exception, logging_config
+from app.logging_config import (
+    JsonFormatter,
+    describe_exception,
+    json_lines_handler,
+    logging_config,
+)
 from app.observability import Observability, ObservabilityMiddleware
 from tests.api_client import Api
 from tests.observability.helpers import request_lines
@@ -208,6 +214,37 @@ def test_logging_config_caps_libraries_that_print_data(monkeypatch: pytest.Monke
     monkeypatch.setenv("MEDREC_LOG_LEVEL", "chatty")
     with pytest.raises(ValueError, match="MEDREC_LOG_LEVEL"):
         logging_config()
+
+
+def test_the_json_lines_handler_stops_records_collecting_what_lines_omit(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The caller's file and line, thread and process: no JSON line names them."""
+    for name in ("_srcfile", "logThreads", "logProcesses", "logMultiprocessing"):
+        monkeypatch.setattr(logging, name, getattr(logging, name))  # restored afterwards
+    stream = io.StringIO()
+    handler = json_lines_handler(stream)
+    handler.setFormatter(JsonFormatter())
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    logger = logging.getLogger("medrec.test-json-lines")
+    logger.setLevel(logging.INFO)
+    keep = Keep()
+    for each in (handler, keep):
+        logger.addHandler(each)
+    try:
+        logger.info("seen %s", 1)
+    finally:
+        for each in (handler, keep):
+            logger.removeHandler(each)
+    assert json.loads(stream.getvalue())["message"] == "seen 1"
+    [record] = records
+    assert (record.pathname, record.lineno) == ("(unknown file)", 0)
+    assert (record.thread, record.process) == (None, None)
 
 
 async def test_websocket_connections_write_one_line_when_they_close(
