@@ -15,6 +15,7 @@ import hmac
 import json
 import uuid
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from app.errors import BadUserInput
@@ -58,6 +59,9 @@ class OpaqueIds:
         self._blocks = (padded.translate(_IPAD), padded.translate(_OPAD))
         self._inner = hashlib.sha256(self._blocks[0])
         self._outer = hashlib.sha256(self._blocks[1])
+        # Clients send the same ids again and again (a patient's page, then the patient): a
+        # valid id is checked once while it stays among the recent ones; a bad one every time.
+        self._decoded = lru_cache(maxsize=4096)(self._decode_id)
 
     def hmac_blocks(self) -> tuple[bytes, bytes]:
         """The key's inner and outer HMAC blocks, for statements that seal ids in SQL
@@ -89,6 +93,9 @@ class OpaqueIds:
         return self._seal(b"id", bytes((node_type,)) + row_id.bytes)
 
     def decode_id(self, text: str) -> tuple[NodeType, uuid.UUID]:
+        return self._decoded(text)
+
+    def _decode_id(self, text: str) -> tuple[NodeType, uuid.UUID]:
         payload = self._open(b"id", text)
         if payload is None or len(payload) != 17:
             raise BadUserInput("malformed id")

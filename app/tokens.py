@@ -61,6 +61,9 @@ def bearer_token(header_value: str | None) -> str:
     return token
 
 
+# Fully checked tokens kept per verifier; started afresh once this many are kept.
+_CHECKED_KEPT = 4096
+
 # Every token a key signs has the same header segment (alg and kid), so a few cached segments
 # serve all callers; a longer one is parsed, not cached.
 _SHORT_HEADER = 512
@@ -93,6 +96,9 @@ class TokenVerifier:
         self._jwks = jwks
         # Built jose keys by kid, reused while the cache hands out the same JWK object.
         self._built_keys: dict[str, tuple[dict[str, Any], Any]] = {}
+        # Tokens that passed every check, with the key that verified them: a client sends its
+        # token with every request for up to an hour.
+        self._checked: dict[str, tuple[Any, dict[str, Any], VerifiedToken]] = {}
 
     async def verify(self, token: str) -> VerifiedToken:
         if not isinstance(token, str) or not token.isascii() or len(token) > MAX_TOKEN_LENGTH:
@@ -102,8 +108,17 @@ class TokenVerifier:
             raise TokenError("malformed token")
         kid = _key_id(header) if len(header) <= _SHORT_HEADER else _key_id.__wrapped__(header)
         key = await self._key(kid)
+        checked = self._checked.get(token)
+        if checked is not None and checked[0] is key:
+            # Checked in full before; only the time checks can come out otherwise now.
+            self._check_times(checked[1])
+            return checked[2]
         claims = self._verified_claims(token, key)
-        return self._check_claims(claims)
+        verified = self._check_claims(claims)
+        if len(self._checked) >= _CHECKED_KEPT:
+            self._checked.clear()
+        self._checked[token] = (key, claims, verified)
+        return verified
 
     async def _key(self, kid: str) -> Any:
         jwk_dict = await self._jwks.get_key(kid)
@@ -162,20 +177,7 @@ class TokenVerifier:
         else:
             raise TokenError("unsupported token_use")
 
-        now = time.time()
-        exp = _numeric_date(claims, "exp")
-        if exp is None:
-            raise TokenError("missing exp claim")
-        if now >= exp + self._leeway:
-            raise TokenError("token expired")
-        nbf = _numeric_date(claims, "nbf")
-        if nbf is not None and nbf > now + self._leeway:
-            raise TokenError("token not yet valid")
-        iat = _numeric_date(claims, "iat")
-        if iat is None:
-            raise TokenError("missing iat claim")
-        if iat > now + self._leeway:
-            raise TokenError("issued in the future")
+        exp = self._check_times(claims)
         try:
             expires_at = datetime.fromtimestamp(exp, UTC)
         except (OverflowError, OSError, ValueError):
@@ -193,6 +195,24 @@ class TokenVerifier:
             tenant_id=tenant_id if isinstance(tenant_id, str) and tenant_id else None,
             expires_at=expires_at,
         )
+
+    def _check_times(self, claims: dict[str, Any]) -> float:
+        """The expiry, once the token is valid now (expiry, not-before and issue time)."""
+        now = time.time()
+        exp = _numeric_date(claims, "exp")
+        if exp is None:
+            raise TokenError("missing exp claim")
+        if now >= exp + self._leeway:
+            raise TokenError("token expired")
+        nbf = _numeric_date(claims, "nbf")
+        if nbf is not None and nbf > now + self._leeway:
+            raise TokenError("token not yet valid")
+        iat = _numeric_date(claims, "iat")
+        if iat is None:
+            raise TokenError("missing iat claim")
+        if iat > now + self._leeway:
+            raise TokenError("issued in the future")
+        return exp
 
     def _audience(self, aud: object) -> str:
         # Cognito sends a single string; RFC 7519 also allows a list.

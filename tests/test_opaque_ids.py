@@ -55,3 +55,17 @@ def test_a_value_sealed_with_another_key_is_refused() -> None:
     sealed = OpaqueIds("one").encode_id(NodeType.PATIENT, uuid.uuid4())
     with pytest.raises(BadUserInput):
         OpaqueIds("two").decode_id(sealed)
+
+
+def test_a_decoded_id_is_remembered_and_a_bad_one_refused_each_time() -> None:
+    ids = OpaqueIds("medrec-opaque-id-v1")
+    other = OpaqueIds("another key")
+    row_id = uuid.uuid4()
+    text = ids.encode_id(NodeType.PATIENT, row_id)
+    for _ in range(2):
+        assert ids.decode_id(text) == (NodeType.PATIENT, row_id)
+        with pytest.raises(BadUserInput):
+            other.decode_id(text)  # another key's instance remembers nothing of this one
+        with pytest.raises(BadUserInput):
+            ids.decode_id(text[:-1] + ("A" if text[-1] != "A" else "B"))
+    assert ids._decoded.cache_info().hits == 1
