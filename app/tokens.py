@@ -61,8 +61,9 @@ def bearer_token(header_value: str | None) -> str:
     return token
 
 
-# Fully checked tokens kept per verifier; started afresh once this many are kept.
-_CHECKED_KEPT = 4096
+# Fully checked tokens kept per verifier (as many as signatures are, see _verified_claims);
+# started afresh once this many are kept.
+_CHECKED_KEPT = 1024
 
 # Every token a key signs has the same header segment (alg and kid), so a few cached segments
 # serve all callers; a longer one is parsed, not cached.
