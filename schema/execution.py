@@ -137,10 +137,15 @@ class LeafShortcutExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if counted:
             count_query_execution("planned")
             root = plan.statement_root
+            operations = one_statement_operations(self.schema)
             # Validated and planned as one statement: later requests may skip the pipeline.
             # Not with directives: @skip and @include make the root's fields the variables'.
-            if root is not None and not _has_directives(self.operation, self.fragments):
-                one_statement_operations(self.schema).record(self.operation, root)
+            if (
+                root is not None
+                and operations.recorded(self.operation) is None
+                and not _has_directives(self.operation, self.fragments)
+            ):
+                operations.record(self.operation, root)
         return self.build_response(data)
 
     def _plan(self, parent_type: GraphQLObjectType, fields: GroupedFieldSet) -> _SelectionPlan:

@@ -24,6 +24,7 @@ import asyncio
 import inspect
 import weakref
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeAlias
 
 from graphql import (
@@ -70,13 +71,18 @@ Level: TypeAlias = "list[tuple[ObjectPlan, Any, dict[str, Any]]]"
 Complete: TypeAlias = Callable[[Any, "Level"], Any]
 
 
-class StatementRoot(NamedTuple):
+@dataclass(slots=True)
+class StatementRoot:
     """The one root field of an operation that one statement answers, as collected."""
 
     key: str
     name: str
     field_def: GraphQLField
     details: FieldDetailsList
+    # The operation's cost when no variable changes it, None when one does; measured by
+    # schema/prepared_operations.py when it first answers the operation.
+    fixed_cost: int | None = None
+    cost_measured: bool = False
 
 
 class FieldPlan(NamedTuple):

@@ -48,13 +48,7 @@ from schema.planned_execution import callable_field, converted_arguments, field_
 from schema.sql_trees import compiled_root
 
 if TYPE_CHECKING:
-    from graphql import (
-        DocumentNode,
-        GraphQLField,
-        GraphQLObjectType,
-        GraphQLSchema,
-        OperationDefinitionNode,
-    )
+    from graphql import DocumentNode, GraphQLField, GraphQLObjectType, GraphQLSchema
     from graphql.execution.collect_fields import (
         CollectedFields,
         FieldDetailsList,
@@ -64,7 +58,6 @@ if TYPE_CHECKING:
     from strawberry import Schema
 
     from app.context import RequestContext
-    from schema.planned_execution import StatementRoot
 
 # The extensions whose work for a successful one-statement query is done here instead: the
 # audit trail's description of the operation (AuditTrailExtension), the cost (QueryLimits),
@@ -113,7 +106,10 @@ async def execute_prepared(
     root = one_statement_operations(graphql_schema).recorded(operation)
     if root is None:
         return None
-    cost = _fixed_cost(graphql_schema, document, operation, root)
+    if not root.cost_measured:
+        root.fixed_cost = fixed_query_cost(graphql_schema, document, operation)
+        root.cost_measured = True
+    cost = root.fixed_cost
     if cost is None:
         cost = query_cost(graphql_schema, document, operation, variables)
     if cost > cost_limit(settings, context.viewer)[1]:
@@ -160,26 +156,6 @@ async def execute_prepared(
     operation_context.result = result
     note_operation(operation_context)
     return result
-
-
-# Recorded roots (held, so their ids stay theirs) with their operation's cost when no variable
-# changes it; started afresh once this many are kept.
-_FIXED_COSTS: dict[int, tuple[StatementRoot, int | None]] = {}
-_FIXED_COSTS_KEPT = 1024
-
-
-def _fixed_cost(
-    schema: GraphQLSchema,
-    document: DocumentNode,
-    operation: OperationDefinitionNode,
-    root: StatementRoot,
-) -> int | None:
-    entry = _FIXED_COSTS.get(id(root))
-    if entry is None or entry[0] is not root:
-        if len(_FIXED_COSTS) >= _FIXED_COSTS_KEPT:
-            _FIXED_COSTS.clear()
-        entry = _FIXED_COSTS[id(root)] = (root, fixed_query_cost(schema, document, operation))
-    return entry[1]
 
 
 class _PreparedSource:
