@@ -15,7 +15,7 @@ attachments and status events are readable exactly when their record is.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import any_, bindparam, exists, false, literal, select, true
 from sqlalchemy.dialects.postgresql import array
@@ -66,35 +66,25 @@ def viewer_parameters(viewer: Viewer) -> dict[str, Any]:
     }
 
 
-class _Caller(NamedTuple):
-    """What the predicates compare with: bind parameters, or the viewer's own values."""
-
-    tenant_id: BindParameter[str] | str | None
-    provider_id: BindParameter[uuid.UUID] | uuid.UUID | None
-    patient_id: BindParameter[uuid.UUID] | uuid.UUID | None
-
-
-# Without values, so a statement run without viewer_parameters() fails instead of matching NULL.
-_PARAMETERS = _Caller(
-    bindparam("viewer_tenant_id"), bindparam("viewer_provider_id"), bindparam("viewer_patient_id")
-)
+# The predicates name the viewer through these alone. A statement is built once per role (and
+# cached where it is built) and run with viewer_parameters(), reads and writes alike; without
+# values, a statement run without viewer_parameters() fails instead of matching NULL.
+_TENANT: BindParameter[str] = bindparam("viewer_tenant_id")
+_PROVIDER: BindParameter[uuid.UUID] = bindparam("viewer_provider_id")
+_PATIENT: BindParameter[uuid.UUID] = bindparam("viewer_patient_id")
 
 
-def _values(viewer: Viewer) -> _Caller:
-    return _Caller(viewer.tenant_id, viewer.provider_id, viewer.patient_id)
-
-
-def _providers(role: Role | None, caller: _Caller) -> ColumnElement[bool]:
+def readable_providers_for(role: Role | None) -> ColumnElement[bool]:
     if role is None:
         return false()
-    return Provider.tenant_id == caller.tenant_id
+    return Provider.tenant_id == _TENANT
 
 
-def _patients(role: Role | None, caller: _Caller) -> ColumnElement[bool]:
+def readable_patients_for(role: Role | None) -> ColumnElement[bool]:
     if role is Role.ADMIN or role is Role.PROVIDER:
-        return Patient.tenant_id == caller.tenant_id
+        return Patient.tenant_id == _TENANT
     if role is Role.PATIENT:
-        return (Patient.tenant_id == caller.tenant_id) & (Patient.id == caller.patient_id)
+        return (Patient.tenant_id == _TENANT) & (Patient.id == _PATIENT)
     return false()
 
 
@@ -107,30 +97,25 @@ def _patient_visible(status: QueryableAttribute[RecordStatus]) -> ColumnElement[
     )
 
 
-def _records(
-    role: Role | None, caller: _Caller, record: type[MedicalRecord] = MedicalRecord
-) -> ColumnElement[bool]:
+def _records(role: Role | None, record: type[MedicalRecord] = MedicalRecord) -> ColumnElement[bool]:
     """``record`` may be an alias, for statements that read medical_records twice."""
-    in_tenant = record.tenant_id == caller.tenant_id
+    in_tenant = record.tenant_id == _TENANT
     if role is Role.ADMIN:
         return in_tenant
     if role is Role.PROVIDER:
-        own = record.provider_id == caller.provider_id
+        own = record.provider_id == _PROVIDER
         return in_tenant & ((record.status != RecordStatus.DRAFT) | own)
     if role is Role.PATIENT:
-        return (
-            in_tenant & (record.patient_id == caller.patient_id) & _patient_visible(record.status)
-        )
+        return in_tenant & (record.patient_id == _PATIENT) & _patient_visible(record.status)
     return false()
 
 
 def _of_readable_record(
     role: Role | None,
-    caller: _Caller,
     tenant_id: InstrumentedAttribute[str],
     record_id: InstrumentedAttribute[uuid.UUID],
 ) -> ColumnElement[bool]:
-    in_tenant = tenant_id == caller.tenant_id
+    in_tenant = tenant_id == _TENANT
     if role is Role.ADMIN:
         return in_tenant
     if role is None:
@@ -140,31 +125,31 @@ def _of_readable_record(
     record = aliased(MedicalRecord)
     return in_tenant & exists(
         select(record.id).where(
-            record.tenant_id == tenant_id,
-            record.id == record_id,
-            _records(role, caller, record),
+            record.tenant_id == tenant_id, record.id == record_id, _records(role, record)
         )
     )
 
 
-def _diagnoses(role: Role | None, caller: _Caller) -> ColumnElement[bool]:
-    return _of_readable_record(role, caller, Diagnosis.tenant_id, Diagnosis.record_id)
+def readable_records_for(role: Role | None) -> ColumnElement[bool]:
+    return _records(role)
 
 
-def _attachments(role: Role | None, caller: _Caller) -> ColumnElement[bool]:
+def readable_diagnoses_for(role: Role | None) -> ColumnElement[bool]:
+    return _of_readable_record(role, Diagnosis.tenant_id, Diagnosis.record_id)
+
+
+def readable_attachments_for(role: Role | None) -> ColumnElement[bool]:
     # A deleted attachment's object is gone; the row stays for the audit trail only.
     visible = Attachment.status != AttachmentStatus.DELETED
     if role is Role.PATIENT:
         visible = Attachment.status == AttachmentStatus.AVAILABLE
-    return visible & _of_readable_record(role, caller, Attachment.tenant_id, Attachment.record_id)
+    return visible & _of_readable_record(role, Attachment.tenant_id, Attachment.record_id)
 
 
-def _status_events(role: Role | None, caller: _Caller) -> ColumnElement[bool]:
+def readable_status_events_for(role: Role | None) -> ColumnElement[bool]:
     """An event is readable with its record, but a record's DRAFT events stay as private as the
     draft was: patients never see them, providers only for their own records."""
-    readable = _of_readable_record(
-        role, caller, RecordStatusEvent.tenant_id, RecordStatusEvent.record_id
-    )
+    readable = _of_readable_record(role, RecordStatusEvent.tenant_id, RecordStatusEvent.record_id)
     if role is Role.PATIENT:
         readable = readable & _patient_visible(RecordStatusEvent.status)
     elif role is Role.PROVIDER:
@@ -172,65 +157,11 @@ def _status_events(role: Role | None, caller: _Caller) -> ColumnElement[bool]:
             select(MedicalRecord.id).where(
                 MedicalRecord.tenant_id == RecordStatusEvent.tenant_id,
                 MedicalRecord.id == RecordStatusEvent.record_id,
-                MedicalRecord.provider_id == caller.provider_id,
+                MedicalRecord.provider_id == _PROVIDER,
             )
         )
         readable = readable & ((RecordStatusEvent.status != RecordStatus.DRAFT) | own)
     return readable
-
-
-# For statements built once per role and run with viewer_parameters() (the reads).
-
-
-def readable_providers_for(role: Role | None) -> ColumnElement[bool]:
-    return _providers(role, _PARAMETERS)
-
-
-def readable_patients_for(role: Role | None) -> ColumnElement[bool]:
-    return _patients(role, _PARAMETERS)
-
-
-def readable_records_for(role: Role | None) -> ColumnElement[bool]:
-    return _records(role, _PARAMETERS)
-
-
-def readable_diagnoses_for(role: Role | None) -> ColumnElement[bool]:
-    return _diagnoses(role, _PARAMETERS)
-
-
-def readable_attachments_for(role: Role | None) -> ColumnElement[bool]:
-    return _attachments(role, _PARAMETERS)
-
-
-def readable_status_events_for(role: Role | None) -> ColumnElement[bool]:
-    return _status_events(role, _PARAMETERS)
-
-
-# The same predicates with the viewer's values in them, for statements built per call (writes).
-
-
-def readable_providers(viewer: Viewer) -> ColumnElement[bool]:
-    return _providers(effective_role(viewer), _values(viewer))
-
-
-def readable_patients(viewer: Viewer) -> ColumnElement[bool]:
-    return _patients(effective_role(viewer), _values(viewer))
-
-
-def readable_records(viewer: Viewer) -> ColumnElement[bool]:
-    return _records(effective_role(viewer), _values(viewer))
-
-
-def readable_diagnoses(viewer: Viewer) -> ColumnElement[bool]:
-    return _diagnoses(effective_role(viewer), _values(viewer))
-
-
-def readable_attachments(viewer: Viewer) -> ColumnElement[bool]:
-    return _attachments(effective_role(viewer), _values(viewer))
-
-
-def readable_status_events(viewer: Viewer) -> ColumnElement[bool]:
-    return _status_events(effective_role(viewer), _values(viewer))
 
 
 # --- Writing. Patients write nothing; the checks below run in the statement that locks the row.
@@ -249,11 +180,10 @@ def require_admin(viewer: Viewer) -> None:
         raise Forbidden("this operation needs the admin role")
 
 
-def editable_records(viewer: Viewer) -> ColumnElement[bool]:
+def editable_records_for(role: Role | None) -> ColumnElement[bool]:
     """Admins edit every record of the tenant, providers their own."""
-    role = effective_role(viewer)
     if role is Role.ADMIN:
         return true()
     if role is Role.PROVIDER:
-        return MedicalRecord.provider_id == viewer.provider_id
+        return MedicalRecord.provider_id == _PROVIDER
     return false()

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert
 
-from models import AuditEvent
+from models import AuditEvent, table_of
 
 if TYPE_CHECKING:
     from app.database import Reader
@@ -93,7 +93,8 @@ class AuditTrail:
 
 
 # Built once: every operation appends a row, and building a statement costs more than running it.
-INSERT_EVENTS = insert(AuditEvent)
+# The table, not the mapped class: a Core insert, without the ORM's bulk DML path.
+INSERT_EVENTS = insert(table_of(AuditEvent))
 
 
 async def append(session: Reader, event: dict[str, Any]) -> None:

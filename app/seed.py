@@ -18,7 +18,15 @@ from typing import Any, Final, NamedTuple
 from sqlalchemy import Table, delete, exists, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from models import Attachment, Diagnosis, MedicalRecord, Patient, Provider, RecordStatusEvent
+from models import (
+    Attachment,
+    Diagnosis,
+    MedicalRecord,
+    Patient,
+    Provider,
+    RecordStatusEvent,
+    table_of,
+)
 from models.enums import AttachmentStatus, DiagnosisType, RecordStatus, RecordType, Sex
 
 Row = dict[str, Any]
@@ -748,12 +756,6 @@ def _check_arguments(tenant_id: str, patients: int) -> None:
 # --- Writing --------------------------------------------------------------------------------------
 
 
-def _table(entity: type[Any]) -> Table:
-    table = entity.__table__
-    assert isinstance(table, Table)
-    return table
-
-
 # Children first, so deleting never trips a foreign key.
 _TENANT_TABLES: Final = (
     RecordStatusEvent,
@@ -788,7 +790,7 @@ async def seed_tenant(
     connection = await session.connection()
     if replace:
         for entity in _TENANT_TABLES:
-            table = _table(entity)
+            table = table_of(entity)
             await connection.execute(delete(table).where(table.c.tenant_id == tenant_id))
     elif await connection.scalar(select(exists().where(Patient.tenant_id == tenant_id))):
         raise SeedError(
@@ -799,16 +801,16 @@ async def seed_tenant(
     )
     data = generate(tenant_id, patients=patients, seed=seed, taken_npis=taken_npis.all())
 
-    await _insert(connection, _table(Provider), data.providers)
-    await _insert(connection, _table(Patient), data.patients)
-    await _insert(connection, _table(MedicalRecord), data.records)
-    await _insert(connection, _table(Diagnosis), data.diagnoses)
-    await _insert(connection, _table(Attachment), data.attachments)
-    await _insert(connection, _table(RecordStatusEvent), data.status_events)
+    await _insert(connection, table_of(Provider), data.providers)
+    await _insert(connection, table_of(Patient), data.patients)
+    await _insert(connection, table_of(MedicalRecord), data.records)
+    await _insert(connection, table_of(Diagnosis), data.diagnoses)
+    await _insert(connection, table_of(Attachment), data.attachments)
+    await _insert(connection, table_of(RecordStatusEvent), data.status_events)
     # Fresh statistics, so the first queries after a bulk load are planned for its real size
     # (autovacuum would get there, minutes later).
     for entity in _TENANT_TABLES:
-        await connection.execute(text(f"ANALYZE {_table(entity).name}"))
+        await connection.execute(text(f"ANALYZE {table_of(entity).name}"))
     return SeedSummary(
         tenant_id=tenant_id,
         providers=len(data.providers),

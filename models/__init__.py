@@ -1,6 +1,6 @@
 """SQLAlchemy declarative models: table declarations only."""
 
-from models.base import Base
+from models.base import Base, table_of
 from models.tables import (
     Attachment,
     AuditEvent,
@@ -22,4 +22,5 @@ __all__ = [
     "PersistedDocument",
     "Provider",
     "RecordStatusEvent",
+    "table_of",
 ]

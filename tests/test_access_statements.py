@@ -1,6 +1,9 @@
-"""Read statements are built once per role: the viewer is only ever a bind parameter in them."""
+"""Statements are built once per role: the viewer is only ever a bind parameter in them."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import select
@@ -15,9 +18,13 @@ from app.access import (
     readable_records_for,
     readable_status_events_for,
 )
+from app.commands import attachments, patients, records
 from app.repositories import batched
 from models import Patient
 from models.enums import Role
+
+if TYPE_CHECKING:
+    from sqlalchemy import Select
 
 DIALECT = create_async_engine("postgresql+asyncpg://").dialect
 
@@ -49,3 +56,27 @@ def test_statements_are_built_once_per_table_and_role() -> None:
     admin = batched._by_ids(Patient, readable_patients_for, Role.ADMIN)
     assert batched._by_ids(Patient, readable_patients_for, Role.ADMIN) is admin
     assert batched._by_ids(Patient, readable_patients_for, Role.PATIENT) is not admin
+
+
+# The statements the writes read through: each names the caller only as parameters.
+WRITE_STATEMENTS = [
+    records._lock_statement,
+    records._found_statement,
+    records._diagnosis_record_statement,
+    patients._provider_statement,
+    patients._lock_statement,
+    attachments._lock_statement,
+]
+
+
+@pytest.mark.parametrize("role", [Role.ADMIN, Role.PROVIDER])
+@pytest.mark.parametrize("statement_of", WRITE_STATEMENTS)
+def test_a_write_reads_through_a_statement_built_once_per_role(
+    statement_of: Callable[[Role], Select[*tuple[Any, ...]]], role: Role
+) -> None:
+    statement = statement_of(role)
+    assert statement_of(role) is statement
+    compiled = statement.compile(dialect=DIALECT)
+    assert "viewer_tenant_id" in compiled.binds
+    with pytest.raises(InvalidRequestError, match="viewer_"):
+        compiled.construct_params({})

@@ -4,32 +4,37 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
 from app.access import (
-    editable_records,
+    editable_records_for,
     effective_role,
-    readable_attachments,
+    readable_attachments_for,
     require_writer,
+    viewer_parameters,
 )
 from app.attachment_rules import object_key
 from app.commands.common import locked_row
 from app.commands.records import lock_record, require_editor
 from app.errors import BadUserInput, Forbidden
 from app.record_workflow import require_draft
-from models import Attachment, MedicalRecord
+from models import Attachment, MedicalRecord, table_of
 from models.enums import AttachmentStatus, RecordStatus, Role
 
 if TYPE_CHECKING:
-    from sqlalchemy import Row
+    from sqlalchemy import Row, Select, Update
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from app.storage import AttachmentStorage, PresignedPost
     from app.viewer import Viewer
 
-_ATTACHMENT = tuple(Attachment.__table__.c)
+# As in app/commands/records.py: statements built once, values as parameters, Core writes.
+_ATTACHMENTS = table_of(Attachment)
+_ATTACHMENT = tuple(_ATTACHMENTS.c)
+_INSERT = insert(_ATTACHMENTS).returning(*_ATTACHMENT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,19 +58,18 @@ async def request_upload(
     key = object_key(record.tenant_id, record.id, record.visit_date, attachment_id, new.file_name)
     attachment = (
         await session.execute(
-            insert(Attachment)
-            .values(
-                id=attachment_id,
-                tenant_id=record.tenant_id,
-                record_id=record.id,
-                file_name=new.file_name,
-                content_type=new.content_type,
-                size_bytes=new.size_bytes,
-                checksum_sha256=new.checksum_sha256,
-                status=AttachmentStatus.PENDING_UPLOAD,
-                storage_key=key,
-            )
-            .returning(*_ATTACHMENT)
+            _INSERT,
+            {
+                "id": attachment_id,
+                "tenant_id": record.tenant_id,
+                "record_id": record.id,
+                "file_name": new.file_name,
+                "content_type": new.content_type,
+                "size_bytes": new.size_bytes,
+                "checksum_sha256": new.checksum_sha256,
+                "status": AttachmentStatus.PENDING_UPLOAD,
+                "storage_key": key,
+            },
         )
     ).one()
     upload = await storage.presign_upload(
@@ -82,15 +86,12 @@ async def request_upload(
     return attachment, upload
 
 
-async def _lock_attachment(
-    session: AsyncSession, viewer: Viewer, attachment_id: uuid.UUID
-) -> Row[Any]:
-    """The attachment, locked, with ``may_edit`` (its record's rule) and ``record_status``."""
-    return await locked_row(
-        session,
+@cache
+def _lock_statement(role: Role | None) -> Select[*tuple[Any, ...]]:
+    return (
         select(
             *_ATTACHMENT,
-            editable_records(viewer).label("may_edit"),
+            editable_records_for(role).label("may_edit"),
             MedicalRecord.status.label("record_status"),
         )
         .join(
@@ -98,24 +99,44 @@ async def _lock_attachment(
             (MedicalRecord.tenant_id == Attachment.tenant_id)
             & (MedicalRecord.id == Attachment.record_id),
         )
-        .where(readable_attachments(viewer), Attachment.id == attachment_id)
-        .with_for_update(of=Attachment),
+        .where(readable_attachments_for(role), Attachment.id == bindparam("attachment_id"))
+        .with_for_update(of=Attachment)
+    )
+
+
+async def _lock_attachment(
+    session: AsyncSession, viewer: Viewer, attachment_id: uuid.UUID
+) -> Row[Any]:
+    """The attachment, locked, with ``may_edit`` (its record's rule) and ``record_status``."""
+    return await locked_row(
+        session,
+        _lock_statement(effective_role(viewer)),
+        {**viewer_parameters(viewer), "attachment_id": attachment_id},
         "id",
         "attachment",
     )
 
 
+@cache
+def _status_statement(uploaded: bool) -> Update:
+    statement = (
+        update(_ATTACHMENTS)
+        .where(_ATTACHMENTS.c.id == bindparam("attachment_id"))
+        .values(version=_ATTACHMENTS.c.version + 1, updated_at=func.now())
+        .returning(*_ATTACHMENT)
+    )
+    return statement.values(uploaded_at=func.now()) if uploaded else statement
+
+
 async def _set_status(
-    session: AsyncSession, attachment_id: uuid.UUID, status: AttachmentStatus, **values: Any
+    session: AsyncSession,
+    attachment_id: uuid.UUID,
+    status: AttachmentStatus,
+    *,
+    uploaded: bool = False,
 ) -> Row[Any]:
-    return (
-        await session.execute(
-            update(Attachment)
-            .where(Attachment.id == attachment_id)
-            .values(status=status, version=Attachment.version + 1, updated_at=func.now(), **values)
-            .returning(*_ATTACHMENT)
-        )
-    ).one()
+    parameters = {"status": status, "attachment_id": attachment_id}
+    return (await session.execute(_status_statement(uploaded), parameters)).one()
 
 
 async def confirm_upload(
@@ -136,9 +157,7 @@ async def confirm_upload(
         and (stored.content_type or "").lower() == attachment.content_type
         and stored.sha256_hex == attachment.checksum_sha256
     ):
-        return await _set_status(
-            session, attachment.id, AttachmentStatus.AVAILABLE, uploaded_at=func.now()
-        )
+        return await _set_status(session, attachment.id, AttachmentStatus.AVAILABLE, uploaded=True)
     rejected = await _set_status(session, attachment.id, AttachmentStatus.REJECTED)
     # The stray object must not outlive the verdict; a failure here rolls the verdict back.
     await storage.delete(attachment.storage_key)

@@ -17,10 +17,14 @@ if TYPE_CHECKING:
 
 
 async def locked_row(
-    session: AsyncSession, statement: Select[*tuple[Any, ...]], field: str, what: str
+    session: AsyncSession,
+    statement: Select[*tuple[Any, ...]],
+    parameters: Mapping[str, Any],
+    field: str,
+    what: str,
 ) -> Row[Any]:
     """``statement`` selects one row FOR UPDATE under the caller's read predicate."""
-    row: Row[Any] | None = (await session.execute(statement)).one_or_none()
+    row: Row[Any] | None = (await session.execute(statement, parameters)).one_or_none()
     if row is None:
         raise NotFound(f"{field}: {what} not found")
     return row

@@ -4,23 +4,33 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 
-from app.access import readable_patients, readable_providers, require_writer
+from app.access import (
+    effective_role,
+    readable_patients_for,
+    readable_providers_for,
+    require_writer,
+    viewer_parameters,
+)
 from app.commands.common import check_version, locked_row, unique_violations
 from app.errors import NotFound
-from models import Patient, Provider
-from models.enums import Sex
+from models import Patient, Provider, table_of
+from models.enums import Role, Sex
 
 if TYPE_CHECKING:
     from datetime import date
 
-    from sqlalchemy import Row
+    from sqlalchemy import Row, Select
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from app.viewer import Viewer
+
+# As in app/commands/records.py: statements built once, values as parameters, Core writes.
+_PATIENTS = table_of(Patient)
 
 _UNIQUE = {
     "uq_patients_tenant_id_mrn": "input.mrn: a patient with this MRN already exists",
@@ -49,9 +59,35 @@ class PatientChanges:
     values: dict[str, Any] = field(default_factory=dict)
 
 
+@cache
+def _provider_statement(role: Role | None) -> Select[*tuple[Any, ...]]:
+    return select(Provider.id).where(
+        readable_providers_for(role), Provider.id == bindparam("provider_id")
+    )
+
+
+@cache
+def _lock_statement(role: Role | None) -> Select[*tuple[Any, ...]]:
+    return (
+        select(Patient.id, Patient.version)
+        .where(readable_patients_for(role), Patient.id == bindparam("patient_id"))
+        .with_for_update()
+    )
+
+
+_INSERT = insert(_PATIENTS).returning(*_PATIENTS.c)
+_BUMP = (
+    update(_PATIENTS)
+    .where(_PATIENTS.c.id == bindparam("patient_id"))
+    .values(version=_PATIENTS.c.version + 1, updated_at=func.now())
+    .returning(*_PATIENTS.c)
+)
+
+
 async def _require_provider(session: AsyncSession, viewer: Viewer, provider_id: uuid.UUID) -> None:
     found = await session.scalar(
-        select(Provider.id).where(readable_providers(viewer), Provider.id == provider_id)
+        _provider_statement(effective_role(viewer)),
+        {**viewer_parameters(viewer), "provider_id": provider_id},
     )
     if found is None:
         raise NotFound("input.primaryProviderId: provider not found")
@@ -64,20 +100,19 @@ async def create_patient(session: AsyncSession, viewer: Viewer, new: NewPatient)
     with unique_violations(_UNIQUE):
         return (
             await session.execute(
-                insert(Patient)
-                .values(
-                    tenant_id=viewer.tenant_id,
-                    mrn=new.mrn,
-                    given_name=new.given_name,
-                    family_name=new.family_name,
-                    date_of_birth=new.date_of_birth,
-                    sex=new.sex,
-                    email=new.email,
-                    phone=new.phone,
-                    primary_provider_id=new.primary_provider_id,
-                    cognito_sub=new.cognito_sub,
-                )
-                .returning(*Patient.__table__.c)
+                _INSERT,
+                {
+                    "tenant_id": viewer.tenant_id,
+                    "mrn": new.mrn,
+                    "given_name": new.given_name,
+                    "family_name": new.family_name,
+                    "date_of_birth": new.date_of_birth,
+                    "sex": new.sex,
+                    "email": new.email,
+                    "phone": new.phone,
+                    "primary_provider_id": new.primary_provider_id,
+                    "cognito_sub": new.cognito_sub,
+                },
             )
         ).one()
 
@@ -88,9 +123,8 @@ async def update_patient(
     require_writer(viewer)
     current = await locked_row(
         session,
-        select(Patient.id, Patient.version)
-        .where(readable_patients(viewer), Patient.id == changes.patient_id)
-        .with_for_update(),
+        _lock_statement(effective_role(viewer)),
+        {**viewer_parameters(viewer), "patient_id": changes.patient_id},
         "input.id",
         "patient",
     )
@@ -98,11 +132,5 @@ async def update_patient(
     provider_id = changes.values.get("primary_provider_id")
     if provider_id is not None:
         await _require_provider(session, viewer, provider_id)
-    return (
-        await session.execute(
-            update(Patient)
-            .where(Patient.id == current.id)
-            .values(**changes.values, version=Patient.version + 1, updated_at=func.now())
-            .returning(*Patient.__table__.c)
-        )
-    ).one()
+    # The columns the change sets are its parameters' keys (SQLAlchemy compiles one per set).
+    return (await session.execute(_BUMP, {**changes.values, "patient_id": current.id})).one()

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, field
+from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select, update
 
 from app import validation
 from app.access import (
-    editable_records,
+    editable_records_for,
     effective_role,
-    readable_diagnoses,
-    readable_patients,
-    readable_providers,
-    readable_records,
+    readable_diagnoses_for,
+    readable_patients_for,
+    readable_providers_for,
+    readable_records_for,
     require_writer,
+    viewer_parameters,
 )
 from app.commands.common import check_version, locked_row
 from app.errors import BadUserInput, Forbidden, NotFound
@@ -27,18 +29,23 @@ from app.record_workflow import (
     check_transition,
     require_draft,
 )
-from models import Diagnosis, MedicalRecord, Patient, Provider
+from models import Diagnosis, MedicalRecord, Patient, Provider, table_of
 from models.enums import DiagnosisType, RecordStatus, RecordType, Role
 
 if TYPE_CHECKING:
     from datetime import date, datetime
 
-    from sqlalchemy import Row
+    from sqlalchemy import Row, Select, Update
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from app.viewer import Viewer
 
-_RECORD = tuple(MedicalRecord.__table__.c)
+# Every statement below is built once (per role where it reads), its values bind parameters:
+# building a statement and its cache key per call cost more than running it. The writes name
+# tables, not mapped classes, so they run as Core statements, without the ORM's bulk DML path.
+_RECORDS = table_of(MedicalRecord)
+_DIAGNOSES = table_of(Diagnosis)
+_RECORD = tuple(_RECORDS.c)
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,15 +85,23 @@ class StatusChange:
     reason: str | None
 
 
+@cache
+def _lock_statement(role: Role | None) -> Select[*tuple[Any, ...]]:
+    return (
+        select(*_RECORD, editable_records_for(role).label("may_edit"))
+        .where(readable_records_for(role), MedicalRecord.id == bindparam("record_id"))
+        .with_for_update(of=MedicalRecord)
+    )
+
+
 async def lock_record(
     session: AsyncSession, viewer: Viewer, record_id: uuid.UUID, field: str
 ) -> Row[Any]:
     """The record, locked, with ``may_edit``: whether this caller may change it (decided in SQL)."""
     return await locked_row(
         session,
-        select(*_RECORD, editable_records(viewer).label("may_edit"))
-        .where(readable_records(viewer), MedicalRecord.id == record_id)
-        .with_for_update(of=MedicalRecord),
+        _lock_statement(effective_role(viewer)),
+        {**viewer_parameters(viewer), "record_id": record_id},
         field,
         "record",
     )
@@ -97,14 +112,23 @@ def require_editor(record: Row[Any]) -> None:
         raise Forbidden("only the record's provider or an admin may change this record")
 
 
-async def _bump(session: AsyncSession, record_id: uuid.UUID, **values: Any) -> Row[Any]:
+@cache
+def _bump_statement(finalizing: bool) -> Update:
+    """The columns a change sets are its parameters' keys (SQLAlchemy compiles one per set)."""
+    statement = (
+        update(_RECORDS)
+        .where(_RECORDS.c.id == bindparam("record_id"))
+        .values(version=_RECORDS.c.version + 1, updated_at=func.now())
+        .returning(*_RECORD)
+    )
+    return statement.values(finalized_at=func.now()) if finalizing else statement
+
+
+async def _bump(
+    session: AsyncSession, record_id: uuid.UUID, *, finalizing: bool = False, **values: Any
+) -> Row[Any]:
     return (
-        await session.execute(
-            update(MedicalRecord)
-            .where(MedicalRecord.id == record_id)
-            .values(**values, version=MedicalRecord.version + 1, updated_at=func.now())
-            .returning(*_RECORD)
-        )
+        await session.execute(_bump_statement(finalizing), {**values, "record_id": record_id})
     ).one()
 
 
@@ -120,22 +144,31 @@ def _author(viewer: Viewer, provider_id: uuid.UUID | None) -> uuid.UUID:
     return provider_id
 
 
+@cache
+def _found_statement(role: Role | None) -> Select[*tuple[Any, ...]]:
+    """Both rows in one statement: is each one there for this caller?"""
+    return select(
+        select(Provider.id)
+        .where(readable_providers_for(role), Provider.id == bindparam("provider_id"))
+        .scalar_subquery()
+        .label("provider"),
+        select(Patient.id)
+        .where(readable_patients_for(role), Patient.id == bindparam("patient_id"))
+        .scalar_subquery()
+        .label("patient"),
+    )
+
+
+_INSERT_RECORD = insert(_RECORDS).returning(*_RECORD)
+
+
 async def create_record(session: AsyncSession, viewer: Viewer, new: NewRecord) -> Row[Any]:
     require_writer(viewer)
     provider_id = _author(viewer, new.provider_id)
-    # Both rows in one statement: is each one there for this caller?
     found = (
         await session.execute(
-            select(
-                select(Provider.id)
-                .where(readable_providers(viewer), Provider.id == provider_id)
-                .scalar_subquery()
-                .label("provider"),
-                select(Patient.id)
-                .where(readable_patients(viewer), Patient.id == new.patient_id)
-                .scalar_subquery()
-                .label("patient"),
-            )
+            _found_statement(effective_role(viewer)),
+            {**viewer_parameters(viewer), "provider_id": provider_id, "patient_id": new.patient_id},
         )
     ).one()
     if found.provider is None:
@@ -144,22 +177,21 @@ async def create_record(session: AsyncSession, viewer: Viewer, new: NewRecord) -
         raise NotFound("input.patientId: patient not found")
     record = (
         await session.execute(
-            insert(MedicalRecord)
-            .values(
-                tenant_id=viewer.tenant_id,
-                patient_id=new.patient_id,
-                provider_id=provider_id,
-                record_type=new.record_type,
-                visit_date=new.visit_date,
-                chief_complaint=new.chief_complaint,
-                notes=new.notes,
-                vital_signs=new.vital_signs,
-                prescriptions=new.prescriptions,
-                lab_results=new.lab_results,
-                follow_up_date=new.follow_up_date,
-                status=RecordStatus.DRAFT,
-            )
-            .returning(*_RECORD)
+            _INSERT_RECORD,
+            {
+                "tenant_id": viewer.tenant_id,
+                "patient_id": new.patient_id,
+                "provider_id": provider_id,
+                "record_type": new.record_type,
+                "visit_date": new.visit_date,
+                "chief_complaint": new.chief_complaint,
+                "notes": new.notes,
+                "vital_signs": new.vital_signs,
+                "prescriptions": new.prescriptions,
+                "lab_results": new.lab_results,
+                "follow_up_date": new.follow_up_date,
+                "status": RecordStatus.DRAFT,
+            },
         )
     ).one()
     await append_status_event(
@@ -188,6 +220,9 @@ async def update_record(session: AsyncSession, viewer: Viewer, changes: RecordCh
     return await _bump(session, record.id, **changes.values)
 
 
+_INSERT_DIAGNOSIS = insert(_DIAGNOSES).returning(*_DIAGNOSES.c)
+
+
 async def add_diagnosis(
     session: AsyncSession, viewer: Viewer, new: NewDiagnosis
 ) -> tuple[Row[Any], Row[Any]]:
@@ -200,18 +235,29 @@ async def add_diagnosis(
         raise BadUserInput("input.type: the record already has a PRIMARY diagnosis")
     diagnosis = (
         await session.execute(
-            insert(Diagnosis)
-            .values(
-                tenant_id=record.tenant_id,
-                record_id=record.id,
-                icd10_code=new.icd10_code,
-                description=new.description,
-                type=new.type,
-            )
-            .returning(*Diagnosis.__table__.c)
+            _INSERT_DIAGNOSIS,
+            {
+                "tenant_id": record.tenant_id,
+                "record_id": record.id,
+                "icd10_code": new.icd10_code,
+                "description": new.description,
+                "type": new.type,
+            },
         )
     ).one()
     return diagnosis, await _bump(session, record.id)
+
+
+@cache
+def _diagnosis_record_statement(role: Role | None) -> Select[*tuple[Any, ...]]:
+    return select(Diagnosis.record_id).where(
+        readable_diagnoses_for(role), Diagnosis.id == bindparam("diagnosis_id")
+    )
+
+
+_DELETE_DIAGNOSIS = delete(_DIAGNOSES).where(
+    _DIAGNOSES.c.id == bindparam("diagnosis_id"), _DIAGNOSES.c.record_id == bindparam("record_id")
+)
 
 
 async def remove_diagnosis(
@@ -219,7 +265,8 @@ async def remove_diagnosis(
 ) -> Row[Any]:
     require_writer(viewer)
     record_id = await session.scalar(
-        select(Diagnosis.record_id).where(readable_diagnoses(viewer), Diagnosis.id == diagnosis_id)
+        _diagnosis_record_statement(effective_role(viewer)),
+        {**viewer_parameters(viewer), "diagnosis_id": diagnosis_id},
     )
     if record_id is None:
         raise NotFound("id: diagnosis not found")
@@ -227,7 +274,7 @@ async def remove_diagnosis(
     require_editor(record)
     require_draft(record.status)
     removed = await session.execute(
-        delete(Diagnosis).where(Diagnosis.id == diagnosis_id, Diagnosis.record_id == record.id)
+        _DELETE_DIAGNOSIS, {"diagnosis_id": diagnosis_id, "record_id": record.id}
     )
     if removed.rowcount == 0:  # type: ignore[attr-defined]
         # Removed by a concurrent request between the lookup and the lock.
@@ -243,10 +290,12 @@ async def change_status(session: AsyncSession, viewer: Viewer, change: StatusCha
     check_transition(record.status, change.status)
     if change.status is RecordStatus.FINALIZED:
         check_finalizable(await _primary_count(session, record))
-    values: dict[str, Any] = {"status": change.status}
-    if change.status is RecordStatus.FINALIZED:
-        values["finalized_at"] = func.now()
-    updated = await _bump(session, record.id, **values)
+    updated = await _bump(
+        session,
+        record.id,
+        finalizing=change.status is RecordStatus.FINALIZED,
+        status=change.status,
+    )
     await append_status_event(
         session,
         tenant_id=record.tenant_id,
@@ -259,12 +308,15 @@ async def change_status(session: AsyncSession, viewer: Viewer, change: StatusCha
     return updated
 
 
+_PRIMARY_COUNT = select(func.count()).where(
+    _DIAGNOSES.c.tenant_id == bindparam("tenant_id"),
+    _DIAGNOSES.c.record_id == bindparam("record_id"),
+    _DIAGNOSES.c.type == DiagnosisType.PRIMARY,
+)
+
+
 async def _primary_count(session: AsyncSession, record: Row[Any]) -> int:
     count = await session.scalar(
-        select(func.count()).where(
-            Diagnosis.tenant_id == record.tenant_id,
-            Diagnosis.record_id == record.id,
-            Diagnosis.type == DiagnosisType.PRIMARY,
-        )
+        _PRIMARY_COUNT, {"tenant_id": record.tenant_id, "record_id": record.id}
     )
     return int(count or 0)
