@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Text, bindparam, cast, func, insert, literal, select
 
 from app.errors import BadUserInput, Forbidden, InvalidTransition
-from models import RecordStatusEvent
+from models import RecordStatusEvent, table_of
 from models.enums import RecordStatus, Role
 
 if TYPE_CHECKING:
@@ -70,13 +70,13 @@ def _append_statement() -> Select[Any]:
 
     The lock is taken first (the INSERT reads its one row from the lock's CTE), so the event's
     sequence number is drawn under it; pg_notify reads the inserted row."""
-    events = RecordStatusEvent.__table__
+    events = table_of(RecordStatusEvent)
     columns = ("tenant_id", "record_id", "previous_status", "status", "changed_by", "reason")
     values = {name: bindparam(name, type_=events.c[name].type) for name in columns}
     lock_key = literal("status:") + values["tenant_id"]
     locked = select(func.pg_advisory_xact_lock(func.hashtextextended(lock_key, 0))).cte("locked")
     event = (
-        insert(RecordStatusEvent)
+        insert(events)
         .from_select(columns, select(*values.values()).select_from(locked))
         .returning(*events.c)
         .cte("event")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, insert, select
 
 from app.access import (
     editable_records_for,
@@ -17,7 +17,7 @@ from app.access import (
     viewer_parameters,
 )
 from app.attachment_rules import object_key
-from app.commands.common import locked_row
+from app.commands.common import locked_row, versioned_update
 from app.commands.records import lock_record, require_editor
 from app.errors import BadUserInput, Forbidden
 from app.record_workflow import require_draft
@@ -25,7 +25,7 @@ from models import Attachment, MedicalRecord, table_of
 from models.enums import AttachmentStatus, RecordStatus, Role
 
 if TYPE_CHECKING:
-    from sqlalchemy import Row, Select, Update
+    from sqlalchemy import Row, Select
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from app.storage import AttachmentStorage, PresignedPost
@@ -117,15 +117,8 @@ async def _lock_attachment(
     )
 
 
-@cache
-def _status_statement(uploaded: bool) -> Update:
-    statement = (
-        update(_ATTACHMENTS)
-        .where(_ATTACHMENTS.c.id == bindparam("attachment_id"))
-        .values(version=_ATTACHMENTS.c.version + 1, updated_at=func.now())
-        .returning(*_ATTACHMENT)
-    )
-    return statement.values(uploaded_at=func.now()) if uploaded else statement
+_SET_STATUS = versioned_update(_ATTACHMENTS, "attachment_id")
+_SET_UPLOADED = versioned_update(_ATTACHMENTS, "attachment_id", "uploaded_at")
 
 
 async def _set_status(
@@ -135,8 +128,9 @@ async def _set_status(
     *,
     uploaded: bool = False,
 ) -> Row[Any]:
+    statement = _SET_UPLOADED if uploaded else _SET_STATUS
     parameters = {"status": status, "attachment_id": attachment_id}
-    return (await session.execute(_status_statement(uploaded), parameters)).one()
+    return (await session.execute(statement, parameters)).one()
 
 
 async def confirm_upload(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from sqlalchemy import bindparam, func, update
 from sqlalchemy.exc import IntegrityError
 
 from app.errors import Conflict, NotFound
@@ -12,7 +13,7 @@ from app.errors import Conflict, NotFound
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
-    from sqlalchemy import Row, Select
+    from sqlalchemy import Row, Select, Table, Update
     from sqlalchemy.ext.asyncio import AsyncSession
 
 
@@ -28,6 +29,20 @@ async def locked_row(
     if row is None:
         raise NotFound(f"{field}: {what} not found")
     return row
+
+
+def versioned_update(table: Table, key: str, stamped: str | None = None) -> Update:
+    """Updates the row whose id is the parameter ``key``: its version goes up by one,
+    ``updated_at`` (and the column ``stamped``, if named) becomes now(), and the row comes back.
+    The columns a change sets are its parameters' other keys (SQLAlchemy compiles one statement
+    per set of keys), so the statement is built once."""
+    now = {"updated_at": func.now()} | ({stamped: func.now()} if stamped else {})
+    return (
+        update(table)
+        .where(table.c.id == bindparam(key))
+        .values(version=table.c.version + 1, **now)
+        .returning(*table.c)
+    )
 
 
 def check_version(row: Row[Any], expected: int, what: str) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, insert, select
 
 from app.access import (
     effective_role,
@@ -16,7 +16,7 @@ from app.access import (
     require_writer,
     viewer_parameters,
 )
-from app.commands.common import check_version, locked_row, unique_violations
+from app.commands.common import check_version, locked_row, unique_violations, versioned_update
 from app.errors import NotFound
 from models import Patient, Provider, table_of
 from models.enums import Role, Sex
@@ -76,12 +76,7 @@ def _lock_statement(role: Role | None) -> Select[*tuple[Any, ...]]:
 
 
 _INSERT = insert(_PATIENTS).returning(*_PATIENTS.c)
-_BUMP = (
-    update(_PATIENTS)
-    .where(_PATIENTS.c.id == bindparam("patient_id"))
-    .values(version=_PATIENTS.c.version + 1, updated_at=func.now())
-    .returning(*_PATIENTS.c)
-)
+_BUMP = versioned_update(_PATIENTS, "patient_id")
 
 
 async def _require_provider(session: AsyncSession, viewer: Viewer, provider_id: uuid.UUID) -> None:
@@ -132,5 +127,4 @@ async def update_patient(
     provider_id = changes.values.get("primary_provider_id")
     if provider_id is not None:
         await _require_provider(session, viewer, provider_id)
-    # The columns the change sets are its parameters' keys (SQLAlchemy compiles one per set).
     return (await session.execute(_BUMP, {**changes.values, "patient_id": current.id})).one()

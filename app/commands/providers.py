@@ -9,13 +9,17 @@ from sqlalchemy import insert
 
 from app.access import require_admin
 from app.commands.common import unique_violations
-from models import Provider
+from models import Provider, table_of
 
 if TYPE_CHECKING:
     from sqlalchemy import Row
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from app.viewer import Viewer
+
+# As in app/commands/records.py: built once, values as parameters, a Core insert.
+_PROVIDERS = table_of(Provider)
+_INSERT = insert(_PROVIDERS).returning(*_PROVIDERS.c)
 
 _UNIQUE = {
     "uq_providers_tenant_id_npi": "input.npi: a provider with this NPI already exists",
@@ -38,16 +42,15 @@ async def create_provider(session: AsyncSession, viewer: Viewer, new: NewProvide
     with unique_violations(_UNIQUE):
         return (
             await session.execute(
-                insert(Provider)
-                .values(
-                    tenant_id=viewer.tenant_id,
-                    npi=new.npi,
-                    given_name=new.given_name,
-                    family_name=new.family_name,
-                    specialty=new.specialty,
-                    email=new.email,
-                    cognito_sub=new.cognito_sub,
-                )
-                .returning(*Provider.__table__.c)
+                _INSERT,
+                {
+                    "tenant_id": viewer.tenant_id,
+                    "npi": new.npi,
+                    "given_name": new.given_name,
+                    "family_name": new.family_name,
+                    "specialty": new.specialty,
+                    "email": new.email,
+                    "cognito_sub": new.cognito_sub,
+                },
             )
         ).one()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, delete, func, insert, select, update
+from sqlalchemy import bindparam, delete, func, insert, select
 
 from app import validation
 from app.access import (
@@ -20,7 +20,7 @@ from app.access import (
     require_writer,
     viewer_parameters,
 )
-from app.commands.common import check_version, locked_row
+from app.commands.common import check_version, locked_row, versioned_update
 from app.errors import BadUserInput, Forbidden, NotFound
 from app.record_workflow import (
     append_status_event,
@@ -35,7 +35,7 @@ from models.enums import DiagnosisType, RecordStatus, RecordType, Role
 if TYPE_CHECKING:
     from datetime import date, datetime
 
-    from sqlalchemy import Row, Select, Update
+    from sqlalchemy import Row, Select
     from sqlalchemy.ext.asyncio import AsyncSession
 
     from app.viewer import Viewer
@@ -112,24 +112,15 @@ def require_editor(record: Row[Any]) -> None:
         raise Forbidden("only the record's provider or an admin may change this record")
 
 
-@cache
-def _bump_statement(finalizing: bool) -> Update:
-    """The columns a change sets are its parameters' keys (SQLAlchemy compiles one per set)."""
-    statement = (
-        update(_RECORDS)
-        .where(_RECORDS.c.id == bindparam("record_id"))
-        .values(version=_RECORDS.c.version + 1, updated_at=func.now())
-        .returning(*_RECORD)
-    )
-    return statement.values(finalized_at=func.now()) if finalizing else statement
+_BUMP = versioned_update(_RECORDS, "record_id")
+_FINALIZE = versioned_update(_RECORDS, "record_id", "finalized_at")
 
 
 async def _bump(
     session: AsyncSession, record_id: uuid.UUID, *, finalizing: bool = False, **values: Any
 ) -> Row[Any]:
-    return (
-        await session.execute(_bump_statement(finalizing), {**values, "record_id": record_id})
-    ).one()
+    statement = _FINALIZE if finalizing else _BUMP
+    return (await session.execute(statement, {**values, "record_id": record_id})).one()
 
 
 def _author(viewer: Viewer, provider_id: uuid.UUID | None) -> uuid.UUID:
