@@ -1,4 +1,5 @@
-"""What every write shares: locking a row for update, version checks, unique-violation mapping."""
+"""What every write shares: locking a row for update, version checks and bumps, unique-violation
+mapping."""
 
 from __future__ import annotations
 
