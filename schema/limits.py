@@ -209,7 +209,6 @@ class _Cost:
         self._memo: dict[str, int] = {}
         self._entered: set[str] = set()
         self.read_variables = False  # a page size came from a variable
-        self.total = 0
 
     def _owner(self, type_name: str | None) -> _FieldsOwner | None:
         found = None if type_name is None else self.schema.get_type(type_name)
@@ -280,15 +279,16 @@ def query_cost(
     operation: OperationDefinitionNode,
     variables: Mapping[str, object] | None = None,
 ) -> int:
-    return _measured_cost(schema, document, operation, variables or {}).total
+    total, _ = _measured_cost(schema, document, operation, variables or {})
+    return total
 
 
 def fixed_query_cost(
     schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode
 ) -> int | None:
     """The cost whatever the variables, when no page size comes from one; else None."""
-    cost = _measured_cost(schema, document, operation, {})
-    return None if cost.read_variables else cost.total
+    total, read_variables = _measured_cost(schema, document, operation, {})
+    return None if read_variables else total
 
 
 def _measured_cost(
@@ -296,12 +296,11 @@ def _measured_cost(
     document: DocumentNode,
     operation: OperationDefinitionNode,
     variables: Mapping[str, object],
-) -> _Cost:
+) -> tuple[int, bool]:
+    """The cost, and whether a variable gave a page size."""
     cost = _Cost(schema, document, operation, variables)
-    cost.total = cost.selection_set(
-        operation.selection_set, schema.get_root_type(operation.operation)
-    )
-    return cost
+    total = cost.selection_set(operation.selection_set, schema.get_root_type(operation.operation))
+    return total, cost.read_variables
 
 
 def count_tokens(query: str, *, stop_after: int) -> int | None:
