@@ -1,9 +1,9 @@
 """The audit trail: one append-only row per operation that reads or changes patient data.
 
-A mutation appends its row inside its own transaction, so a change is never committed unaudited,
-and a query answered by one statement (app/repositories/json_trees.py) appends it in that
-statement. Other reads, and operations that failed, are appended once execution ends and before
-the response is sent; if that append fails the request fails with it.
+A mutation appends its row inside its own transaction, so a change is never committed unaudited.
+Reads, and operations that failed, hand their row to the process's AuditWriter once execution
+ends (app/audit_writer.py), and the response is sent only after it committed; if that append
+fails the request fails with it.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import insert
+from sqlalchemy import bindparam, insert
 
 from models import AuditEvent, table_of
 
@@ -67,8 +67,8 @@ class AuditTrail:
         return bool(self.patient_ids or self.record_ids or self.attachment_ids)
 
     def appended(self) -> None:
-        """The operation's row committed with its work (a change's transaction, or the one
-        statement of a read, see app/repositories/json_trees.py); later rows start afresh."""
+        """The operation's row committed with its work (a change's transaction), or before a
+        subscription's event was sent; later rows start afresh."""
         self.appended_in_transaction = True
         self.patient_ids.clear()
         self.record_ids.clear()
@@ -93,9 +93,21 @@ class AuditTrail:
 
 
 # Built once: every operation appends a row, and building a statement costs more than running it.
-# The table, not the mapped class: a Core insert, without the ORM's bulk DML path.
-INSERT_EVENTS = insert(table_of(AuditEvent))
+# The table, not the mapped class: a Core insert, without the ORM's bulk DML path. Inline: no
+# RETURNING of the new id, which nobody reads. Its parameters are AuditTrail.event's keys.
+_EVENTS = table_of(AuditEvent)
+INSERT_EVENT = (
+    insert(_EVENTS)
+    .inline()
+    .values(
+        {
+            column.key: bindparam(column.key, type_=column.type)
+            for column in _EVENTS.c
+            if column.key not in ("id", "occurred_at")
+        }
+    )
+)
 
 
 async def append(session: Reader, event: dict[str, Any]) -> None:
-    await session.execute(INSERT_EVENTS, event)
+    await session.execute(INSERT_EVENT, event)

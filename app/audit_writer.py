@@ -1,9 +1,11 @@
-"""Audit rows of many subscription deliveries, written together: one INSERT, one transaction.
+"""Audit rows of many operations, written together: one round trip, one transaction.
 
-Every delivery still waits for its own row to commit before its event is sent; rows that become
-due while a flush runs go in the next one, so a fan-out to N subscribers costs a few
-transactions instead of N. A failed flush fails the deliveries whose rows it carried, as a failed
-audit append fails a request.
+Every operation still waits for its own row to commit before its answer (a response, a
+subscription's event) is sent. A flush starts as soon as a row is due and none is running;
+rows that become due while it runs go in the next one. Under load, the concurrent requests of a
+process share one commit (one WAL flush) instead of one each, and their reads stay read-only
+statements that write nothing. A failed flush fails the operations whose rows it carried, as a
+failed audit append fails a request.
 """
 
 from __future__ import annotations
@@ -11,27 +13,40 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy.exc import DBAPIError
+import asyncpg
 
-from app.audit import INSERT_EVENTS
+from app.audit import INSERT_EVENT
+from app.database import DriverStatement
+from app.request_reads import pooled_driver
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 log = logging.getLogger("medrec.audit")
 
-# Rows that come due a moment apart (subscribers woken by the same change) share a flush.
-COLLECT_SECONDS = 0.002
 MAX_ROWS_PER_FLUSH = 1000
 
 
 class AuditWriter:
-    def __init__(self, engine: AsyncEngine, connections: asyncio.Semaphore) -> None:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        connections: asyncio.Semaphore | None = None,
+        collect_seconds: float = 0.0,
+    ) -> None:
+        """``connections``: a limit shared with other users of the pool (the fan-out's reads);
+        ``collect_seconds``: how long a flush waits for more rows before it starts (rows that
+        come due a moment apart, such as subscribers woken by the same change)."""
         self._engine = engine
-        # Shared with the fan-out's reads: together they hold at most this many connections.
-        self._connections = connections
+        self._connections: AbstractAsyncContextManager[Any] = (
+            connections or contextlib.nullcontext()
+        )
+        self._collect_seconds = collect_seconds
+        self._insert = DriverStatement(INSERT_EVENT, engine.dialect)
         self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
 
@@ -44,7 +59,7 @@ class AuditWriter:
         self._pending.append((event, done))
         if self._flushing is None:
             self._flushing = asyncio.create_task(self._flush_pending(), name="medrec-audit-flush")
-        # Shielded: a subscriber that disconnects must not cancel the other rows' transaction.
+        # Shielded: a caller that goes away must not cancel the other rows' transaction.
         await asyncio.shield(done)
 
     async def stop(self) -> None:
@@ -55,7 +70,8 @@ class AuditWriter:
 
     async def _flush_pending(self) -> None:
         try:
-            await asyncio.sleep(COLLECT_SECONDS)
+            # Rows handed over in the same turn of the event loop share the first flush.
+            await asyncio.sleep(self._collect_seconds)
             while self._pending:
                 async with self._connections:
                     batch = self._pending[:MAX_ROWS_PER_FLUSH]
@@ -66,14 +82,15 @@ class AuditWriter:
 
     async def _write(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
         try:
-            async with self._engine.begin() as connection:
-                await connection.execute(INSERT_EVENTS, [event for event, _ in batch])
-        except DBAPIError as error:
-            if len(batch) == 1 or error.connection_invalidated:
+            async with pooled_driver(self._engine) as driver:
+                await self._insert.executemany(driver.connection, [event for event, _ in batch])
+        except asyncpg.PostgresError as error:
+            if len(batch) == 1:
                 _settle(batch, error)
                 return
-            # A statement error (a row the table refused): rows that are fine still commit,
-            # each in a transaction of its own, so one bad row fails only its own delivery.
+            # The database refused the statement (a row the table refused): rows that are fine
+            # still commit, each in a transaction of its own, so one bad row fails only its own
+            # operation.
             log.warning(
                 "audit flush of %d rows failed with %s; appending them one by one",
                 len(batch),
@@ -82,7 +99,7 @@ class AuditWriter:
             for one in batch:
                 await self._write([one])
             return
-        except Exception as error:  # the pool timed out, the network failed: every row fails
+        except Exception as error:  # the pool timed out, the connection failed: every row fails
             _settle(batch, error)
             return
         _settle(batch, None)

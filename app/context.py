@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from starlette.responses import Response
 
     from app.audit import AuditTrail
+    from app.audit_writer import AuditWriter
     from app.opaque_ids import OpaqueIds
     from app.request_reads import DriverSource, ReaderSource
     from app.settings import Settings
@@ -36,12 +37,14 @@ class RequestContext:
     ids: OpaqueIds
     # Transactions (writes) take sessions of their own from here.
     sessionmaker: async_sessionmaker[AsyncSession]
-    # Reads and the audit row: the request's one connection (app/request_reads.py).
+    # Reads: the request's one connection (app/request_reads.py).
     reads: ReaderSource
     # The same connection's asyncpg connection, for statements run on the driver.
     drivers: DriverSource
     loaders: Loaders
     audit: AuditTrail
+    # Where the operation's audit row goes once it ran (schema/audit.py).
+    audit_writer: AuditWriter
     storage: AttachmentStorage
     settings: Settings
     status_stream: StatusStream

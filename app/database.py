@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import (
 from app.request_reads import allow_direct_checkout
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable, Iterable, Mapping
 
     import asyncpg
     from sqlalchemy import Result
@@ -53,7 +53,7 @@ def _row_class(columns: tuple[str, ...]) -> Any:
 
 
 class DriverStatement:
-    """A read statement compiled once and run on asyncpg's own connection.
+    """A statement compiled once and run on asyncpg's own connection.
 
     On every execute SQLAlchemy derives a cache key from the whole statement, then builds an
     execution context and a result: for a tree statement (app/repositories/json_trees.py) that
@@ -81,12 +81,22 @@ class DriverStatement:
     async def fetchrow(
         self, connection: asyncpg.Connection, values: Mapping[str, Any]
     ) -> asyncpg.Record | None:
+        return await connection.fetchrow(self.sql, *self._arguments(values))
+
+    async def executemany(
+        self, connection: asyncpg.Connection, rows: Iterable[Mapping[str, Any]]
+    ) -> None:
+        """Runs the statement once per row in one round trip; outside a transaction, asyncpg
+        runs them all in one implicit transaction (one commit)."""
+        await connection.executemany(self.sql, [self._arguments(values) for values in rows])
+
+    def _arguments(self, values: Mapping[str, Any]) -> list[Any]:
         defaults = self._defaults
         arguments = []
         for name, process in zip(self._names, self._processors, strict=True):
             value = values[name] if name in values else defaults[name]
             arguments.append(value if process is None else process(value))
-        return await connection.fetchrow(self.sql, *arguments)
+        return arguments
 
 
 def create_engine(settings: Settings) -> AsyncEngine:

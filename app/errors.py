@@ -8,13 +8,22 @@ from __future__ import annotations
 
 import enum
 
+import asyncpg
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 DATABASE_UNAVAILABLE = "the database is unavailable; retry shortly"
 
-# The database, its connection pool or the network to it failed: the caller may retry.
-DATABASE_OUTAGES = (DBAPIError, PoolTimeout, OSError, TimeoutError)
+# The database, its connection pool or the network to it failed: the caller may retry. Statements
+# run on the driver (app/database.py's DriverStatement) raise asyncpg's errors, unwrapped.
+DATABASE_OUTAGES = (
+    DBAPIError,
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    PoolTimeout,
+    OSError,
+    TimeoutError,
+)
 
 
 class ErrorCode(enum.StrEnum):

@@ -324,6 +324,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
             drivers=drivers,
             loaders=Loaders(reads, viewer, services.ids, audit),
             audit=audit,
+            audit_writer=services.audit_writer,
             storage=services.storage,
             settings=services.settings,
             status_stream=services.status_stream,

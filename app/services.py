@@ -11,6 +11,7 @@ import httpx
 from aiobotocore.session import get_session
 from botocore.config import Config
 
+from app.audit_writer import AuditWriter
 from app.database import create_engine, create_sessionmaker
 from app.jwks import JWKSCache
 from app.migrations import head_revision
@@ -43,6 +44,8 @@ class Services:
     status_stream: StatusStream
     # Subscriptions read and audit through it (app/status_fanout.py).
     fanout: StatusFanout
+    # The audit rows of queries, and of what a mutation's answer read after its transaction.
+    audit_writer: AuditWriter
     ids: OpaqueIds
     migration_head: str | None
     address_limits: TokenBuckets
@@ -88,6 +91,8 @@ class Services:
             fanout = StatusFanout(engine, connections=max(1, settings.db_pool_size // 2))
             # Stopped first (callbacks run last-in first-out): it flushes pending audit rows.
             stack.push_async_callback(fanout.stop)
+            audit_writer = AuditWriter(engine)
+            stack.push_async_callback(audit_writer.stop)
             sessionmaker = create_sessionmaker(engine)
             yield cls(
                 settings=settings,
@@ -99,6 +104,7 @@ class Services:
                 storage=AttachmentStorage(s3, settings),
                 status_stream=status_stream,
                 fanout=fanout,
+                audit_writer=audit_writer,
                 ids=OpaqueIds(settings.opaque_id_key),
                 migration_head=head_revision(settings.database_url),
                 address_limits=TokenBuckets(settings.rate_limit_per_address),

@@ -166,7 +166,8 @@ class StatusFanout:
         self._readers: weakref.WeakValueDictionary[Scope, ScopeReader] = (
             weakref.WeakValueDictionary()
         )
-        self.audit = AuditWriter(engine, self._connections)
+        # Deliveries woken by the same change come due a moment apart: they share a flush.
+        self.audit = AuditWriter(engine, connections=self._connections, collect_seconds=0.002)
 
     def reader(self, scope: Scope) -> ScopeReader:
         reader = self._readers.get(scope)

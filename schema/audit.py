@@ -9,11 +9,13 @@ from typing import TYPE_CHECKING
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
 
-from app.audit import append
 from app.errors import DATABASE_OUTAGES, DATABASE_UNAVAILABLE, ErrorCode
 from models.enums import AuditOutcome
 
 if TYPE_CHECKING:
+    from strawberry.schema._graphql_core import GraphQLExecutionResult
+    from strawberry.types import ExecutionResult
+
     from app.context import RequestContext
 
 log = logging.getLogger("medrec.audit")
@@ -34,41 +36,10 @@ class AuditTrailExtension(SchemaExtension):
 
     async def on_operation(self) -> AsyncIterator[None]:
         yield
-        if not self._touches_data():
-            return
-        result = self.execution_context.result
-        errors = (result.errors if result else None) or []
-        context: RequestContext = self.execution_context.context
-        trail = context.audit
-        # Mutations and one-statement reads audited themselves; a row is still due for data a
-        # mutation's response read after its transaction.
-        if trail.appended_in_transaction and not errors and not trail.touched_anything:
-            return
-        event = context.audit.event(_outcome(errors))
-        try:
-            # Autocommit: the row is committed once the statement returns.
-            async with context.reads() as connection:
-                await append(connection, event)
-        except Exception as error:
-            # The type only: a database error's text quotes the statement and its values.
-            log.error(
-                "audit append failed with %s (request %s)",
-                type(error).__name__,
-                context.request_id,
+        if self._touches_data():
+            await append_operation_row(
+                self.execution_context.context, self.execution_context.result
             )
-            database_down = isinstance(error, DATABASE_OUTAGES)
-            # Unaudited access to patient data must not happen: the response goes, the data not.
-            if result is not None:
-                result.data = None
-                result.errors = [
-                    GraphQLError(
-                        DATABASE_UNAVAILABLE if database_down else "Internal server error",
-                        extensions={
-                            "code": ErrorCode.INTERNAL_SERVER_ERROR.value,
-                            "requestId": context.request_id,
-                        },
-                    )
-                ]
 
     def _touches_data(self) -> bool:
         """Introspection, and documents that never parsed, read no patient data."""
@@ -86,6 +57,40 @@ class AuditTrailExtension(SchemaExtension):
                 for selection in definition.selection_set.selections
             )
         return False
+
+
+async def append_operation_row(
+    context: RequestContext, result: GraphQLExecutionResult | ExecutionResult | None
+) -> None:
+    """Appends the row of an operation that touched data, unless it was audited inside its own
+    transaction, and returns once it committed. If it cannot be appended, ``result`` loses its
+    data: unaudited access to patient data must not happen."""
+    errors = (result.errors if result else None) or []
+    trail = context.audit
+    # Mutations audited themselves; a row is still due for data a mutation's response read after
+    # its transaction.
+    if trail.appended_in_transaction and not errors and not trail.touched_anything:
+        return
+    try:
+        await context.audit_writer.append(trail.event(_outcome(errors)))
+    except Exception as error:
+        # The type only: a database error's text quotes the statement and its values.
+        log.error(
+            "audit append failed with %s (request %s)", type(error).__name__, context.request_id
+        )
+        database_down = isinstance(error, DATABASE_OUTAGES)
+        # The response goes, the data not.
+        if result is not None:
+            result.data = None
+            result.errors = [
+                GraphQLError(
+                    DATABASE_UNAVAILABLE if database_down else "Internal server error",
+                    extensions={
+                        "code": ErrorCode.INTERNAL_SERVER_ERROR.value,
+                        "requestId": context.request_id,
+                    },
+                )
+            ]
 
 
 def _outcome(errors: list[GraphQLError]) -> AuditOutcome:

@@ -121,9 +121,9 @@ class QueryPlan:
         )
         if collected.new_defer_usages or collected.forbidden_directive_instances:
             raise PlanUnavailable("@defer")
-        # A root field alone in its operation may append the operation's audit row itself.
+        # A root field alone in its operation makes the operation one statement.
         self._root_fields = len(collected.grouped_field_set)
-        # Set when the whole operation is that field, answered and audited by one statement.
+        # Set when the whole operation is that field, answered by one statement.
         self.statement_root: StatementRoot | None = None
         self.root = self._object_plan(root_type, collected.grouped_field_set, None)
 
@@ -171,7 +171,6 @@ class QueryPlan:
                 details,
                 arguments,
                 self._arguments,
-                alone=self._root_fields == 1,
             )
             if read is not None:
                 if self._root_fields == 1:

@@ -1,9 +1,9 @@
 """Queries answered by one statement, run again without Strawberry's operation pipeline.
 
-A query whose only root field PostgreSQL answers in one statement (schema/sql_trees.py) does all
-its work there: the read, its access predicates and its audit row. Around that statement
-Strawberry's pipeline (four extensions' hooks, the execution context, the result's processing)
-cost more CPU than the statement's whole round trip.
+A query whose only root field PostgreSQL answers in one statement (schema/sql_trees.py) does
+all its reading there, access predicates included; only its audit row is left to append. Around
+that statement Strawberry's pipeline (four extensions' hooks, the execution context, the
+result's processing) cost more CPU than the statement's whole round trip.
 
 So an operation that once ran that way (parsed, validated, and planned as one statement by the
 whole pipeline) is recorded with its root field, and later requests for it run here: the
@@ -11,10 +11,10 @@ document from the parse cache, the cost checked as QueryLimits checks it, the va
 and the root field's arguments converted as graphql-core and Strawberry do, the field compiled
 by the same compiled_root (its statement cached per selection; graphql-core's execution context
 is built only when the selection must be compiled again) and answered by the same statement,
-the audit trail and the request log told what the extensions would have told them. Anything
-else (variables that do not coerce, a cost over the limit, a field the statement cannot answer
-with these arguments, any exception) returns None with nothing written, and the whole pipeline
-answers the request.
+its audit row appended as the audit extension appends it, and the request log told what the
+extensions would have told them. Anything else (variables that do not coerce, a cost over the
+limit, a field the statement cannot answer with these arguments, any exception) returns None
+with nothing written, and the whole pipeline answers the request.
 
 What the pipeline does per operation is known here, extension by extension (``_REPLAYED``): a
 schema with any other extension or directive, or a document with directives (their variables
@@ -34,7 +34,7 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from app.observability import OperationObserver, count_query_execution, note_operation
-from schema.audit import AuditTrailExtension
+from schema.audit import AuditTrailExtension, append_operation_row
 from schema.errors import ErrorCodes
 from schema.execution import LeafShortcutExecutionContext, one_statement_operations
 from schema.limits import (
@@ -60,10 +60,10 @@ if TYPE_CHECKING:
     from app.context import RequestContext
 
 # The extensions whose work for a successful one-statement query is done here instead: the
-# audit trail's description of the operation (AuditTrailExtension), the cost (QueryLimits),
-# the request log's note (OperationObserver). ErrorCodes has no errors to give codes to, and
-# validation rules (QueryLimits, AddValidationRules) were applied when the operation was
-# recorded: a document's validity depends on nothing else.
+# audit trail's description of the operation and its row (AuditTrailExtension), the cost
+# (QueryLimits), the request log's note (OperationObserver). ErrorCodes has no errors to give
+# codes to, and validation rules (QueryLimits, AddValidationRules) were applied when the
+# operation was recorded: a document's validity depends on nothing else.
 _REPLAYED = frozenset(
     {AuditTrailExtension, ErrorCodes, QueryLimits, OperationObserver, AddValidationRules}
 )
@@ -131,7 +131,7 @@ async def execute_prepared(
             None,
         )
         read = compiled_root(
-            source, root.name, root.field_def, root.details, arguments, source.arguments, alone=True
+            source, root.name, root.field_def, root.details, arguments, source.arguments
         )
     except Exception:  # an argument that does not convert: the pipeline reports it
         return None
@@ -153,6 +153,7 @@ async def execute_prepared(
         return None
     count_query_execution("prepared")
     result = ExecutionResult(data={root.key: value}, errors=None, extensions={"cost": cost})
+    await append_operation_row(context, result)
     operation_context.result = result
     note_operation(operation_context)
     return result

@@ -47,7 +47,6 @@ from app.repositories.json_trees import (
 )
 from app.repositories.patients import PATIENT_ORDER
 from app.repositories.records import RECORD_ORDER
-from models.enums import AuditOutcome
 from resolvers.filters import patient_list_filter, record_list_filter
 
 if TYPE_CHECKING:
@@ -478,14 +477,12 @@ def compiled_root(
     details: FieldDetailsList,
     arguments: dict[str, Any],
     arguments_of: ArgumentsOf,
-    *,
-    alone: bool,
 ) -> Callable[[Any], Awaitable[Any]] | None:
     """The resolver of a root field answered by one statement, or None to plan it as before.
 
     ``arguments`` are the root field's, converted; ``arguments_of`` gives any field's arguments
-    as graphql-core passes them to a resolver. A field ``alone`` in its operation is the whole
-    operation: its statement appends the operation's audit row as well."""
+    as graphql-core passes them to a resolver. The statement returns the ids the operation's
+    audit row names (schema/audit.py appends it)."""
     context: RequestContext = execution.context_value
     compiler = TreeCompiler(execution, context, arguments_of)
     try:
@@ -498,21 +495,15 @@ def compiled_root(
     role = effective_role(viewer)
 
     async def read(_: Any) -> Any:
-        audit = context.audit
-        event = audit.event(AuditOutcome.OK) if alone else None
         async with context.drivers() as driver:
-            tree = await json_trees.read_tree(
-                driver, viewer, context.ids, root, role, parameters, event
-            )
+            tree = await json_trees.read_tree(driver, viewer, context.ids, root, role, parameters)
         if tree.incomplete:
-            raise IncompleteTree(name)  # and no audit row was appended
-        if alone:
-            audit.appended()
-        else:
-            for patient_id in tree.patient_ids:
-                audit.touch_patient(patient_id)
-            for record_id in tree.record_ids:
-                audit.touch_record(record_id)
+            raise IncompleteTree(name)
+        audit = context.audit
+        for patient_id in tree.patient_ids:
+            audit.touch_patient(patient_id)
+        for record_id in tree.record_ids:
+            audit.touch_record(record_id)
         return None if tree.json is None else orjson.Fragment(tree.json)
 
     return read

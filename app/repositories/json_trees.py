@@ -30,10 +30,8 @@ from sqlalchemy import (
     bindparam,
     case,
     cast,
-    distinct,
     exists,
     func,
-    insert,
     literal_column,
     or_,
     select,
@@ -52,7 +50,7 @@ from app.access import (
 from app.database import DriverStatement
 from app.opaque_ids import NodeType
 from app.repositories import patients, records
-from models import Attachment, AuditEvent, Diagnosis, MedicalRecord, Patient, Provider
+from models import Attachment, Diagnosis, MedicalRecord, Patient, Provider
 
 if TYPE_CHECKING:
     import uuid
@@ -566,43 +564,6 @@ def tree_statement(root: Root, role: Role | None) -> Select[Any]:
     )
 
 
-# What the tree names for the audit row; its other columns are the statement's parameters.
-_TOUCHED = ("patient_ids", "record_ids")
-_GIVEN = tuple(
-    column
-    for column in AuditEvent.__table__.c
-    if column.key not in _TOUCHED and column.key not in ("id", "occurred_at")
-)
-
-
-@lru_cache(maxsize=512)
-def audited_tree_statement(root: Root, role: Role | None) -> Select[Any]:
-    """tree_statement that also inserts the operation's audit row, unless the tree is incomplete.
-
-    The row commits with the read (the statement runs in autocommit mode), without a second
-    round trip; a failed insert fails the read. Its ids are the tree's, sorted and without
-    repeats, as AuditTrail.event writes them; its other values are ``audit_<column>``."""
-    tree = tree_statement(root, role).cte("tree")
-
-    def sorted_unique(name: str) -> ScalarSelect[Any]:
-        member = func.unnest(tree.c[name]).column_valued("member")
-        agg = func.array_agg(aggregate_order_by(distinct(member), member))
-        none = cast(literal_column("'{}'"), AuditEvent.__table__.c[name].type)
-        return select(func.coalesce(agg, none)).scalar_subquery()
-
-    row = select(
-        *(bindparam(f"audit_{column.key}", type_=column.type) for column in _GIVEN),
-        *(sorted_unique(name) for name in _TOUCHED),
-    ).where(~tree.c.incomplete)
-    appended = insert(AuditEvent).from_select([*(c.key for c in _GIVEN), *_TOUCHED], row)
-    return select(*tree.c).add_cte(appended.cte("audit_row"))
-
-
-def audit_parameters(event: dict[str, Any]) -> dict[str, Any]:
-    """The values of audited_tree_statement's ``audit_<column>`` parameters."""
-    return {f"audit_{column.key}": event[column.key] for column in _GIVEN}
-
-
 def id_parameters(ids: OpaqueIds) -> dict[str, bytes]:
     inner, outer = ids.hmac_blocks()
     return {"id_inner_block": inner, "id_outer_block": outer}
@@ -610,11 +571,8 @@ def id_parameters(ids: OpaqueIds) -> dict[str, bytes]:
 
 # The statements as run: compiled once per tree shape, role and dialect (one per process).
 @lru_cache(maxsize=1024)
-def _driver_statement(
-    root: Root, role: Role | None, audited: bool, dialect: Dialect
-) -> DriverStatement:
-    statement = audited_tree_statement(root, role) if audited else tree_statement(root, role)
-    return DriverStatement(statement, dialect)
+def _driver_statement(root: Root, role: Role | None, dialect: Dialect) -> DriverStatement:
+    return DriverStatement(tree_statement(root, role), dialect)
 
 
 async def read_tree(
@@ -624,16 +582,12 @@ async def read_tree(
     root: Root,
     role: Role | None,
     parameters: dict[str, Any],
-    audit_event: dict[str, Any] | None = None,
 ) -> TreeRead:
     """``driver``: from app/request_reads.py, in autocommit. ``parameters``: the root's
     (``root_id``, or the page's and filters') and the children's page sizes; the viewer's and the
-    id key's are added here. With ``audit_event`` (an AuditTrail.event) the statement appends
-    that row too, naming the tree's ids."""
+    id key's are added here."""
     values = {**viewer_parameters(viewer), **id_parameters(ids), **parameters}
-    if audit_event is not None:
-        values.update(audit_parameters(audit_event))
-    statement = _driver_statement(root, role, audit_event is not None, driver.dialect)
+    statement = _driver_statement(root, role, driver.dialect)
     row = await statement.fetchrow(driver.connection, values)
     assert row is not None, "the statement always returns one row"
     return TreeRead(

@@ -83,10 +83,11 @@ async def test_a_recorded_query_is_answered_as_the_pipeline_answers_it(
         assert b'"errors"' not in again.content
         assert again.headers["content-type"] == first.headers["content-type"]
         assert again.headers["x-request-id"] != first.headers["x-request-id"]
-        # The tree, which appended the audit row; nothing else (the caller resolved included,
-        # for every role but the admin, whose token names its tenant).
+        # The tree and the audit row; nothing else (the caller resolved included, for every
+        # role but the admin, whose token names its tenant).
         assert len(_tree_statements(log)) == 1
-        assert log.count == (1 if role == "admin" else 2)
+        assert log.statements[-1].startswith("INSERT INTO audit_events")
+        assert log.count == (2 if role == "admin" else 3)
         rows = await _audit_rows(sessionmaker, tenant_id)
         assert rows[-1] == piped_row
         assert rows[-2] == piped_row

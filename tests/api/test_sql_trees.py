@@ -270,7 +270,7 @@ async def test_pages_after_a_cursor(api: Api, factory: Factory, app: Starlette, 
     assert len(_tree_statements(log)) == 1
 
 
-async def test_the_mobile_query_is_one_statement_whatever_the_page_size(
+async def test_the_mobile_query_is_one_read_and_its_audit_row_whatever_the_page_size(
     api: Api, factory: Factory, app: Starlette
 ) -> None:
     clinic = await _clinic(factory)
@@ -284,10 +284,11 @@ async def test_the_mobile_query_is_one_statement_whatever_the_page_size(
             data = await api.data(MOBILE_QUERY, {"n": n})
         assert len(data["patients"]["edges"]) == n
         texts.append(log.statements)
-    # An admin's token names its tenant: the tree with its audit row is the whole request.
-    assert [len(t) for t in texts] == [1, 1]
+    # An admin's token names its tenant: the tree and its audit row are the whole request.
+    assert [len(t) for t in texts] == [2, 2]
     assert texts[0] == texts[1]
     assert len(_tree_statements(log)) == 1
+    assert log.statements[1].startswith("INSERT INTO audit_events")
 
 
 async def _audit_rows(
@@ -317,8 +318,8 @@ async def test_the_audit_row_is_the_one_the_dataloaders_path_appends(
     tenant_id: str,
     role: str,
 ) -> None:
-    """A root field alone in its operation appends the row in its own statement; with other
-    root fields the row is appended after execution. Either way one row, the same row."""
+    """The trees name what the DataLoaders' reads name: one row, the same row, appended by one
+    INSERT after the trees."""
     clinic = await _clinic(factory)
     token = _tokens(api)[role]
     alice, bob = (
@@ -337,9 +338,9 @@ async def test_the_audit_row_is_the_one_the_dataloaders_path_appends(
         async with count_statements(app.state.services.engine) as log:
             await api.post(query, variables, token=token)
         assert len(_tree_statements(log)) == trees
-        # One statement in all when the tree appended the row, else one INSERT after the trees.
         inserts = [s for s in log.statements if s.startswith("INSERT INTO audit_events")]
-        assert len(inserts) == (0 if trees == 1 else 1)
+        assert len(inserts) == 1
+        assert log.statements[-1] == inserts[0]
         ours = await _audit_rows(sessionmaker, tenant_id)
         with graphql_core_executor(app):
             await api.post(query, variables, token=token)

@@ -1,0 +1,109 @@
+"""The audit writer: rows due together share one INSERT round trip and one commit; a row the
+database refuses fails only its own operation."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import pytest
+from sqlalchemy import select, text
+
+from app.audit import AuditTrail
+from app.audit_writer import AuditWriter
+from app.viewer import Viewer
+from models import AuditEvent
+from models.enums import AuditOutcome, Role
+from tests.api_client import count_statements
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+
+def _event(tenant_id: str, request_id: str | None = None) -> dict[str, Any]:
+    viewer = Viewer(
+        subject="auditor",
+        roles=frozenset({Role.ADMIN}),
+        tenant_id=tenant_id,
+        provider_id=None,
+        patient_id=None,
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+    )
+    trail = AuditTrail(
+        request_id=request_id or uuid.uuid4().hex, client_address="10.0.0.1", viewer=viewer
+    )
+    trail.describe_operation("Read", "query", "{ patients { edges { node { id } } } }")
+    trail.touch_patient(uuid.uuid4())
+    return trail.event(AuditOutcome.OK)
+
+
+async def _stored(engine: AsyncEngine, tenant_id: str) -> set[str]:
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(AuditEvent.request_id).where(AuditEvent.tenant_id == tenant_id)
+        )
+        return set(rows.scalars())
+
+
+def _inserts(statements: list[str]) -> list[str]:
+    return [s for s in statements if s.startswith("INSERT INTO audit_events")]
+
+
+async def test_rows_handed_over_together_share_one_insert(
+    engine: AsyncEngine, tenant_id: str
+) -> None:
+    writer = AuditWriter(engine)
+    events = [_event(tenant_id) for _ in range(5)]
+    async with count_statements(engine) as log:
+        await asyncio.gather(*(writer.append(event) for event in events))
+    assert len(_inserts(log.statements)) == 1
+    assert await _stored(engine, tenant_id) == {event["request_id"] for event in events}
+
+
+async def test_rows_due_while_a_flush_runs_go_in_the_next_one(
+    engine: AsyncEngine, tenant_id: str
+) -> None:
+    writer = AuditWriter(engine)
+    first, *later = (_event(tenant_id) for _ in range(4))
+    async with engine.connect() as blocker, count_statements(engine) as log:
+        # Holds the first flush's INSERT until the later rows are handed over.
+        await blocker.execute(text("LOCK TABLE audit_events IN EXCLUSIVE MODE"))
+        appended = [asyncio.create_task(writer.append(first))]
+        for _ in range(200):
+            waiting = await blocker.scalar(
+                text(
+                    "SELECT count(*) FROM pg_locks"
+                    " WHERE relation = 'audit_events'::regclass AND NOT granted"
+                )
+            )
+            if waiting:
+                break
+            await asyncio.sleep(0.01)
+        else:
+            pytest.fail("the first flush never reached the table")
+        appended += [asyncio.create_task(writer.append(event)) for event in later]
+        await asyncio.sleep(0.05)
+        assert not any(task.done() for task in appended)  # nothing answered before its commit
+        await blocker.rollback()
+        await asyncio.gather(*appended)
+    assert len(_inserts(log.statements)) == 2
+    assert await _stored(engine, tenant_id) == {e["request_id"] for e in [first, *later]}
+
+
+async def test_a_refused_row_fails_alone(
+    engine: AsyncEngine, tenant_id: str, failing_request_id: str
+) -> None:
+    writer = AuditWriter(engine)
+    refused = _event(tenant_id, failing_request_id)
+    fine = [_event(tenant_id) for _ in range(3)]
+    outcomes = await asyncio.gather(
+        *(writer.append(event) for event in [fine[0], refused, *fine[1:]]),
+        return_exceptions=True,
+    )
+    assert outcomes[0] is None
+    assert outcomes[2:] == [None, None]
+    assert isinstance(outcomes[1], asyncpg.RaiseError)
+    assert await _stored(engine, tenant_id) == {event["request_id"] for event in fine}
