@@ -44,7 +44,7 @@ class Services:
     status_stream: StatusStream
     # Subscriptions read and audit through it (app/status_fanout.py).
     fanout: StatusFanout
-    # The audit rows of queries, and of what a mutation's answer read after its transaction.
+    # The audit rows of operations not audited inside a transaction of their own (schema/audit.py).
     audit_writer: AuditWriter
     ids: OpaqueIds
     migration_head: str | None

@@ -121,7 +121,7 @@ class QueryPlan:
         )
         if collected.new_defer_usages or collected.forbidden_directive_instances:
             raise PlanUnavailable("@defer")
-        # A root field alone in its operation makes the operation one statement.
+        # A root field alone in its operation is the whole operation (see statement_root).
         self._root_fields = len(collected.grouped_field_set)
         # Set when the whole operation is that field, answered by one statement.
         self.statement_root: StatementRoot | None = None
