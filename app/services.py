@@ -89,9 +89,10 @@ class Services:
             stack.push_async_callback(status_stream.stop)
             # Half the pool at most, so subscribers can never starve HTTP requests of it.
             fanout = StatusFanout(engine, connections=max(1, settings.db_pool_size // 2))
-            # Stopped first (callbacks run last-in first-out): it flushes pending audit rows.
-            stack.push_async_callback(fanout.stop)
             audit_writer = AuditWriter(engine)
+            # Both stopped before the listener and the engine (callbacks run last-in first-out):
+            # they let the audit rows already handed over commit.
+            stack.push_async_callback(fanout.stop)
             stack.push_async_callback(audit_writer.stop)
             sessionmaker = create_sessionmaker(engine)
             yield cls(
