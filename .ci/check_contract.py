@@ -5,9 +5,9 @@ Usage: check_contract.py [--exemptions FILE] CONTRACT_SDL EXPORTED_SDL
 Every breaking change graphql-core's ``find_breaking_changes(contract, exported)`` reports fails
 the check, and so does a changed or removed argument default value (clients rely on
 ``first: Int = 20``), unless the change lies under a schema coordinate listed in the exemption
-file (default: ``contract-exemptions.txt`` beside this script). Only Mutation and Subscription
-fields and the types reachable solely from them may be exempted: they are the parts that later
-issues still have to build.
+file (default: ``contract-exemptions.txt`` beside this script). Any coordinate the contract names
+may be exempted while the work that builds it is open; each line names that work in its comment
+(``Patient.accessLog  # #20 ...``), so the list says who owes what.
 
 The exemption list may only shrink: an exemption whose coordinate the exported schema now has,
 compatible with the contract, is stale and fails the check until it is deleted.
@@ -28,19 +28,16 @@ from graphql import (
     BreakingChangeType,
     DangerousChangeType,
     GraphQLError,
-    GraphQLNamedType,
     GraphQLSchema,
     build_schema,
     find_breaking_changes,
     find_dangerous_changes,
-    get_named_type,
     is_enum_type,
     is_input_object_type,
     is_interface_type,
     is_introspection_type,
     is_object_type,
     is_specified_scalar_type,
-    is_union_type,
 )
 from graphql.language import Lexer, Source, Token, TokenKind
 
@@ -53,6 +50,8 @@ FAILING_DANGEROUS = {
 }
 
 _NAME = r"[_A-Za-z][_0-9A-Za-z]*"
+# The issue an exemption's comment names: "#20" or "issue 20".
+_OWNER = re.compile(r"(?:#|\bissue\s+)\d+", re.IGNORECASE)
 COORDINATE = re.compile(rf"{_NAME}(?:\.{_NAME}(?:\({_NAME}:\))?)?")
 
 # How graphql-core 3.3 words each change; group "c" is the schema coordinate it is about.
@@ -127,43 +126,13 @@ def coordinates(schema: GraphQLSchema) -> list[str]:
     return result
 
 
-def reachable(schema: GraphQLSchema, roots: Iterable[GraphQLNamedType | None]) -> set[str]:
-    """Names of the types a client can reach from ``roots`` (fields, arguments, implementations)."""
-    seen: set[str] = set()
-    stack = [root for root in roots if root is not None]
-    while stack:
-        type_ = stack.pop()
-        if type_.name in seen:
-            continue
-        seen.add(type_.name)
-        if is_object_type(type_) or is_interface_type(type_):
-            for field_ in type_.fields.values():
-                stack.append(get_named_type(field_.type))
-                stack.extend(get_named_type(arg.type) for arg in field_.args.values())
-            stack.extend(type_.interfaces)
-            if is_interface_type(type_):
-                stack.extend(schema.get_possible_types(type_))
-        elif is_union_type(type_):
-            stack.extend(type_.types)
-        elif is_input_object_type(type_):
-            stack.extend(get_named_type(f.type) for f in type_.fields.values())
-    return seen
-
-
-def exemptable_types(contract: GraphQLSchema) -> set[str]:
-    """Types reachable from Mutation or Subscription but not from Query (the roots included)."""
-    from_query = reachable(contract, [contract.query_type])
-    return reachable(contract, [contract.mutation_type, contract.subscription_type]) - from_query
-
-
 def read_exemptions(path: Path, contract: GraphQLSchema) -> tuple[list[str], list[str]]:
     """The exemptions in file order, and the errors found in the file."""
     exemptions: list[str] = []
     errors: list[str] = []
     known = set(coordinates(contract))
-    allowed = exemptable_types(contract)
     for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        entry = raw.split("#", 1)[0].strip()
+        entry, _, comment = (part.strip() for part in raw.partition("#"))
         if not entry:
             continue
         where = f"{path}:{number}: {entry!r}"
@@ -173,10 +142,9 @@ def read_exemptions(path: Path, contract: GraphQLSchema) -> tuple[list[str], lis
             )
         elif entry not in known:
             errors.append(f"{where} is not in the contract")
-        elif re.split(r"[.(]", entry, maxsplit=1)[0] not in allowed:
+        elif not _OWNER.search(comment):
             errors.append(
-                f"{where} is reachable from Query; only Mutation and Subscription fields and "
-                "the types only they use may be exempted"
+                f"{where} does not name the issue that builds it (a comment such as '# #20')"
             )
         elif entry in exemptions:
             errors.append(f"{where} is listed twice")
