@@ -10,17 +10,52 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import bindparam, insert
 
-from models import AuditEvent, table_of
+from models import (
+    Attachment,
+    AuditEvent,
+    Base,
+    Diagnosis,
+    MedicalRecord,
+    Patient,
+    Provider,
+    RecordStatusEvent,
+    table_of,
+)
 
 if TYPE_CHECKING:
     from app.database import Reader
     from app.viewer import Viewer
     from models.enums import AuditOutcome
+
+
+@dataclass(frozen=True, slots=True)
+class Ownership:
+    """The columns of a row that name the patient, and the record, whose data it is."""
+
+    patient: str
+    record: str | None = None
+    # The columns are arrays of ids (an audit row names many patients).
+    many: bool = False
+
+
+# Every table the API serves, and whose data its rows are. Each path that hands rows to a caller
+# (the DataLoaders, the one-statement trees, mutations' payloads, subscription payloads) notes them
+# from here, so a table is audited by being listed once; None: the row is no patient's data.
+OWNERSHIP: Mapping[type[Base], Ownership | None] = {
+    Patient: Ownership(patient="id"),
+    MedicalRecord: Ownership(patient="patient_id", record="id"),
+    Diagnosis: Ownership(patient="patient_id", record="record_id"),
+    Attachment: Ownership(patient="patient_id", record="record_id"),
+    RecordStatusEvent: Ownership(patient="patient_id", record="record_id"),
+    AuditEvent: Ownership(patient="patient_ids", record="record_ids", many=True),
+    Provider: None,  # the clinic's directory
+}
 
 
 def query_sha256(query: str | None) -> str:
@@ -50,17 +85,31 @@ class AuditTrail:
         self.operation_type = operation_type
         self.query = query
 
-    def touch_patient(self, patient_id: uuid.UUID) -> None:
-        self.patient_ids.add(patient_id)
+    def touch_row(self, table: type[Base], row: Any) -> None:
+        """Notes the patient (and record) whose data ``row``, of ``table``, is."""
+        owner = OWNERSHIP[table]
+        if owner is None:
+            return
+        if owner.many:
+            self.patient_ids.update(getattr(row, owner.patient))
+            self.record_ids.update(getattr(row, owner.record or ""))
+            return
+        self.patient_ids.add(getattr(row, owner.patient))
+        if owner.record is not None:
+            self.record_ids.add(getattr(row, owner.record))
 
-    def touch_record(self, record_id: uuid.UUID, patient_id: uuid.UUID | None = None) -> None:
-        self.record_ids.add(record_id)
-        if patient_id is not None:
-            self.patient_ids.add(patient_id)
+    def touch_tree(self, patient_ids: Iterable[uuid.UUID], record_ids: Iterable[uuid.UUID]) -> None:
+        """What a one-statement tree read named, from the same OWNERSHIP columns."""
+        self.patient_ids.update(patient_ids)
+        self.record_ids.update(record_ids)
 
-    def touch_attachment(self, attachment_id: uuid.UUID, record_id: uuid.UUID) -> None:
+    def touch_file(
+        self, attachment_id: uuid.UUID, record_id: uuid.UUID, patient_id: uuid.UUID
+    ) -> None:
+        """An attachment whose file the caller is handed (a download URL) or changed."""
         self.attachment_ids.add(attachment_id)
         self.record_ids.add(record_id)
+        self.patient_ids.add(patient_id)
 
     @property
     def touched_anything(self) -> bool:

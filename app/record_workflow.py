@@ -71,7 +71,15 @@ def _append_statement() -> Select[Any]:
     The lock is taken first (the INSERT reads its one row from the lock's CTE), so the event's
     sequence number is drawn under it; pg_notify reads the inserted row."""
     events = table_of(RecordStatusEvent)
-    columns = ("tenant_id", "record_id", "previous_status", "status", "changed_by", "reason")
+    columns = (
+        "tenant_id",
+        "record_id",
+        "patient_id",
+        "previous_status",
+        "status",
+        "changed_by",
+        "reason",
+    )
     values = {name: bindparam(name, type_=events.c[name].type) for name in columns}
     lock_key = literal("status:") + values["tenant_id"]
     locked = select(func.pg_advisory_xact_lock(func.hashtextextended(lock_key, 0))).cte("locked")
@@ -96,6 +104,7 @@ async def append_status_event(
     *,
     tenant_id: str,
     record_id: uuid.UUID,
+    patient_id: uuid.UUID,
     previous: RecordStatus | None,
     status: RecordStatus,
     changed_by: str,
@@ -108,6 +117,7 @@ async def append_status_event(
     parameters = {
         "tenant_id": tenant_id,
         "record_id": record_id,
+        "patient_id": patient_id,
         "previous_status": previous,
         "status": status,
         "changed_by": changed_by,

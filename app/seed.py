@@ -538,6 +538,7 @@ class _Generator:
                 {
                     "tenant_id": self.tenant_id,
                     "record_id": record_id,
+                    "patient_id": patient["id"],
                     "previous_status": event.previous,
                     "status": event.status,
                     "changed_at": event.at,
@@ -546,7 +547,7 @@ class _Generator:
                 }
             )
 
-        conditions = self.diagnoses(record_id, record_type, created, problems)
+        conditions = self.diagnoses(record_id, patient["id"], record_type, created, problems)
         primary = conditions[0]
         complaint = primary.complaint
         if record_type is RecordType.FOLLOW_UP:
@@ -582,11 +583,12 @@ class _Generator:
                 "version": len(events),
             }
         )
-        self.attachments(record_id, record_type, visit, created)
+        self.attachments(record_id, patient["id"], record_type, visit, created)
 
     def diagnoses(
         self,
         record_id: uuid.UUID,
+        patient_id: uuid.UUID,
         record_type: RecordType,
         created: datetime,
         problems: Sequence[_Condition],
@@ -610,6 +612,7 @@ class _Generator:
                     "id": self.new_id(),
                     "tenant_id": self.tenant_id,
                     "record_id": record_id,
+                    "patient_id": patient_id,
                     "icd10_code": condition.code,
                     "description": condition.description,
                     "type": DiagnosisType.PRIMARY if position == 0 else DiagnosisType.SECONDARY,
@@ -687,7 +690,12 @@ class _Generator:
         return results
 
     def attachments(
-        self, record_id: uuid.UUID, record_type: RecordType, visit: datetime, created: datetime
+        self,
+        record_id: uuid.UUID,
+        patient_id: uuid.UUID,
+        record_type: RecordType,
+        visit: datetime,
+        created: datetime,
     ) -> None:
         rng = self.rng
         count = rng.choices((0, 1, 2), cum_weights=(30, 70, 100))[0]
@@ -709,6 +717,7 @@ class _Generator:
                     "id": attachment_id,
                     "tenant_id": self.tenant_id,
                     "record_id": record_id,
+                    "patient_id": patient_id,
                     "file_name": file_name,
                     "content_type": kind.content_type,
                     "size_bytes": rng.randint(kind.min_bytes, kind.max_bytes),

@@ -38,6 +38,12 @@ from models.enums import (
 )
 
 TENANT_ID = String(64)
+# Rows under a record name the record's patient as well, so every row of patient data says whose it
+# is (the audit trail reads it there); this key keeps it the record's patient.
+_OF_RECORD = (
+    ["tenant_id", "record_id", "patient_id"],
+    ["medical_records.tenant_id", "medical_records.id", "medical_records.patient_id"],
+)
 
 
 def _pg_enum(enum_cls: type[Any], name: str) -> Enum:
@@ -168,6 +174,8 @@ class MedicalRecord(UUIDKey, TenantScoped, Timestamps, Versioned, Base):
 
     __table_args__ = (
         UniqueConstraint("tenant_id", "id"),
+        # The target of the rows under a record, which name its patient too (_OF_RECORD).
+        UniqueConstraint("tenant_id", "id", "patient_id"),
         ForeignKeyConstraint(["tenant_id", "patient_id"], ["patients.tenant_id", "patients.id"]),
         ForeignKeyConstraint(["tenant_id", "provider_id"], ["providers.tenant_id", "providers.id"]),
         # Keyset order of Query.records ("most recent visitDate first") and its filters.
@@ -211,6 +219,7 @@ class Diagnosis(UUIDKey, TenantScoped, Base):
 
     tenant_id: Mapped[str] = mapped_column(TENANT_ID, nullable=False)
     record_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    patient_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     icd10_code: Mapped[str] = mapped_column(String(8), nullable=False)
     description: Mapped[str] = mapped_column(String(500), nullable=False)
     type: Mapped[DiagnosisType] = mapped_column(DIAGNOSIS_TYPE, nullable=False)
@@ -219,11 +228,7 @@ class Diagnosis(UUIDKey, TenantScoped, Base):
     )
 
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["tenant_id", "record_id"],
-            ["medical_records.tenant_id", "medical_records.id"],
-            ondelete="CASCADE",
-        ),
+        ForeignKeyConstraint(*_OF_RECORD, ondelete="CASCADE"),
         # MedicalRecord.diagnoses loader.
         Index("ix_diagnoses_tenant_record", "tenant_id", "record_id", "created_at", "id"),
     )
@@ -234,6 +239,7 @@ class Attachment(UUIDKey, TenantScoped, Timestamps, Versioned, Base):
 
     tenant_id: Mapped[str] = mapped_column(TENANT_ID, nullable=False)
     record_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    patient_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     file_name: Mapped[str] = mapped_column(String(255), nullable=False)
     content_type: Mapped[str] = mapped_column(String(127), nullable=False)
     size_bytes: Mapped[int] = mapped_column(BigInteger, nullable=False)
@@ -245,9 +251,7 @@ class Attachment(UUIDKey, TenantScoped, Timestamps, Versioned, Base):
     uploaded_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["tenant_id", "record_id"], ["medical_records.tenant_id", "medical_records.id"]
-        ),
+        ForeignKeyConstraint(*_OF_RECORD),
         UniqueConstraint("storage_key"),
         # MedicalRecord.attachments loader.
         Index("ix_attachments_tenant_record", "tenant_id", "record_id", "created_at", "id"),
@@ -262,6 +266,7 @@ class RecordStatusEvent(TenantScoped, Base):
     sequence: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
     tenant_id: Mapped[str] = mapped_column(TENANT_ID, nullable=False)
     record_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    patient_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
     previous_status: Mapped[RecordStatus | None] = mapped_column(RECORD_STATUS)
     status: Mapped[RecordStatus] = mapped_column(RECORD_STATUS, nullable=False)
     changed_at: Mapped[datetime] = mapped_column(
@@ -271,9 +276,7 @@ class RecordStatusEvent(TenantScoped, Base):
     reason: Mapped[str | None] = mapped_column(String(1000))
 
     __table_args__ = (
-        ForeignKeyConstraint(
-            ["tenant_id", "record_id"], ["medical_records.tenant_id", "medical_records.id"]
-        ),
+        ForeignKeyConstraint(*_OF_RECORD),
         # MedicalRecord.statusHistory loader.
         Index("ix_record_status_events_tenant_record", "tenant_id", "record_id", "sequence"),
         # Subscription replay: the tenant's stream after a position.

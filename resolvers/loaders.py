@@ -13,10 +13,19 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 from strawberry.dataloader import DataLoader
 
+import models as tables
 from app.opaque_ids import NodeType
 from app.repositories import patients, providers, records
 from resolvers.cached_loads import required
-from schema.types import Attachment, Diagnosis, MedicalRecord, Patient, Provider, RecordStatusEvent
+from schema.types import (
+    Attachment,
+    AuditEvent,
+    Diagnosis,
+    MedicalRecord,
+    Patient,
+    Provider,
+    RecordStatusEvent,
+)
 
 if TYPE_CHECKING:
     import uuid
@@ -90,27 +99,32 @@ class Loaders:
     # Rows become GraphQL objects here, and the audit trail notes what the caller is handed.
 
     def provider_node(self, row: Any) -> Provider:
+        self._audit.touch_row(tables.Provider, row)
         return Provider.from_row(row, self._ids)
 
     def patient_node(self, row: Any) -> Patient:
-        self._audit.touch_patient(row.id)
+        self._audit.touch_row(tables.Patient, row)
         return Patient.from_row(row, self._ids)
 
     def record_node(self, row: Any) -> MedicalRecord:
-        self._audit.touch_record(row.id, row.patient_id)
+        self._audit.touch_row(tables.MedicalRecord, row)
         return MedicalRecord.from_row(row, self._ids)
 
     def diagnosis_node(self, row: Any) -> Diagnosis:
-        self._audit.touch_record(row.record_id)
+        self._audit.touch_row(tables.Diagnosis, row)
         return Diagnosis.from_row(row, self._ids)
 
     def attachment_node(self, row: Any) -> Attachment:
-        self._audit.touch_record(row.record_id)
+        self._audit.touch_row(tables.Attachment, row)
         return Attachment.from_row(row, self._ids)
 
     def status_event_node(self, row: Any) -> RecordStatusEvent:
-        self._audit.touch_record(row.record_id)
+        self._audit.touch_row(tables.RecordStatusEvent, row)
         return RecordStatusEvent.from_row(row)
+
+    def audit_event_node(self, row: Any) -> AuditEvent:
+        self._audit.touch_row(tables.AuditEvent, row)
+        return AuditEvent.from_row(row, self._ids)
 
     def by_node_type(self, node_type: NodeType) -> DataLoader[uuid.UUID, Any]:
         loaders: dict[NodeType, DataLoader[uuid.UUID, Any]] = {

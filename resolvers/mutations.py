@@ -324,8 +324,7 @@ async def add_diagnosis(info: Info, input: AddDiagnosisInput) -> DiagnosisPayloa
         type=input.type,
     )
     async with _audited(context) as session:
-        diagnosis_row, record_row = await record_commands.add_diagnosis(session, viewer, new)
-        context.audit.touch_record(record_row.id, record_row.patient_id)
+        diagnosis_row, _ = await record_commands.add_diagnosis(session, viewer, new)
         diagnosis = context.loaders.diagnosis_node(diagnosis_row)
     return DiagnosisPayload(diagnosis=diagnosis)
 
@@ -383,7 +382,7 @@ async def request_attachment_upload(
             session, viewer, context.storage, new
         )
         attachment = context.loaders.attachment_node(row)
-        context.audit.touch_attachment(row.id, row.record_id)
+        context.audit.touch_file(row.id, row.record_id, row.patient_id)
     return AttachmentUploadPayload(
         attachment=attachment,
         upload=PresignedUpload(
@@ -416,5 +415,5 @@ async def _attachment_changed(
     async with _audited(context) as session:
         row = await change(session, viewer, context.storage, attachment_id)
         attachment = context.loaders.attachment_node(row)
-        context.audit.touch_attachment(row.id, row.record_id)
+        context.audit.touch_file(row.id, row.record_id, row.patient_id)
     return AttachmentPayload(attachment=attachment)

@@ -157,5 +157,5 @@ async def audit_event_list(
             session, viewer, list_filter, page
         ),
         count=lambda session: audit_events.count_audit_events(session, viewer, list_filter),
-        node=lambda row: types.AuditEvent.from_row(row, ids),
+        node=context.loaders.audit_event_node,
     )

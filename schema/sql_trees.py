@@ -499,11 +499,7 @@ def compiled_root(
             tree = await json_trees.read_tree(driver, viewer, context.ids, root, role, parameters)
         if tree.incomplete:
             raise IncompleteTree(name)
-        audit = context.audit
-        for patient_id in tree.patient_ids:
-            audit.touch_patient(patient_id)
-        for record_id in tree.record_ids:
-            audit.touch_record(record_id)
+        context.audit.touch_tree(tree.patient_ids, tree.record_ids)
         return None if tree.json is None else orjson.Fragment(tree.json)
 
     return read

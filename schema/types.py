@@ -275,6 +275,7 @@ class Diagnosis(Node):
     type: DiagnosisType
     created_at: dt.datetime
     record_id: strawberry.Private[uuid.UUID]
+    patient_id: strawberry.Private[uuid.UUID]
     node_type: ClassVar[NodeType] = NodeType.DIAGNOSIS
 
     @classmethod
@@ -283,6 +284,7 @@ class Diagnosis(Node):
             ids=ids,
             row_id=row.id,
             record_id=row.record_id,
+            patient_id=row.patient_id,
             icd10_code=row.icd10_code,
             description=row.description,
             type=row.type,
@@ -306,6 +308,7 @@ class Attachment(Node):
     uploaded_at: dt.datetime | None
     created_at: dt.datetime
     record_id: strawberry.Private[uuid.UUID]
+    patient_id: strawberry.Private[uuid.UUID]
     storage_key: strawberry.Private[str]
     node_type: ClassVar[NodeType] = NodeType.ATTACHMENT
 
@@ -314,6 +317,7 @@ class Attachment(Node):
         return cls(
             ids=ids,
             record_id=row.record_id,
+            patient_id=row.patient_id,
             row_id=row.id,
             storage_key=row.storage_key,
             file_name=row.file_name,
@@ -336,7 +340,7 @@ class Attachment(Node):
         context = info.context
         # Every URL handed out is on the audit trail; the attachment itself was fetched under
         # the caller's read predicate, so whoever sees it may read its record.
-        context.audit.touch_attachment(self.row_id, self.record_id)
+        context.audit.touch_file(self.row_id, self.record_id, self.patient_id)
         return await context.storage.download_url(self.storage_key, self.file_name)
 
 
@@ -354,12 +358,14 @@ class RecordStatusEvent:
     changed_by: str = strawberry.field(description="Subject of the caller who made the change")
     reason: str | None
     record_id: strawberry.Private[uuid.UUID]
+    patient_id: strawberry.Private[uuid.UUID]
 
     @classmethod
     def from_row(cls, row: Any) -> RecordStatusEvent:
         return cls(
             sequence=str(row.sequence),
             record_id=row.record_id,
+            patient_id=row.patient_id,
             previous_status=row.previous_status,
             status=row.status,
             changed_at=row.changed_at,

@@ -102,6 +102,7 @@ class Factory:
             "id": uuid.uuid4(),
             "tenant_id": self.tenant_id,
             "record_id": record["id"],
+            "patient_id": record["patient_id"],
             "icd10_code": "E11.9",
             "description": "Type 2 diabetes mellitus without complications",
             "type": DiagnosisType.PRIMARY,
@@ -115,6 +116,7 @@ class Factory:
             "id": attachment_id,
             "tenant_id": self.tenant_id,
             "record_id": record["id"],
+            "patient_id": record["patient_id"],
             "file_name": "scan.pdf",
             "content_type": "application/pdf",
             "size_bytes": 1024,
@@ -131,6 +133,7 @@ class Factory:
         values: dict[str, Any] = {
             "tenant_id": self.tenant_id,
             "record_id": record["id"],
+            "patient_id": record["patient_id"],
             "previous_status": None,
             "status": RecordStatus.DRAFT,
             "changed_by": "someone",

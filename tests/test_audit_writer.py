@@ -36,7 +36,7 @@ def _event(tenant_id: str, request_id: str | None = None) -> dict[str, Any]:
         request_id=request_id or uuid.uuid4().hex, client_address="10.0.0.1", viewer=viewer
     )
     trail.describe_operation("Read", "query", "{ patients { edges { node { id } } } }")
-    trail.touch_patient(uuid.uuid4())
+    trail.touch_tree([uuid.uuid4()], [])
     return trail.event(AuditOutcome.OK)
 
 

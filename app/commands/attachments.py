@@ -63,6 +63,7 @@ async def request_upload(
                 "id": attachment_id,
                 "tenant_id": record.tenant_id,
                 "record_id": record.id,
+                "patient_id": record.patient_id,
                 "file_name": new.file_name,
                 "content_type": new.content_type,
                 "size_bytes": new.size_bytes,

@@ -189,6 +189,7 @@ async def create_record(session: AsyncSession, viewer: Viewer, new: NewRecord) -
         session,
         tenant_id=record.tenant_id,
         record_id=record.id,
+        patient_id=record.patient_id,
         previous=None,
         status=RecordStatus.DRAFT,
         changed_by=viewer.subject,
@@ -230,6 +231,7 @@ async def add_diagnosis(
             {
                 "tenant_id": record.tenant_id,
                 "record_id": record.id,
+                "patient_id": record.patient_id,
                 "icd10_code": new.icd10_code,
                 "description": new.description,
                 "type": new.type,
@@ -291,6 +293,7 @@ async def change_status(session: AsyncSession, viewer: Viewer, change: StatusCha
         session,
         tenant_id=record.tenant_id,
         record_id=record.id,
+        patient_id=record.patient_id,
         previous=record.status,
         status=change.status,
         changed_by=viewer.subject,

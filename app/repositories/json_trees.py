@@ -47,6 +47,7 @@ from app.access import (
     readable_records_for,
     viewer_parameters,
 )
+from app.audit import OWNERSHIP
 from app.database import DriverStatement
 from app.opaque_ids import NodeType
 from app.repositories import patients, records
@@ -359,14 +360,12 @@ class _Statement:
 
     def level(self, entity: Entity, rows: Select[Any]) -> CTE:
         cte = rows.cte(self._level_name())
-        # The audit row names what the normal reads name (Loaders.*_node).
-        if entity is Entity.PATIENT:
-            self.touches["patient_ids"].append(cte.c.id)
-        elif entity is Entity.RECORD:
-            self.touches["record_ids"].append(cte.c.id)
-            self.touches["patient_ids"].append(cte.c.patient_id)
-        elif entity is Entity.DIAGNOSIS or entity is Entity.ATTACHMENT:
-            self.touches["record_ids"].append(cte.c.record_id)
+        # The audit row names the rows' owners, as the DataLoaders' reads do (app/audit.py).
+        owner = OWNERSHIP[entity.model]
+        if owner is not None:
+            self.touches["patient_ids"].append(cte.c[owner.patient])
+            if owner.record is not None:
+                self.touches["record_ids"].append(cte.c[owner.record])
         return cte
 
     def object_json(self, node: Node, rows: CTE) -> tuple[ColumnElement[str], Any]:

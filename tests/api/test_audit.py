@@ -769,3 +769,101 @@ async def test_audit_events_are_append_only(
     assert "append-only" in str(raised.value.orig)
 
     assert await audit_rows(sessionmaker, request_id) == before
+
+
+# --- every row of patient data names its patient ------------------------------------------------
+
+
+@pytest.mark.parametrize("node_type", [NodeType.DIAGNOSIS, NodeType.ATTACHMENT])
+async def test_node_on_a_row_under_a_record_lists_its_patient(
+    api: Api,
+    factory: Factory,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    node_type: NodeType,
+) -> None:
+    provider = await factory.provider()
+    patient = await factory.patient(given_name=NAMES[3])
+    record = await factory.record(patient, provider, status=RecordStatus.FINALIZED)
+    row = await (
+        factory.diagnosis(record)
+        if node_type is NodeType.DIAGNOSIS
+        else factory.attachment(record)
+    )
+    query = "query One($id: ID!) { node(id: $id) { id } }"
+
+    request_id, body = await send(
+        api, query, {"id": IDS.encode_id(node_type, row["id"])}, token=api.token(subject="a")
+    )
+
+    assert "errors" not in body, body
+    assert body["data"]["node"] is not None
+    [audited] = await audit_rows(sessionmaker, request_id)
+    assert audited["patient_ids"] == [patient["id"]]
+    assert audited["record_ids"] == [record["id"]]
+
+
+async def test_a_download_url_lists_the_patient_the_file_belongs_to(
+    api: Api, factory: Factory, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    provider = await factory.provider()
+    patient = await factory.patient(given_name=NAMES[4])
+    record = await factory.record(patient, provider, status=RecordStatus.FINALIZED)
+    attachment = await factory.attachment(record)
+    query = "query File($id: ID!) { node(id: $id) { ... on Attachment { downloadUrl } } }"
+
+    request_id, body = await send(
+        api,
+        query,
+        {"id": IDS.encode_id(NodeType.ATTACHMENT, attachment["id"])},
+        token=api.token(subject="a"),
+    )
+
+    assert "errors" not in body, body
+    assert body["data"]["node"]["downloadUrl"]
+    [audited] = await audit_rows(sessionmaker, request_id)
+    assert audited["patient_ids"] == [patient["id"]]
+    assert audited["record_ids"] == [record["id"]]
+    assert audited["attachment_ids"] == [attachment["id"]]
+
+
+async def test_reading_audit_events_lists_the_patients_they_name(
+    api: Api, factory: Factory, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    patient = await factory.patient(given_name=NAMES[5])
+    token = api.token(subject="auditor")
+    _, read = await send(
+        api,
+        "query P($id: ID!) { patient(id: $id) { id } }",
+        {"id": IDS.encode_id(NodeType.PATIENT, patient["id"])},
+        token=token,
+    )
+    assert read["data"]["patient"] is not None
+    query = """query Trail($p: ID!) { auditEvents(first: 5, filter: {patientId: $p}) {
+      edges { node { patientIds } } } }"""
+
+    request_id, body = await send(
+        api, query, {"p": IDS.encode_id(NodeType.PATIENT, patient["id"])}, token=token
+    )
+
+    assert "errors" not in body, body
+    assert body["data"]["auditEvents"]["edges"]
+    [audited] = await audit_rows(sessionmaker, request_id)
+    assert audited["patient_ids"] == [patient["id"]]
+
+
+def test_every_table_is_declared_as_patient_data_or_not() -> None:
+    from app.audit import OWNERSHIP
+    from models import Base
+
+    served = {
+        mapper.class_
+        for mapper in Base.registry.mappers
+        if mapper.class_.__tablename__ not in ("persisted_documents",)
+    }
+    assert served == set(OWNERSHIP)
+    for table, owner in OWNERSHIP.items():
+        if owner is None:
+            continue
+        columns = table.__table__.c
+        assert owner.patient in columns, table
+        assert owner.record is None or owner.record in columns, table
