@@ -785,9 +785,7 @@ async def test_node_on_a_row_under_a_record_lists_its_patient(
     patient = await factory.patient(given_name=NAMES[3])
     record = await factory.record(patient, provider, status=RecordStatus.FINALIZED)
     row = await (
-        factory.diagnosis(record)
-        if node_type is NodeType.DIAGNOSIS
-        else factory.attachment(record)
+        factory.diagnosis(record) if node_type is NodeType.DIAGNOSIS else factory.attachment(record)
     )
     query = "query One($id: ID!) { node(id: $id) { id } }"
 
