@@ -59,6 +59,8 @@ class RequestContext:
     # The fields selected under each connection of the operation, by response path without list
     # indices (resolvers/connections.py): worked out once, not once per parent in a list.
     node_selections: dict[tuple[object, ...], frozenset[str]] = field(default_factory=dict)
+    # Whether each such connection shows its rows (resolvers/connections.py's shows_rows).
+    shown_rows: dict[tuple[object, ...], bool] = field(default_factory=dict)
 
     async def close_connection(self, code: int, reason: str) -> None:
         """Closes a WebSocket once the current message is out (no-op for HTTP)."""

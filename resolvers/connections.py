@@ -36,6 +36,26 @@ def node_fields(info: Info, owner: str) -> frozenset[str]:
     return names
 
 
+def shows_rows(info: Info, owner: str) -> bool:
+    """Whether the response shows the rows of the connection being resolved (its edges, or a
+    cursor of its pageInfo), rather than only their count or whether more follow: the audit row
+    names only rows the caller is shown."""
+    path = (owner, *(key for key in info.path.as_list() if isinstance(key, str)))
+    known = info.context.shown_rows
+    shown = known.get(path)
+    if shown is None:
+        shown = known[path] = any(
+            _fields(current.selections, "edges")
+            or any(
+                _fields(page_info.selections, "startCursor")
+                or _fields(page_info.selections, "endCursor")
+                for page_info in _fields(current.selections, "pageInfo")
+            )
+            for current in _fields(info.selected_fields)
+        )
+    return shown
+
+
 def _node_fields(selected: list[Selection]) -> frozenset[str]:
     names: set[str] = set()
     for current in _fields(selected):
@@ -64,19 +84,21 @@ async def page_connection(
     order: KeysetOrder,
     page: PageRequest,
     count: Callable[[], Awaitable[int]],
+    shown: bool,
     prefetch: Callable[[list[NodeT]], Awaitable[None]] | None = None,
 ) -> Connection[NodeT]:
-    """``prefetch`` loads what the query selects on the page's nodes (Loaders.prefetch_for_*)."""
+    """``prefetch`` loads what the query selects on the page's nodes (Loaders.prefetch_for_*).
+    Without ``shown`` (``shows_rows``) the rows become no nodes: nothing of them is answered."""
 
     def cursor_of(row: Any) -> str:
         return ids.encode_cursor(order.kind, order.cursor_values(row))
 
-    shown = rows[: page.first]
-    nodes = [node(row) for row in shown]
+    page_rows = rows[: page.first] if shown else []
+    nodes = [node(row) for row in page_rows]
     if prefetch is not None:
         await prefetch(nodes)
     return connection(
-        shown,
+        page_rows,
         nodes,
         cursor_of,
         has_next_page=len(rows) > page.first,
@@ -95,6 +117,7 @@ async def root_connection(
     fetch: Callable[[Reader, PageRequest], Awaitable[Sequence[Any]]],
     count: Callable[[Reader], Awaitable[int]],
     node: Callable[[Any], NodeT],
+    shown: bool,
     prefetch: Callable[[list[NodeT]], Awaitable[None]] | None = None,
 ) -> Connection[NodeT]:
     """A top-level list: one statement for the page, one more only if totalCount is selected."""
@@ -106,5 +129,12 @@ async def root_connection(
             return await count(session)
 
     return await page_connection(
-        rows, node, ids=context.ids, order=order, page=page, count=total, prefetch=prefetch
+        rows,
+        node,
+        ids=context.ids,
+        order=order,
+        page=page,
+        count=total,
+        shown=shown,
+        prefetch=prefetch,
     )

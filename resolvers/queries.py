@@ -15,7 +15,7 @@ from app.repositories.patients import PATIENT_ORDER
 from app.repositories.providers import PROVIDER_ORDER
 from app.repositories.records import RECORD_ORDER
 from app.viewer import with_links
-from resolvers.connections import node_fields, root_connection
+from resolvers.connections import node_fields, root_connection, shows_rows
 from resolvers.filters import patient_list_filter, record_list_filter
 from schema import types
 from schema.connections import Connection
@@ -84,6 +84,7 @@ async def patient_list(
         fetch=lambda session, page: patients.patient_page(session, viewer, list_filter, page),
         count=lambda session: patients.count_patients(session, viewer, list_filter),
         node=context.loaders.patient_node,
+        shown=shows_rows(info, "Query"),
         prefetch=partial(context.loaders.prefetch_for_patients, fields=node_fields(info, "Query")),
     )
 
@@ -101,6 +102,7 @@ async def provider_list(
         fetch=lambda session, page: providers.provider_page(session, viewer, page),
         count=lambda session: providers.count_providers(session, viewer),
         node=context.loaders.provider_node,
+        shown=shows_rows(info, "Query"),
     )
 
 
@@ -125,6 +127,7 @@ async def record_list(
         ),
         count=lambda session: records.count_records(session, viewer, list_filter),
         node=context.loaders.record_node,
+        shown=shows_rows(info, "Query"),
         prefetch=partial(context.loaders.prefetch_for_records, fields=fields),
     )
 
@@ -158,4 +161,5 @@ async def audit_event_list(
         ),
         count=lambda session: audit_events.count_audit_events(session, viewer, list_filter),
         node=context.loaders.audit_event_node,
+        shown=shows_rows(info, "Query"),
     )

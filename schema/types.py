@@ -16,7 +16,7 @@ from app.pagination import page_request
 from app.repositories.patients import PATIENT_ORDER
 from app.repositories.records import RECORD_ORDER
 from resolvers.cached_loads import now_or_later, required_now_or_later
-from resolvers.connections import node_fields, page_connection
+from resolvers.connections import node_fields, page_connection, shows_rows
 from resolvers.filters import patient_list_filter, record_list_filter
 from schema.connections import Connection
 from schema.enums import (
@@ -72,6 +72,7 @@ async def _records_connection(
         order=RECORD_ORDER,
         page=page,
         count=lambda: counts.load(parent_id),
+        shown=shows_rows(info, parent),
         prefetch=partial(loaders.prefetch_for_records, fields=fields),
     )
 
@@ -131,6 +132,7 @@ class Provider(Node):
             order=PATIENT_ORDER,
             page=page,
             count=lambda: counts.load(self.row_id),
+            shown=shows_rows(info, "Provider"),
             prefetch=partial(loaders.prefetch_for_patients, fields=node_fields(info, "Provider")),
         )
 

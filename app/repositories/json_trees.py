@@ -345,6 +345,15 @@ def _in_order(entity: Entity, rows: CTE, *, reverse: bool = False) -> list[Colum
     return [rows.c[name].desc() if descending else rows.c[name].asc() for name in names]
 
 
+def _shows_rows(fields: tuple[ConnectionField, ...]) -> bool:
+    """Whether a connection's selection shows its rows (schema/connections.py's shows_rows)."""
+    return any(
+        field.part in (Part.EDGES, Part.START_CURSOR, Part.END_CURSOR)
+        or (field.part is Part.PAGE_INFO and _shows_rows(field.fields))
+        for field in fields
+    )
+
+
 class _Statement:
     """Builds one tree's statement: a CTE per level, and the JSON from the leaves upwards."""
 
@@ -358,11 +367,12 @@ class _Statement:
         self._levels += 1
         return f"level_{self._levels}"
 
-    def level(self, entity: Entity, rows: Select[Any]) -> CTE:
+    def level(self, entity: Entity, rows: Select[Any], *, shown: bool = True) -> CTE:
+        """``shown``: the response shows these rows (a page may be read for its count alone)."""
         cte = rows.cte(self._level_name())
         # The audit row names the rows' owners, as the DataLoaders' reads do (app/audit.py).
         owner = OWNERSHIP[entity.model]
-        if owner is not None:
+        if owner is not None and shown:
             self.touches["patient_ids"].append(cte.c[owner.patient])
             if owner.record is not None:
                 self.touches["record_ids"].append(cte.c[owner.record])
@@ -399,7 +409,9 @@ class _Statement:
         fetched = fetched_rows.cte(self._level_name())
         page_size = bindparam("page_size", type_=Integer())
         rows = self.level(
-            entity, select(fetched).order_by(*_in_order(entity, fetched)).limit(page_size)
+            entity,
+            select(fetched).order_by(*_in_order(entity, fetched)).limit(page_size),
+            shown=_shows_rows(root.connection),
         )
         node, from_ = self.object_json(root.node, rows)
         cursor = _cursor(order, rows)

@@ -865,3 +865,31 @@ def test_every_table_is_declared_as_patient_data_or_not() -> None:
         columns = table.__table__.c
         assert owner.patient in columns, table
         assert owner.record is None or owner.record in columns, table
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "query Count { patients(first: 5) { totalCount pageInfo { hasNextPage } } }",
+        """query Count($id: ID!) { provider(id: $id) { id
+             patients(first: 5) { totalCount pageInfo { hasNextPage } } } }""",
+    ],
+    ids=["root list", "nested list"],
+)
+async def test_a_list_read_for_its_count_names_no_patient(
+    api: Api, factory: Factory, sessionmaker: async_sessionmaker[AsyncSession], query: str
+) -> None:
+    provider = await factory.provider()
+    for _ in range(3):
+        await factory.patient(primary_provider_id=provider["id"])
+
+    request_id, body = await send(
+        api,
+        query,
+        {"id": IDS.encode_id(NodeType.PROVIDER, provider["id"])} if "$id" in query else None,
+        token=api.token(subject="a"),
+    )
+
+    assert "errors" not in body, body
+    [audited] = await audit_rows(sessionmaker, request_id)
+    assert audited["patient_ids"] == []
