@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from jose import jws
+from pydantic import ValidationError
 
 from app.dev_issuer import JWKSServer, LocalTokenIssuer
 from app.jwks import JWKSCache
@@ -851,6 +852,16 @@ async def test_a_key_removed_from_the_jwks_stops_verifying_once_the_max_age_pass
     assert jwks_server.hits == 2
     assert (await verifier.verify(next_issuer.issue("v"))).subject == "v"
     assert jwks_server.hits == 2
+
+
+@pytest.mark.parametrize("seconds", ["0", "-1"])
+def test_a_max_age_that_is_not_positive_is_refused(
+    monkeypatch: pytest.MonkeyPatch, seconds: str
+) -> None:
+    monkeypatch.setenv("MEDREC_JWKS_MAX_AGE_SECONDS", seconds)
+
+    with pytest.raises(ValidationError, match="jwks_max_age_seconds"):
+        Settings()
 
 
 async def test_a_key_replaced_under_the_same_kid_stops_verifying_what_the_old_key_signed(
