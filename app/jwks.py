@@ -28,7 +28,7 @@ class JWKSCache:
     makes it, concurrent lookups wait for that one fetch, and a lookup of fresh keys makes none.
     Unknown kids refetch too, at most once per ``refetch_cooldown`` seconds, so tokens with
     made-up kids cannot turn into a flood of requests to the identity provider. A failed fetch
-    keeps the cached keys; a due refetch that failed is retried after ``refetch_cooldown``.
+    keeps the cached keys, and no refetch follows it within ``refetch_cooldown``.
     The request timeout is the ``client``'s.
     """
 
@@ -88,8 +88,8 @@ class JWKSCache:
                 exc,
                 len(self._keys),
             )
-            if started >= self._refresh_at:
-                self._refresh_at = started + self._cooldown
+            # Whatever asked for it, the next attempt waits for the cool-down.
+            self._refresh_at = max(self._refresh_at, started + self._cooldown)
             return False
         # Replace rather than merge: keys the pool has retired must stop verifying tokens. An
         # unchanged key stays the same object, so what the verifier remembers of it stays valid.

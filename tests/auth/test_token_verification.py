@@ -1007,6 +1007,28 @@ async def test_a_failed_scheduled_refetch_keeps_the_keys_and_retries_after_the_c
     assert jwks_server.hits == 4
 
 
+async def test_a_failed_unknown_kid_refetch_puts_the_scheduled_one_off_by_the_cooldown(
+    verifier: TokenVerifier,
+    issuer: LocalTokenIssuer,
+    next_issuer: LocalTokenIssuer,
+    jwks_server: JWKSServer,
+    clock: FakeClock,
+) -> None:
+    token = issuer.issue("u")
+    await verifier.verify(token)
+    jwks_server.available = False
+    clock.advance(MAX_AGE - 10)
+    assert await rejected(verifier, next_issuer.issue("v")) == "unknown signing key"
+    assert jwks_server.hits == 2
+
+    clock.advance(10)
+    assert (await verifier.verify(token)).subject == "u"
+    assert jwks_server.hits == 2
+    clock.advance(COOLDOWN - 10)
+    assert (await verifier.verify(token)).subject == "u"
+    assert jwks_server.hits == 3
+
+
 async def test_concurrent_requests_with_stale_keys_share_one_refetch(
     verifier: TokenVerifier,
     issuer: LocalTokenIssuer,
