@@ -156,7 +156,8 @@ class LocalTokenIssuer:
 class JWKSServer:
     """Serves ``jwks_provider()`` at ``url`` from a background thread, like a user pool's endpoint.
 
-    Set ``available = False`` to answer 503 instead; ``hits`` counts requests for the JWKS.
+    Set ``available = False`` to answer 503 instead, ``jwks_headers`` to send more headers with
+    the JWKS (``Cache-Control``, ``Age``); ``hits`` counts requests for the JWKS.
     """
 
     def __init__(
@@ -173,6 +174,7 @@ class JWKSServer:
         self._hits_lock = threading.Lock()
         self.hits = 0
         self.available = True
+        self.jwks_headers: dict[str, str] = {}
 
     @property
     def url(self) -> str:
@@ -234,11 +236,19 @@ class JWKSServer:
                     self._send(HTTPStatus.SERVICE_UNAVAILABLE, b"unavailable", "text/plain")
                     return
                 body = json.dumps(server._provider()).encode("utf-8")
-                self._send(HTTPStatus.OK, body, "application/json")
+                self._send(HTTPStatus.OK, body, "application/json", server.jwks_headers)
 
-            def _send(self, status: HTTPStatus, body: bytes, content_type: str) -> None:
+            def _send(
+                self,
+                status: HTTPStatus,
+                body: bytes,
+                content_type: str,
+                headers: Mapping[str, str] | None = None,
+            ) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)

@@ -67,6 +67,7 @@ class Services:
                 settings.jwks_url,
                 client=http,
                 refetch_cooldown=settings.jwks_refetch_cooldown_seconds,
+                max_age=settings.jwks_max_age_seconds,
             )
             # Credentials come from the standard AWS chain (environment, profile, instance role).
             s3 = await stack.enter_async_context(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Annotated
 
-from pydantic import field_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     cognito_jwks_url: str | None = None
     # Unknown `kid`s refetch the JWKS at most this often, so garbage tokens can't hammer Cognito.
     jwks_refetch_cooldown_seconds: float = 30.0
+    # The JWKS is refetched at least this often (sooner if its Cache-Control says so), so a key
+    # the pool retires stops verifying tokens within this time. Zero would be a fetch per request.
+    jwks_max_age_seconds: Annotated[float, Field(gt=0)] = 900.0
     jwks_fetch_timeout_seconds: float = 5.0
     token_leeway_seconds: int = 30
 

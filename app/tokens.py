@@ -98,7 +98,9 @@ class TokenVerifier:
         # Built jose keys by kid, reused while the cache hands out the same JWK object.
         self._built_keys: dict[str, tuple[dict[str, Any], Any]] = {}
         # Tokens that passed every check, with the key that verified them: a client sends its
-        # token with every request for up to an hour.
+        # token with every request for up to an hour. Like _verified_claims, it is consulted
+        # only with the key the JWKS hands out now, and an entry counts only for that very key
+        # object: a key a refetch removed or replaced stops vouching for what it verified.
         self._checked: dict[str, tuple[Any, dict[str, Any], VerifiedToken]] = {}
 
     async def verify(self, token: str) -> VerifiedToken:
@@ -108,6 +110,7 @@ class TokenVerifier:
         if not dot:
             raise TokenError("malformed token")
         kid = _key_id(header) if len(header) <= _SHORT_HEADER else _key_id.__wrapped__(header)
+        # Always asked, cached tokens included: this is where a retired key stops verifying.
         key = await self._key(kid)
         checked = self._checked.get(token)
         if checked is not None and checked[0] is key:

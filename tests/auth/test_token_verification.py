@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from jose import jws
+from pydantic import ValidationError
 
 from app.dev_issuer import JWKSServer, LocalTokenIssuer
 from app.jwks import JWKSCache
@@ -32,6 +33,7 @@ from models.enums import Role
 CLIENT_ID = "client-web"
 OTHER_CLIENT_ID = "client-mobile"
 COOLDOWN = 30.0
+MAX_AGE = 900.0
 
 
 class FakeClock:
@@ -64,6 +66,7 @@ def settings() -> Settings:
         cognito_user_pool_id="eu-west-1_TestPool1",
         cognito_client_ids=(CLIENT_ID, OTHER_CLIENT_ID),
         jwks_refetch_cooldown_seconds=COOLDOWN,
+        jwks_max_age_seconds=MAX_AGE,
         token_leeway_seconds=30,
     )
 
@@ -105,7 +108,13 @@ def clock() -> FakeClock:
 def jwks_cache(
     jwks_server: JWKSServer, http_client: httpx.AsyncClient, clock: FakeClock
 ) -> JWKSCache:
-    return JWKSCache(jwks_server.url, client=http_client, refetch_cooldown=COOLDOWN, clock=clock)
+    return JWKSCache(
+        jwks_server.url,
+        client=http_client,
+        refetch_cooldown=COOLDOWN,
+        max_age=MAX_AGE,
+        clock=clock,
+    )
 
 
 @pytest.fixture
@@ -666,7 +675,13 @@ async def test_unusable_jwks_documents_keep_cached_keys(
 ) -> None:
     served = [issuer.jwks()]
     with JWKSServer(lambda: served[-1]) as server:
-        cache = JWKSCache(server.url, client=http_client, refetch_cooldown=COOLDOWN, clock=clock)
+        cache = JWKSCache(
+            server.url,
+            client=http_client,
+            refetch_cooldown=COOLDOWN,
+            max_age=MAX_AGE,
+            clock=clock,
+        )
         assert await cache.get_key(issuer.kid) == issuer.public_jwk()
         served.append(document)
         clock.advance(COOLDOWN)
@@ -702,6 +717,7 @@ async def test_non_json_response_is_a_failed_fetch(
             f"http://127.0.0.1:{port}/jwks.json",
             client=http_client,
             refetch_cooldown=0,
+            max_age=MAX_AGE,
             clock=clock,
         )
         assert await cache.refresh() is False
@@ -725,7 +741,13 @@ async def test_failed_fetch_keeps_keys_then_recovers(
         {"keys": [next_issuer.public_jwk()]},
     ]
     with JWKSServer(lambda: documents[0]) as server:
-        cache = JWKSCache(server.url, client=http_client, refetch_cooldown=COOLDOWN, clock=clock)
+        cache = JWKSCache(
+            server.url,
+            client=http_client,
+            refetch_cooldown=COOLDOWN,
+            max_age=MAX_AGE,
+            clock=clock,
+        )
         assert await cache.get_key(issuer.kid) == issuer.public_jwk()
 
         documents.pop(0)
@@ -745,7 +767,9 @@ async def test_unreachable_endpoint_and_wrong_path(
 ) -> None:
     with JWKSServer(issuer.jwks) as server:
         dead_url = server.url
-    unreachable = JWKSCache(dead_url, client=http_client, refetch_cooldown=0, clock=clock)
+    unreachable = JWKSCache(
+        dead_url, client=http_client, refetch_cooldown=0, max_age=MAX_AGE, clock=clock
+    )
     assert await unreachable.get_key(issuer.kid) is None
     assert unreachable.fetch_count == 1
 
@@ -754,6 +778,7 @@ async def test_unreachable_endpoint_and_wrong_path(
             server.url.replace("jwks.json", "other"),
             client=http_client,
             refetch_cooldown=0,
+            max_age=MAX_AGE,
             clock=clock,
         )
         assert await not_found.get_key(issuer.kid) is None
@@ -766,7 +791,13 @@ async def test_cache_keeps_only_rsa_keys(
     ec = {"kty": "EC", "kid": "ec-key", "crv": "P-256", "x": "AA", "y": "AA"}
     oct_key = {"kty": "oct", "kid": "hmac-key", "k": "c2VjcmV0"}
     with JWKSServer(lambda: {"keys": [ec, oct_key, issuer.public_jwk()]}) as server:
-        cache = JWKSCache(server.url, client=http_client, refetch_cooldown=COOLDOWN, clock=clock)
+        cache = JWKSCache(
+            server.url,
+            client=http_client,
+            refetch_cooldown=COOLDOWN,
+            max_age=MAX_AGE,
+            clock=clock,
+        )
         assert await cache.get_key(issuer.kid) == issuer.public_jwk()
         assert await cache.get_key("ec-key") is None
         assert await cache.get_key("hmac-key") is None
@@ -791,6 +822,255 @@ async def test_unsuitable_published_key(
     published.keys = [issuer.public_jwk() | key_fields]
 
     assert await rejected(verifier, issuer.issue("u")) == reason
+
+
+# --- JWKS cache: refetched by age, so removed keys stop verifying --------------------------------
+
+
+async def test_a_key_removed_from_the_jwks_stops_verifying_once_the_max_age_passes(
+    verifier: TokenVerifier,
+    issuer: LocalTokenIssuer,
+    next_issuer: LocalTokenIssuer,
+    published: PublishedKeys,
+    jwks_server: JWKSServer,
+    clock: FakeClock,
+) -> None:
+    token = issuer.issue("u")
+    assert (await verifier.verify(token)).subject == "u"
+    assert (await verifier.verify(token)).subject == "u"
+    published.keys = [next_issuer.public_jwk()]
+
+    # Fresh keys are used as they are: no request to the identity provider.
+    clock.advance(MAX_AGE - 1)
+    assert (await verifier.verify(token)).subject == "u"
+    assert jwks_server.hits == 1
+
+    # Verified and remembered before, yet refused once the refetch drops its key.
+    clock.advance(1)
+    assert await rejected(verifier, token) == "unknown signing key"
+    assert await rejected(verifier, issuer.issue("u")) == "unknown signing key"
+    assert jwks_server.hits == 2
+    assert (await verifier.verify(next_issuer.issue("v"))).subject == "v"
+    assert jwks_server.hits == 2
+
+
+@pytest.mark.parametrize("seconds", ["0", "-1"])
+def test_a_max_age_that_is_not_positive_is_refused(
+    monkeypatch: pytest.MonkeyPatch, seconds: str
+) -> None:
+    monkeypatch.setenv("MEDREC_JWKS_MAX_AGE_SECONDS", seconds)
+
+    with pytest.raises(ValidationError, match="jwks_max_age_seconds"):
+        Settings()
+
+
+async def test_a_key_replaced_under_the_same_kid_stops_verifying_what_the_old_key_signed(
+    verifier: TokenVerifier,
+    issuer: LocalTokenIssuer,
+    next_issuer: LocalTokenIssuer,
+    published: PublishedKeys,
+    clock: FakeClock,
+) -> None:
+    token = issuer.issue("u")
+    await verifier.verify(token)
+    published.keys = [next_issuer.public_jwk() | {"kid": issuer.kid}]
+    clock.advance(MAX_AGE)
+
+    assert await rejected(verifier, token) == "invalid signature"
+    replacement = next_issuer.sign(base_claims(issuer), headers={"kid": issuer.kid})
+    assert (await verifier.verify(replacement)).subject == "user-1"
+
+
+async def test_a_refetch_that_changes_nothing_keeps_the_same_key_objects(
+    jwks_server: JWKSServer, jwks_cache: JWKSCache, issuer: LocalTokenIssuer, clock: FakeClock
+) -> None:
+    # The verifier remembers checked tokens per key object: a routine refetch must not drop that.
+    first = await jwks_cache.get_key(issuer.kid)
+    clock.advance(MAX_AGE)
+
+    assert await jwks_cache.get_key(issuer.kid) is first
+    assert jwks_server.hits == 2
+
+
+async def test_cache_control_max_age_shorter_than_the_max_age_shortens_the_interval(
+    verifier: TokenVerifier,
+    issuer: LocalTokenIssuer,
+    next_issuer: LocalTokenIssuer,
+    published: PublishedKeys,
+    jwks_server: JWKSServer,
+    clock: FakeClock,
+) -> None:
+    jwks_server.jwks_headers = {"Cache-Control": "public, max-age=120"}
+    token = issuer.issue("u")
+    await verifier.verify(token)
+    published.keys = [next_issuer.public_jwk()]
+
+    clock.advance(119)
+    assert (await verifier.verify(token)).subject == "u"
+    assert jwks_server.hits == 1
+
+    clock.advance(1)
+    assert await rejected(verifier, token) == "unknown signing key"
+    assert jwks_server.hits == 2
+
+
+async def test_the_age_header_counts_against_cache_control_max_age(
+    jwks_server: JWKSServer, jwks_cache: JWKSCache, issuer: LocalTokenIssuer, clock: FakeClock
+) -> None:
+    # A CDN that has held the response for 200 of its 300 seconds leaves 100.
+    jwks_server.jwks_headers = {"Cache-Control": "max-age=300", "Age": "200"}
+    await jwks_cache.get_key(issuer.kid)
+
+    clock.advance(99)
+    await jwks_cache.get_key(issuer.kid)
+    assert jwks_server.hits == 1
+    clock.advance(1)
+    await jwks_cache.get_key(issuer.kid)
+    assert jwks_server.hits == 2
+
+
+@pytest.mark.parametrize(
+    "cache_control",
+    ["max-age=0", "max-age=5", "no-cache", "no-store", "max-age=soon", "max-age=300, max-age=1"],
+)
+async def test_cache_control_cannot_make_refetches_more_frequent_than_the_cooldown(
+    jwks_server: JWKSServer,
+    jwks_cache: JWKSCache,
+    issuer: LocalTokenIssuer,
+    clock: FakeClock,
+    cache_control: str,
+) -> None:
+    jwks_server.jwks_headers = {"Cache-Control": cache_control}
+    await jwks_cache.get_key(issuer.kid)
+
+    for _ in range(5):
+        clock.advance(COOLDOWN / 5 - 0.01)
+        assert await jwks_cache.get_key(issuer.kid) == issuer.public_jwk()
+    assert jwks_server.hits == 1
+
+    clock.advance(0.05)
+    await jwks_cache.get_key(issuer.kid)
+    assert jwks_server.hits == 2
+
+
+@pytest.mark.parametrize("max_age", ["86400", "99999999999999999999", str(int(MAX_AGE))])
+async def test_cache_control_max_age_longer_than_the_max_age_does_not_lengthen_it(
+    verifier: TokenVerifier,
+    issuer: LocalTokenIssuer,
+    next_issuer: LocalTokenIssuer,
+    published: PublishedKeys,
+    jwks_server: JWKSServer,
+    clock: FakeClock,
+    max_age: str,
+) -> None:
+    jwks_server.jwks_headers = {"Cache-Control": f"max-age={max_age}"}
+    token = issuer.issue("u")
+    await verifier.verify(token)
+    published.keys = [next_issuer.public_jwk()]
+
+    clock.advance(MAX_AGE)
+    assert await rejected(verifier, token) == "unknown signing key"
+    assert jwks_server.hits == 2
+
+
+async def test_a_failed_scheduled_refetch_keeps_the_keys_and_retries_after_the_cooldown(
+    verifier: TokenVerifier,
+    issuer: LocalTokenIssuer,
+    next_issuer: LocalTokenIssuer,
+    published: PublishedKeys,
+    jwks_server: JWKSServer,
+    clock: FakeClock,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    token = issuer.issue("u")
+    await verifier.verify(token)
+    jwks_server.available = False
+    clock.advance(MAX_AGE)
+
+    assert (await verifier.verify(token)).subject == "u"
+    assert jwks_server.hits == 2
+    assert "HTTP 503" in caplog.text
+
+    # Stale keys keep serving while the endpoint is down, asked again once per cool-down.
+    clock.advance(COOLDOWN - 1)
+    for _ in range(3):
+        assert (await verifier.verify(token)).subject == "u"
+    assert jwks_server.hits == 2
+    clock.advance(1)
+    assert (await verifier.verify(token)).subject == "u"
+    assert jwks_server.hits == 3
+
+    jwks_server.available = True
+    published.keys = [next_issuer.public_jwk()]
+    clock.advance(COOLDOWN)
+    assert await rejected(verifier, token) == "unknown signing key"
+    assert jwks_server.hits == 4
+
+
+async def test_a_failed_unknown_kid_refetch_puts_the_scheduled_one_off_by_the_cooldown(
+    verifier: TokenVerifier,
+    issuer: LocalTokenIssuer,
+    next_issuer: LocalTokenIssuer,
+    jwks_server: JWKSServer,
+    clock: FakeClock,
+) -> None:
+    token = issuer.issue("u")
+    await verifier.verify(token)
+    jwks_server.available = False
+    clock.advance(MAX_AGE - 10)
+    assert await rejected(verifier, next_issuer.issue("v")) == "unknown signing key"
+    assert jwks_server.hits == 2
+
+    clock.advance(10)
+    assert (await verifier.verify(token)).subject == "u"
+    assert jwks_server.hits == 2
+    clock.advance(COOLDOWN - 10)
+    assert (await verifier.verify(token)).subject == "u"
+    assert jwks_server.hits == 3
+
+
+async def test_concurrent_requests_with_stale_keys_share_one_refetch(
+    verifier: TokenVerifier,
+    issuer: LocalTokenIssuer,
+    next_issuer: LocalTokenIssuer,
+    published: PublishedKeys,
+    jwks_server: JWKSServer,
+    jwks_cache: JWKSCache,
+    clock: FakeClock,
+) -> None:
+    old_tokens = [issuer.issue(f"u{i}") for i in range(25)]
+    await verifier.verify(old_tokens[0])
+    published.keys = [next_issuer.public_jwk()]
+    clock.advance(MAX_AGE)
+    new_tokens = [next_issuer.issue(f"v{i}") for i in range(25)]
+
+    results = await asyncio.gather(
+        *(verifier.verify(t) for t in old_tokens + new_tokens), return_exceptions=True
+    )
+
+    refused = results[:25]
+    assert all(isinstance(r, TokenError) and r.reason == "unknown signing key" for r in refused)
+    assert [r.subject for r in results[25:] if isinstance(r, VerifiedToken)] == [
+        f"v{i}" for i in range(25)
+    ]
+    assert jwks_server.hits == jwks_cache.fetch_count == 2
+
+
+async def test_concurrent_requests_share_one_failed_refetch(
+    verifier: TokenVerifier,
+    issuer: LocalTokenIssuer,
+    jwks_server: JWKSServer,
+    clock: FakeClock,
+) -> None:
+    tokens = [issuer.issue(f"u{i}") for i in range(25)]
+    await verifier.verify(tokens[0])
+    jwks_server.available = False
+    clock.advance(MAX_AGE)
+
+    results = await asyncio.gather(*(verifier.verify(t) for t in tokens))
+
+    assert [r.subject for r in results] == [f"u{i}" for i in range(25)]
+    assert jwks_server.hits == 2
 
 
 # --- Authorization header ----------------------------------------------------------------------
@@ -874,7 +1154,13 @@ async def test_load_or_create_keeps_the_key(
 
     assert second.kid == first.kid
     with JWKSServer(second.jwks) as server:
-        cache = JWKSCache(server.url, client=http_client, refetch_cooldown=COOLDOWN, clock=clock)
+        cache = JWKSCache(
+            server.url,
+            client=http_client,
+            refetch_cooldown=COOLDOWN,
+            max_age=MAX_AGE,
+            clock=clock,
+        )
         verified = await TokenVerifier(settings, cache).verify(token)
     assert verified.roles == (Role.ADMIN,)
 
