@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String, bindparam, literal, select, union_all
+from sqlalchemy import String, bindparam, case, literal, select, union_all
 
 from models import Patient, Provider
 from models.enums import Role
@@ -32,11 +32,15 @@ class Viewer:
 
 
 def _links(in_tenant: bool) -> CompoundSelect[Any]:
-    """The rows linked to ``:subject``, only those of ``:tenant_id`` if ``in_tenant``."""
+    """The rows linked to ``:subject``, only those of ``:tenant_id`` if ``in_tenant``.
+
+    An inactive provider's link names its tenant but no row (a null id): it acts in no role.
+    """
     subject = bindparam("subject", type_=String())
-    providers = select(literal("provider").label("kind"), Provider.id, Provider.tenant_id).where(
-        Provider.cognito_sub == subject
-    )
+    acting_provider = case((Provider.active, Provider.id)).label("id")
+    providers = select(
+        literal("provider").label("kind"), acting_provider, Provider.tenant_id
+    ).where(Provider.cognito_sub == subject)
     patients = select(literal("patient").label("kind"), Patient.id, Patient.tenant_id).where(
         Patient.cognito_sub == subject
     )
@@ -65,12 +69,16 @@ async def _linked(
     if tenant_id is None:
         tenants = {link.tenant_id for link in links}
         tenant_id = tenants.pop() if len(tenants) == 1 else None
-    return tenant_id, {link.kind: link.id for link in links if link.tenant_id == tenant_id}
+    return tenant_id, {
+        link.kind: link.id for link in links if link.tenant_id == tenant_id and link.id is not None
+    }
 
 
 async def resolve_viewer(reads: ReaderSource, token: VerifiedToken) -> Viewer:
     """The caller, with the provider and patient rows linked to the token's subject.
 
+    Runs on every request (nothing is cached across requests), so a provider deactivated or
+    unlinked since the last request acts in no role from this one on.
     With a ``custom:tenant_id`` claim only that tenant's rows count. Without one the tenant comes
     from the linked rows; a subject linked in several tenants is ambiguous and gets no tenant.
     An admin token that names its tenant acts as admin whatever its subject is linked to, so
@@ -103,4 +111,17 @@ async def with_links(reads: ReaderSource, viewer: Viewer) -> Viewer:
         provider_id=linked.get("provider"),
         patient_id=linked.get("patient"),
         links_known=True,
+    )
+
+
+async def still_acts_in_role(reads: ReaderSource, viewer: Viewer) -> bool:
+    """Whether ``viewer`` would be resolved with the same linked rows now: False once its
+    provider was deactivated or its link changed since it was resolved. An admin token that
+    names its tenant acts as admin whatever its links are: True, without a statement."""
+    if not viewer.links_known:
+        return True
+    _, linked = await _linked(reads, viewer.subject, viewer.tenant_id)
+    return (linked.get("provider"), linked.get("patient")) == (
+        viewer.provider_id,
+        viewer.patient_id,
     )
