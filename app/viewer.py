@@ -79,8 +79,9 @@ async def resolve_viewer(reads: ReaderSource, token: VerifiedToken) -> Viewer:
 
     Runs on every request (nothing is cached across requests), so a provider deactivated or
     unlinked since the last request acts in no role from this one on.
-    With a ``custom:tenant_id`` claim only that tenant's rows count. Without one the tenant comes
-    from the linked rows; a subject linked in several tenants is ambiguous and gets no tenant.
+    With a ``custom:tenant_id`` claim only that tenant's rows count. Without one the tenant is the
+    linked row's: the database links a subject once (models.SubjectLink), and several tenants
+    would get none.
     An admin token that names its tenant acts as admin whatever its subject is linked to, so
     its links are looked up only when asked for (``with_links``): no statement here.
     """
