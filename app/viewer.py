@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String, bindparam, case, literal, select, union_all
+from sqlalchemy import String, bindparam, literal, select, union_all
 
 from models import Patient, Provider
 from models.enums import Role
@@ -34,13 +34,13 @@ class Viewer:
 def _links(in_tenant: bool) -> CompoundSelect[Any]:
     """The rows linked to ``:subject``, only those of ``:tenant_id`` if ``in_tenant``.
 
-    An inactive provider's link names its tenant but no row (a null id): it acts in no role.
+    An inactive provider's link does not count: it gives neither a role nor, to a token without
+    a tenant claim (an admin's included), a tenant.
     """
     subject = bindparam("subject", type_=String())
-    acting_provider = case((Provider.active, Provider.id)).label("id")
-    providers = select(
-        literal("provider").label("kind"), acting_provider, Provider.tenant_id
-    ).where(Provider.cognito_sub == subject)
+    providers = select(literal("provider").label("kind"), Provider.id, Provider.tenant_id).where(
+        Provider.cognito_sub == subject, Provider.active
+    )
     patients = select(literal("patient").label("kind"), Patient.id, Patient.tenant_id).where(
         Patient.cognito_sub == subject
     )
@@ -69,9 +69,7 @@ async def _linked(
     if tenant_id is None:
         tenants = {link.tenant_id for link in links}
         tenant_id = tenants.pop() if len(tenants) == 1 else None
-    return tenant_id, {
-        link.kind: link.id for link in links if link.tenant_id == tenant_id and link.id is not None
-    }
+    return tenant_id, {link.kind: link.id for link in links if link.tenant_id == tenant_id}
 
 
 async def resolve_viewer(reads: ReaderSource, token: VerifiedToken) -> Viewer:

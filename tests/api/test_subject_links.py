@@ -267,11 +267,12 @@ async def test_an_inactive_provider_may_call_me_only_until_reactivated(
     body = await api.query(CREATE_PATIENT, {"input": _new_patient(None)}, token=token)
     assert error_codes(body) == ["FORBIDDEN"]
     assert await _stored(sessionmaker, factory.tenant_id) == before
-    # `me` answers as for a provider token linked to no row: its tenant, its groups, no provider.
+    # `me` answers as for a provider token linked to no row: its groups, no provider, and a
+    # tenant only if the token names one.
     me = (await api.data(ME, token=token))["me"]
     assert me == {
         "subject": subject,
-        "tenantId": factory.tenant_id,
+        "tenantId": factory.tenant_id if tenant_claim else None,
         "roles": ["PROVIDER"],
         "provider": None,
         "patient": None,
@@ -294,6 +295,16 @@ async def test_an_admin_token_naming_its_tenant_acts_as_admin_though_linked_to_a
     assert me["provider"] is None
     await _set_active(sessionmaker, provider, True)
     assert (await api.data(ME, token=admin))["me"]["provider"] == {"npi": provider["npi"]}
+
+
+async def test_an_admin_token_without_a_tenant_claim_gets_no_tenant_from_an_inactive_provider(
+    api: Api, factory: Factory
+) -> None:
+    subject = f"admin-by-link-{factory.tenant_id}"
+    await factory.provider(cognito_sub=subject, active=False)
+    admin = api.issuer.issue(subject, groups=("admin",), token_use="access")
+    assert (await api.data(ME, token=admin))["me"]["tenantId"] is None
+    assert error_codes(await api.query(PROVIDERS, token=admin)) == ["FORBIDDEN"]
 
 
 async def test_a_resolved_provider_no_longer_acts_in_its_role_once_deactivated(
