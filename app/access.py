@@ -40,7 +40,8 @@ def effective_role(viewer: Viewer) -> Role | None:
     """The broadest role the caller can act in: a token may carry several groups.
 
     Providers and patients are people with rows (linked by ``cognitoSub``); a provider or patient
-    token whose subject is linked to no row acts in no role, and may call ``me`` only.
+    token whose subject is linked to no row acts in no role, and may call ``me`` only. An
+    inactive provider's link does not count (app/viewer.py): it acts in no role either.
     """
     if viewer.tenant_id is None:
         return None

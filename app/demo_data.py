@@ -8,6 +8,7 @@ from typing import Final
 from sqlalchemy import exists, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.commands.common import SUBJECT_ALREADY_LINKED, unique_violations
 from app.seed import seed_tenant
 from models import MedicalRecord, Patient, Provider, RecordStatusEvent
 from models.enums import RecordStatus
@@ -100,7 +101,8 @@ async def _link_provider(session: AsyncSession, tenant_id: str) -> Provider:
         raise RuntimeError(f"demo tenant {tenant_id!r} has patients but no active provider")
     previous_subject = provider.cognito_sub
     provider.cognito_sub = subject
-    await session.flush()
+    with unique_violations(SUBJECT_ALREADY_LINKED):
+        await session.flush()
     if previous_subject is not None:
         # The seeded history names the provider's old subject; keep it naming the same person.
         await session.execute(
@@ -147,5 +149,6 @@ async def _link_patient(session: AsyncSession, tenant_id: str, provider: Provide
             "records to link"
         )
     patient.cognito_sub = subject
-    await session.flush()
+    with unique_violations(SUBJECT_ALREADY_LINKED):
+        await session.flush()
     return patient

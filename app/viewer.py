@@ -32,10 +32,14 @@ class Viewer:
 
 
 def _links(in_tenant: bool) -> CompoundSelect[Any]:
-    """The rows linked to ``:subject``, only those of ``:tenant_id`` if ``in_tenant``."""
+    """The rows linked to ``:subject``, only those of ``:tenant_id`` if ``in_tenant``.
+
+    An inactive provider's link does not count: it gives neither a role nor, to a token without
+    a tenant claim (an admin's included), a tenant.
+    """
     subject = bindparam("subject", type_=String())
     providers = select(literal("provider").label("kind"), Provider.id, Provider.tenant_id).where(
-        Provider.cognito_sub == subject
+        Provider.cognito_sub == subject, Provider.active
     )
     patients = select(literal("patient").label("kind"), Patient.id, Patient.tenant_id).where(
         Patient.cognito_sub == subject
@@ -71,8 +75,11 @@ async def _linked(
 async def resolve_viewer(reads: ReaderSource, token: VerifiedToken) -> Viewer:
     """The caller, with the provider and patient rows linked to the token's subject.
 
-    With a ``custom:tenant_id`` claim only that tenant's rows count. Without one the tenant comes
-    from the linked rows; a subject linked in several tenants is ambiguous and gets no tenant.
+    Runs on every request (nothing is cached across requests), so a provider deactivated or
+    unlinked since the last request acts in no role from this one on.
+    With a ``custom:tenant_id`` claim only that tenant's rows count. Without one the tenant is the
+    linked row's: the database links a subject once (models.SubjectLink), and several tenants
+    would get none.
     An admin token that names its tenant acts as admin whatever its subject is linked to, so
     its links are looked up only when asked for (``with_links``): no statement here.
     """
@@ -103,4 +110,17 @@ async def with_links(reads: ReaderSource, viewer: Viewer) -> Viewer:
         provider_id=linked.get("provider"),
         patient_id=linked.get("patient"),
         links_known=True,
+    )
+
+
+async def still_acts_in_role(reads: ReaderSource, viewer: Viewer) -> bool:
+    """Whether ``viewer`` would be resolved with the same linked rows now: False once its
+    provider was deactivated or its link changed since it was resolved. An admin token that
+    names its tenant acts as admin whatever its links are: True, without a statement."""
+    if not viewer.links_known:
+        return True
+    _, linked = await _linked(reads, viewer.subject, viewer.tenant_id)
+    return (linked.get("provider"), linked.get("patient")) == (
+        viewer.provider_id,
+        viewer.patient_id,
     )

@@ -10,6 +10,7 @@ from models.tables import (
     PersistedDocument,
     Provider,
     RecordStatusEvent,
+    SubjectLink,
 )
 
 __all__ = [
@@ -22,5 +23,6 @@ __all__ = [
     "PersistedDocument",
     "Provider",
     "RecordStatusEvent",
+    "SubjectLink",
     "table_of",
 ]

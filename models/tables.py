@@ -77,14 +77,8 @@ class Provider(UUIDKey, TenantScoped, Timestamps, Versioned, Base):
         UniqueConstraint("tenant_id", "npi"),
         # Keyset order of Query.providers.
         Index("ix_providers_tenant_name", "tenant_id", "family_name", "given_name", "id"),
-        # Signing in: a token's `sub` finds its provider row (and so its tenant).
-        Index(
-            "uq_providers_tenant_cognito_sub",
-            "tenant_id",
-            "cognito_sub",
-            unique=True,
-            postgresql_where=text("cognito_sub IS NOT NULL"),
-        ),
+        # Signing in: a token's `sub` finds its provider row (and so its tenant). A subject is
+        # linked once in the installation: see SubjectLink.
         Index("ix_providers_cognito_sub", "cognito_sub"),
     )
 
@@ -124,15 +118,21 @@ class Patient(UUIDKey, TenantScoped, Timestamps, Versioned, Base):
             text("created_at DESC"),
             text("id DESC"),
         ),
-        Index(
-            "uq_patients_tenant_cognito_sub",
-            "tenant_id",
-            "cognito_sub",
-            unique=True,
-            postgresql_where=text("cognito_sub IS NOT NULL"),
-        ),
         Index("ix_patients_cognito_sub", "cognito_sub"),
     )
+
+
+class SubjectLink(Base):
+    """The Cognito subjects linked to a provider or patient row, one row each.
+
+    Triggers on ``providers`` and ``patients`` (in the migration) keep it equal to their
+    ``cognito_sub`` values, so its key refuses a subject linked twice, across both tables and
+    all tenants, whoever writes the row.
+    """
+
+    __tablename__ = "subject_links"
+
+    subject: Mapped[str] = mapped_column(String(128), primary_key=True)
 
 
 # PatientFilter.search: `lower(column) LIKE 'prefix%'` is served by text_pattern_ops indexes.

@@ -8,7 +8,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import text, update
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -30,6 +30,7 @@ from app.dev_issuer import JWKSServer, LocalTokenIssuer
 from app.local_s3 import local_s3
 from app.main import create_app
 from app.settings import Settings
+from models import Patient, Provider
 from tests.api_client import Api
 from tests.factories import Factory
 from tests.postgres import scratch_database
@@ -134,12 +135,36 @@ def tenant_id() -> str:
 
 
 @pytest.fixture
-def factory(sessionmaker: async_sessionmaker[AsyncSession], tenant_id: str) -> Factory:
+async def links_released(
+    sessionmaker: async_sessionmaker[AsyncSession], tenant_id: str
+) -> AsyncIterator[None]:
+    """A subject is linked once in the whole database, and tests' rows stay: when a test ends,
+    the subjects linked in its tenant (and the ``<tenant>-...`` tenants it made) are unlinked,
+    so the next test may link the same readable names."""
+    yield
+    async with sessionmaker() as session, session.begin():
+        for table in (Provider, Patient):
+            await session.execute(
+                update(table)
+                .where(
+                    table.cognito_sub.is_not(None),
+                    (table.tenant_id == tenant_id) | table.tenant_id.startswith(f"{tenant_id}-"),
+                )
+                .values(cognito_sub=None)
+            )
+
+
+@pytest.fixture
+def factory(
+    sessionmaker: async_sessionmaker[AsyncSession], tenant_id: str, links_released: None
+) -> Factory:
     return Factory(sessionmaker, tenant_id)
 
 
 @pytest.fixture
-def api(client: httpx.AsyncClient, issuer: LocalTokenIssuer, tenant_id: str) -> Api:
+def api(
+    client: httpx.AsyncClient, issuer: LocalTokenIssuer, tenant_id: str, links_released: None
+) -> Api:
     return Api(client, issuer, tenant_id)
 
 

@@ -42,6 +42,10 @@ class Factory:
         return values
 
     async def provider(self, **overrides: Any) -> dict[str, Any]:
+        return await self._insert(Provider, self.provider_values() | overrides)
+
+    def provider_values(self) -> dict[str, Any]:
+        """A new provider row's values, for tests that insert it themselves."""
         n = next(_counter)
         values: dict[str, Any] = {
             "id": uuid.uuid4(),
@@ -53,9 +57,13 @@ class Factory:
             "email": f"provider{n}@clinic.test",
             "created_at": BASE_TIME + timedelta(minutes=n),
         }
-        return await self._insert(Provider, values | overrides)
+        return values
 
     async def patient(self, **overrides: Any) -> dict[str, Any]:
+        return await self._insert(Patient, self.patient_values() | overrides)
+
+    def patient_values(self) -> dict[str, Any]:
+        """A new patient row's values, for tests that insert it themselves."""
         n = next(_counter)
         values: dict[str, Any] = {
             "id": uuid.uuid4(),
@@ -70,7 +78,7 @@ class Factory:
             "created_at": BASE_TIME + timedelta(minutes=n),
             "updated_at": BASE_TIME + timedelta(minutes=n),
         }
-        return await self._insert(Patient, values | overrides)
+        return values
 
     async def record(
         self, patient: dict[str, Any], provider: dict[str, Any], **overrides: Any

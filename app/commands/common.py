@@ -54,6 +54,11 @@ def check_version(row: Row[Any], expected: int, what: str) -> None:
         )
 
 
+# The one rule for every write that sets a cognito_sub (models.SubjectLink): the message names
+# neither the tenant nor the kind of row the subject is linked to.
+SUBJECT_ALREADY_LINKED = {"pk_subject_links": "input.cognitoSub: this subject is already linked"}
+
+
 @contextmanager
 def unique_violations(messages: Mapping[str, str]) -> Iterator[None]:
     """Turns a unique-constraint violation named in ``messages`` into a CONFLICT."""

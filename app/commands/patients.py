@@ -16,7 +16,13 @@ from app.access import (
     require_writer,
     viewer_parameters,
 )
-from app.commands.common import check_version, locked_row, unique_violations, versioned_update
+from app.commands.common import (
+    SUBJECT_ALREADY_LINKED,
+    check_version,
+    locked_row,
+    unique_violations,
+    versioned_update,
+)
 from app.errors import NotFound
 from models import Patient, Provider, table_of
 from models.enums import Role, Sex
@@ -34,7 +40,7 @@ _PATIENTS = table_of(Patient)
 
 _UNIQUE = {
     "uq_patients_tenant_id_mrn": "input.mrn: a patient with this MRN already exists",
-    "uq_patients_tenant_cognito_sub": "input.cognitoSub: already linked to another patient",
+    **SUBJECT_ALREADY_LINKED,
 }
 
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import insert
 
 from app.access import require_admin
-from app.commands.common import unique_violations
+from app.commands.common import SUBJECT_ALREADY_LINKED, unique_violations
 from models import Provider, table_of
 
 if TYPE_CHECKING:
@@ -23,7 +23,7 @@ _INSERT = insert(_PROVIDERS).returning(*_PROVIDERS.c)
 
 _UNIQUE = {
     "uq_providers_tenant_id_npi": "input.npi: a provider with this NPI already exists",
-    "uq_providers_tenant_cognito_sub": "input.cognitoSub: already linked to another provider",
+    **SUBJECT_ALREADY_LINKED,
 }
 
 

@@ -129,19 +129,6 @@ async def test_no_role_means_me_only(api: Api) -> None:
         assert error_codes(await api.query(query, token=token)) == ["FORBIDDEN"]
 
 
-async def test_subject_linked_in_two_tenants_without_claim_gets_no_tenant(
-    api: Api, factory: Factory, sessionmaker: object
-) -> None:
-    await factory.provider(cognito_sub="shared-sub")
-    other = Factory(factory.sessionmaker, f"{factory.tenant_id}-b")
-    await other.provider(cognito_sub="shared-sub")
-    token = api.issuer.issue("shared-sub", groups=("provider",))
-    data = await api.data(ME, token=token)
-    assert data["me"]["tenantId"] is None
-    assert data["me"]["provider"] is None
-    assert error_codes(await api.query(PATIENTS, token=token)) == ["FORBIDDEN"]
-
-
 async def test_claim_tenant_wins_over_links_in_other_tenants(api: Api, factory: Factory) -> None:
     other = Factory(factory.sessionmaker, f"{factory.tenant_id}-b")
     await other.provider(cognito_sub="linked-elsewhere")

@@ -399,6 +399,9 @@ BAD_INPUT: list[Case] = [
     Case("createProvider", {"npi": Ref("npi")}, "input.npi", code="CONFLICT"),
     Case("createProvider", {"cognitoSub": Ref("provider_sub")}, "input.cognitoSub", "CONFLICT"),
     Case("createPatient", {"cognitoSub": Ref("patient_sub")}, "input.cognitoSub", "CONFLICT"),
+    # a subject is linked once, to a provider or a patient
+    Case("createPatient", {"cognitoSub": Ref("provider_sub")}, "input.cognitoSub", "CONFLICT"),
+    Case("createProvider", {"cognitoSub": Ref("patient_sub")}, "input.cognitoSub", "CONFLICT"),
 ]
 
 

@@ -8,14 +8,15 @@ import re
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from datetime import UTC
+from datetime import UTC, date
 from typing import Any
 
 import pytest
-from sqlalchemy import Row, Table, func, select, text
+from sqlalchemy import Row, Table, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.demo_data import DEMO_TENANTS, DemoLogin, load_demo_data
+from app.errors import Conflict
 from app.seed import (
     REFERENCE_INSTANT,
     SeedError,
@@ -33,7 +34,7 @@ from models import (
     Provider,
     RecordStatusEvent,
 )
-from models.enums import AttachmentStatus, AuditOutcome, DiagnosisType, RecordStatus
+from models.enums import AttachmentStatus, AuditOutcome, DiagnosisType, RecordStatus, Sex
 
 PATIENTS = 50
 
@@ -454,6 +455,25 @@ async def test_demo_data_is_idempotent_and_links_the_logins(session: AsyncSessio
 
     assert await load_demo_data(session) == logins
     assert await _demo_counts(session) == counts
+
+
+async def test_demo_data_refuses_a_login_subject_already_linked_elsewhere(
+    session: AsyncSession,
+) -> None:
+    """The demo's provider login is linked once in the installation, like any subject."""
+    await session.execute(
+        insert(Patient).values(
+            tenant_id=new_tenant(),
+            mrn="MRN-TAKEN",
+            given_name="Already",
+            family_name="Linked",
+            date_of_birth=date(1980, 1, 1),
+            sex=Sex.FEMALE,
+            cognito_sub="demo-provider-north",
+        )
+    )
+    with pytest.raises(Conflict, match=r"^input\.cognitoSub: this subject is already linked$"):
+        await load_demo_data(session)
 
 
 async def test_the_tables_have_statistics_for_the_loaded_rows(session: AsyncSession) -> None:
