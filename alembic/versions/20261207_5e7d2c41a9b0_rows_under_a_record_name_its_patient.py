@@ -4,7 +4,7 @@ Diagnoses, attachments and status events carry their record's patient id, kept e
 foreign key on (tenant_id, record_id, patient_id): every row of patient data says whose it is.
 
 Revision ID: 5e7d2c41a9b0
-Revises: c4e1a9d07b21
+Revises: 5d2f8e61a0c3
 Create Date: 2026-12-07 07:20:00
 """
 
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "5e7d2c41a9b0"
-down_revision: str | None = "c4e1a9d07b21"
+down_revision: str | None = "5d2f8e61a0c3"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
