@@ -7,13 +7,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String, bindparam, literal, select, union_all
+from sqlalchemy import String, bindparam, exists, literal, select, union_all
 
 from models import Patient, Provider
 from models.enums import Role
 
 if TYPE_CHECKING:
-    from sqlalchemy import CompoundSelect
+    from sqlalchemy import CompoundSelect, Select
+    from sqlalchemy.ext.asyncio import AsyncSession
 
     from app.request_reads import ReaderSource
     from app.tokens import VerifiedToken
@@ -104,3 +105,33 @@ async def with_links(reads: ReaderSource, viewer: Viewer) -> Viewer:
         patient_id=linked.get("patient"),
         links_known=True,
     )
+
+
+def _linked_row_held(table: type[Provider] | type[Patient]) -> Select[tuple[bool]]:
+    """Whether the row ``:row_id`` of ``:tenant_id`` is still linked to ``:subject`` (and, for a
+    provider, still active)."""
+    held = exists().where(
+        table.id == bindparam("row_id"),
+        table.tenant_id == bindparam("tenant_id", type_=String()),
+        table.cognito_sub == bindparam("subject", type_=String()),
+    )
+    if table is Provider:
+        held = held.where(Provider.active)
+    return select(held)
+
+
+_HELD_BY_ROLE = {
+    Role.PROVIDER: _linked_row_held(Provider),
+    Role.PATIENT: _linked_row_held(Patient),
+}
+
+
+async def acts_through_linked_row(session: AsyncSession, viewer: Viewer, role: Role) -> bool:
+    """Whether the provider or patient row ``viewer`` acts through in ``role`` (resolved when its
+    token arrived) still lets it: one statement, for callers that outlive a request."""
+    row_id = viewer.provider_id if role is Role.PROVIDER else viewer.patient_id
+    statement = _HELD_BY_ROLE[role]
+    held = await session.scalar(
+        statement, {"row_id": row_id, "tenant_id": viewer.tenant_id, "subject": viewer.subject}
+    )
+    return bool(held)

@@ -19,14 +19,18 @@ from app.errors import (
     ApiError,
     BadUserInput,
     ErrorCode,
+    Forbidden,
 )
 from app.opaque_ids import NodeType
 from app.status_fanout import PAGE, Scope
-from models.enums import AuditOutcome
+from app.viewer import acts_through_linked_row
+from models.enums import Role
 from schema import types
 
 if TYPE_CHECKING:
     from app.services import Services
+    from app.status_fanout import StatusFanout
+    from app.viewer import Viewer
 
 log = logging.getLogger("medrec.subscriptions")
 
@@ -58,7 +62,8 @@ class _InternalError(ApiError):
         return {"requestId": self.request_id}
 
 
-def _masked(error: Exception, request_id: str) -> _InternalError:
+def masked(error: Exception, request_id: str) -> ApiError:
+    """What a subscriber is told when its stream fails with ``error``; logged here."""
     # The type only: a database error's text quotes the statement and its values.
     if isinstance(error, DATABASE_OUTAGES):
         log.error(
@@ -74,6 +79,12 @@ def _masked(error: Exception, request_id: str) -> _InternalError:
         "".join(traceback.format_tb(error.__traceback__)),
     )
     return _InternalError("Internal server error", request_id)
+
+
+async def _still_in_role(fanout: StatusFanout, viewer: Viewer, role: Role) -> bool:
+    """Admins act by their token alone; providers and patients through a row that can be
+    unlinked (or a provider deactivated) while they subscribe."""
+    return role is Role.ADMIN or await fanout.read(acts_through_linked_row, viewer, role)
 
 
 async def record_status_changed(
@@ -103,6 +114,8 @@ async def record_status_changed(
     fanout = services.fanout
     reader = fanout.reader(Scope.of(viewer, record_id=record, patient_id=patient))
     loaders = context.loaders = EventLoaders(context, viewer)
+    # Each delivery's row goes with those of the other deliveries of the moment (schema/audit.py).
+    context.audit_writer = fanout.audit
 
     # Subscribed before reading the position: a change committed in between still rings.
     doorbell = context.status_stream.subscribe(viewer.tenant_id)
@@ -112,16 +125,23 @@ async def record_status_changed(
             position = await fanout.latest_sequence(viewer.tenant_id)
         while True:
             page = await reader.events_after(position)
+            if page.rows and not await _still_in_role(fanout, viewer, reader.scope.role):
+                raise Forbidden(
+                    "the provider or patient this subscription acts as is no longer linked to "
+                    "the token's subject, or no longer active"
+                )
             for row in page.rows:
+                if datetime.now(UTC) >= viewer.expires_at:
+                    expired = True
+                    return
                 position = row.sequence
                 # Empty loaders per event: nested fields are batched, and read as they are now.
                 loaders.next_event(page.statements)
                 event = loaders.status_event_node(row)
-                # Each delivery discloses the record (and so its patient): audited before it
-                # is sent. Loading the record here also warms the loader for `record { ... }`.
+                # Each delivery discloses the record (and so its patient). Loading the record
+                # here also warms the loader for `record { ... }`. The delivery's audit row is
+                # appended once its whole selection ran, before it is sent (schema/audit.py).
                 await loaders.record.load(row.record_id)
-                await fanout.audit.append(context.audit.event(AuditOutcome.OK))
-                context.audit.appended()
                 yield event
             if len(page.rows) == PAGE:
                 continue
@@ -136,7 +156,7 @@ async def record_status_changed(
         raise
     except Exception as error:
         # Strawberry would send the exception's text; unexpected errors leave masked, as in HTTP.
-        raise _masked(error, context.request_id) from None
+        raise masked(error, context.request_id) from None
     finally:
         context.status_stream.unsubscribe(doorbell)
         if expired:
