@@ -134,7 +134,7 @@ async def test_a_message_over_the_size_limit_closes_the_socket_unanswered(
 async def test_a_message_within_the_size_limit_is_answered(
     api: Api, settings: Settings, servers: list[Server]
 ) -> None:
-    """The same message, short of the limit: parsed, and refused for its content only."""
+    """A message of exactly the limit is parsed, and refused for its content only."""
 
     def message(padding: str) -> str:
         payload = {"query": SUBSCRIPTION, "variables": {"after": padding}}
