@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import String, bindparam, exists, literal, select, union_all
 
+from app.access import effective_role
 from models import Patient, Provider
 from models.enums import Role
 
@@ -126,12 +127,17 @@ _HELD_BY_ROLE = {
 }
 
 
-async def acts_through_linked_row(session: AsyncSession, viewer: Viewer, role: Role) -> bool:
-    """Whether the provider or patient row ``viewer`` acts through in ``role`` (resolved when its
-    token arrived) still lets it: one statement, for callers that outlive a request."""
+async def acts_through_linked_row(session: AsyncSession, viewer: Viewer, subject: str) -> bool:
+    """Whether the provider or patient row ``viewer`` acts through (by its role, as resolved when
+    its token arrived) is still linked to ``subject``: one statement, for callers that outlive a
+    request. Admins act by their token alone."""
+    role = effective_role(viewer)
+    if role is Role.ADMIN:
+        return True
+    if role is None:
+        return False
     row_id = viewer.provider_id if role is Role.PROVIDER else viewer.patient_id
-    statement = _HELD_BY_ROLE[role]
     held = await session.scalar(
-        statement, {"row_id": row_id, "tenant_id": viewer.tenant_id, "subject": viewer.subject}
+        _HELD_BY_ROLE[role], {"row_id": row_id, "tenant_id": viewer.tenant_id, "subject": subject}
     )
     return bool(held)

@@ -29,8 +29,6 @@ from schema import types
 
 if TYPE_CHECKING:
     from app.services import Services
-    from app.status_fanout import StatusFanout
-    from app.viewer import Viewer
 
 log = logging.getLogger("medrec.subscriptions")
 
@@ -81,12 +79,6 @@ def masked(error: Exception, request_id: str) -> ApiError:
     return _InternalError("Internal server error", request_id)
 
 
-async def _still_in_role(fanout: StatusFanout, viewer: Viewer, role: Role) -> bool:
-    """Admins act by their token alone; providers and patients through a row that can be
-    unlinked (or a provider deactivated) while they subscribe."""
-    return role is Role.ADMIN or await fanout.read(acts_through_linked_row, viewer, role)
-
-
 async def record_status_changed(
     info: Info,
     record_id: strawberry.ID | None = None,
@@ -125,7 +117,13 @@ async def record_status_changed(
             position = await fanout.latest_sequence(viewer.tenant_id)
         while True:
             page = await reader.events_after(position)
-            if page.rows and not await _still_in_role(fanout, viewer, reader.scope.role):
+            # Admins act by their token alone: no statement, nor a wait for a connection.
+            # Subscribers of the scope acting as the same subject share the statement.
+            if (
+                page.rows
+                and reader.scope.role is not Role.ADMIN
+                and not await page.statements.run(acts_through_linked_row, (viewer.subject,))
+            ):
                 raise Forbidden(
                     "the provider or patient this subscription acts as is no longer linked to "
                     "the token's subject, or no longer active"
