@@ -14,17 +14,21 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
+    BaseGraphQLTransportWSHandler,
+)
 
 from app.audit import AuditTrail
 from app.context import RequestContext
 from app.errors import (
     DATABASE_OUTAGES,
     DATABASE_UNAVAILABLE,
+    ErrorCode,
     RateLimited,
     ServiceUnavailable,
 )
 from app.graphiql import graphiql_page
-from app.http_guards import BodyTooLarge, csrf_refusal, limited
+from app.http_guards import BodyTooLarge, csrf_refusal, limited, limited_websocket
 from app.observability import count_rate_limit_rejection
 from app.persisted_queries import PersistedQueries, PersistedQueryError
 from app.request_reads import RequestReads, pooled_driver
@@ -40,6 +44,7 @@ if TYPE_CHECKING:
     from strawberry import Schema
     from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
     from strawberry.http.base import BaseRequestProtocol
+    from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
 
     from app.request_reads import DriverSource, ReaderSource
     from app.services import Services
@@ -144,13 +149,40 @@ class _SubResponse(Response):
         self.raw_headers = []
 
 
+class CodedErrorsTransportWS(BaseGraphQLTransportWSHandler[RequestContext, None]):
+    """Strawberry's graphql-transport-ws handler, whose own `error` messages (made outside the
+    schema's extensions, which code every other error) carry a contract code too."""
+
+    async def send_message(self, message: Message) -> None:
+        if message["type"] == "error":
+            code = self._code_of_refusal(message["id"])
+            message["payload"] = [
+                error
+                if "code" in (error.get("extensions") or {})
+                else {**error, "extensions": {**(error.get("extensions") or {}), "code": code}}
+                for error in message["payload"]
+            ]
+        await super().send_message(message)
+
+    def _code_of_refusal(self, operation_id: str) -> str:
+        """An operation refused before it ran, while the connection runs as many as it may, hit
+        that limit; anything else Strawberry refuses (incremental delivery) is a bad request."""
+        limit = self.max_subscriptions_per_connection
+        at_limit = limit is not None and len(self.operations) >= limit
+        if at_limit and operation_id not in self.operations:
+            return ErrorCode.RATE_LIMITED.value
+        return ErrorCode.BAD_USER_INPUT.value
+
+
 class GraphQLView(GraphQL[RequestContext, None]):
+    graphql_transport_ws_handler_class = CodedErrorsTransportWS
     # Persisted documents; the app's lifespan sets this once its services are up.
     persisted: PersistedQueries | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         services: Services = scope["app"].state.services
         if scope["type"] == "websocket":
+            receive, send = limited_websocket(receive, send, services.settings.max_request_bytes)
             with services.sockets.tracking(send):
                 await super().__call__(scope, receive, send)
             return

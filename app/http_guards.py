@@ -1,4 +1,5 @@
-"""Checks on an HTTP request before any GraphQL work: cross-site request forgery, body size.
+"""Checks on an HTTP request before any GraphQL work: cross-site request forgery, body size (and
+the size of a WebSocket's messages).
 
 CSRF: a browser sends some requests cross-site without asking the server first (a "simple"
 request: GET, or POST with a form or text/plain body). Refusing every such request that could run
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from starlette.requests import Request
-    from starlette.types import Message, Receive
+    from starlette.types import Message, Receive, Send
 
 # Any of these forces a browser to preflight, which a cross-site page cannot pass.
 PREFLIGHT_HEADERS = ("apollo-require-preflight", "x-apollo-operation-name", "graphql-preflight")
@@ -53,3 +54,43 @@ def limited(receive: Receive, limit: int) -> Receive:
         return message
 
     return receive_within_limit
+
+
+# RFC 6455: "a message that is too big for it to process".
+MESSAGE_TOO_BIG = 1009
+
+
+def _message_bytes(message: Message) -> int:
+    text: str | None = message.get("text")
+    if text is None:
+        return len(message.get("bytes") or b"")
+    # ASCII text has as many bytes as characters; only other text is encoded to count them.
+    return len(text) if text.isascii() else len(text.encode())
+
+
+def limited_websocket(receive: Receive, send: Send, limit: int) -> tuple[Receive, Send]:
+    """``receive`` and ``send`` of a WebSocket whose messages of more than ``limit`` bytes close
+    it with 1009 before anyone parses them. The application sees the client disconnect; what it
+    sends after the close is dropped."""
+    closed = False
+
+    async def receive_within_limit() -> Message:
+        nonlocal closed
+        message = await receive()
+        if message["type"] == "websocket.receive" and _message_bytes(message) > limit:
+            closed = True
+            await send(
+                {
+                    "type": "websocket.close",
+                    "code": MESSAGE_TOO_BIG,
+                    "reason": f"messages are limited to {limit} bytes",
+                }
+            )
+            return {"type": "websocket.disconnect", "code": MESSAGE_TOO_BIG}
+        return message
+
+    async def send_until_closed(message: Message) -> None:
+        if not closed:
+            await send(message)
+
+    return receive_within_limit, send_until_closed

@@ -7,13 +7,15 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import String, bindparam, literal, select, union_all
+from sqlalchemy import String, bindparam, exists, literal, select, union_all
 
+from app.access import effective_role
 from models import Patient, Provider
 from models.enums import Role
 
 if TYPE_CHECKING:
-    from sqlalchemy import CompoundSelect
+    from sqlalchemy import CompoundSelect, Select
+    from sqlalchemy.ext.asyncio import AsyncSession
 
     from app.request_reads import ReaderSource
     from app.tokens import VerifiedToken
@@ -113,14 +115,36 @@ async def with_links(reads: ReaderSource, viewer: Viewer) -> Viewer:
     )
 
 
-async def still_acts_in_role(reads: ReaderSource, viewer: Viewer) -> bool:
-    """Whether ``viewer`` would be resolved with the same linked rows now: False once its
-    provider was deactivated or its link changed since it was resolved. An admin token that
-    names its tenant acts as admin whatever its links are: True, without a statement."""
-    if not viewer.links_known:
-        return True
-    _, linked = await _linked(reads, viewer.subject, viewer.tenant_id)
-    return (linked.get("provider"), linked.get("patient")) == (
-        viewer.provider_id,
-        viewer.patient_id,
+def _linked_row_held(table: type[Provider] | type[Patient]) -> Select[tuple[bool]]:
+    """Whether the row ``:row_id`` of ``:tenant_id`` is still linked to ``:subject`` (and, for a
+    provider, still active)."""
+    held = exists().where(
+        table.id == bindparam("row_id"),
+        table.tenant_id == bindparam("tenant_id", type_=String()),
+        table.cognito_sub == bindparam("subject", type_=String()),
     )
+    if table is Provider:
+        held = held.where(Provider.active)
+    return select(held)
+
+
+_HELD_BY_ROLE = {
+    Role.PROVIDER: _linked_row_held(Provider),
+    Role.PATIENT: _linked_row_held(Patient),
+}
+
+
+async def acts_through_linked_row(session: AsyncSession, viewer: Viewer, subject: str) -> bool:
+    """Whether the provider or patient row ``viewer`` acts through (by its role, as resolved when
+    its token arrived) is still linked to ``subject``: one statement, for callers that outlive a
+    request. Admins act by their token alone."""
+    role = effective_role(viewer)
+    if role is Role.ADMIN:
+        return True
+    if role is None:
+        return False
+    row_id = viewer.provider_id if role is Role.PROVIDER else viewer.patient_id
+    held = await session.scalar(
+        _HELD_BY_ROLE[role], {"row_id": row_id, "tenant_id": viewer.tenant_id, "subject": subject}
+    )
+    return bool(held)

@@ -19,10 +19,12 @@ from app.errors import (
     ApiError,
     BadUserInput,
     ErrorCode,
+    Forbidden,
 )
 from app.opaque_ids import NodeType
 from app.status_fanout import PAGE, Scope
-from models.enums import AuditOutcome
+from app.viewer import acts_through_linked_row
+from models.enums import Role
 from schema import types
 
 if TYPE_CHECKING:
@@ -58,7 +60,8 @@ class _InternalError(ApiError):
         return {"requestId": self.request_id}
 
 
-def _masked(error: Exception, request_id: str) -> _InternalError:
+def masked(error: Exception, request_id: str) -> ApiError:
+    """What a subscriber is told when its stream fails with ``error``; logged here."""
     # The type only: a database error's text quotes the statement and its values.
     if isinstance(error, DATABASE_OUTAGES):
         log.error(
@@ -103,6 +106,8 @@ async def record_status_changed(
     fanout = services.fanout
     reader = fanout.reader(Scope.of(viewer, record_id=record, patient_id=patient))
     loaders = context.loaders = EventLoaders(context, viewer)
+    # Each delivery's row goes with those of the other deliveries of the moment (schema/audit.py).
+    context.audit_writer = fanout.audit
 
     # Subscribed before reading the position: a change committed in between still rings.
     doorbell = context.status_stream.subscribe(viewer.tenant_id)
@@ -112,16 +117,29 @@ async def record_status_changed(
             position = await fanout.latest_sequence(viewer.tenant_id)
         while True:
             page = await reader.events_after(position)
+            # Admins act by their token alone: no statement, nor a wait for a connection.
+            # Subscribers of the scope acting as the same subject share the statement.
+            if (
+                page.rows
+                and reader.scope.role is not Role.ADMIN
+                and not await page.statements.run(acts_through_linked_row, (viewer.subject,))
+            ):
+                raise Forbidden(
+                    "the provider or patient this subscription acts as is no longer linked to "
+                    "the token's subject, or no longer active"
+                )
             for row in page.rows:
+                if datetime.now(UTC) >= viewer.expires_at:
+                    expired = True
+                    return
                 position = row.sequence
                 # Empty loaders per event: nested fields are batched, and read as they are now.
                 loaders.next_event(page.statements)
                 event = loaders.status_event_node(row)
-                # Each delivery discloses the record (and so its patient): audited before it
-                # is sent. Loading the record here also warms the loader for `record { ... }`.
+                # Each delivery discloses the record (and so its patient). Loading the record
+                # here also warms the loader for `record { ... }`. The delivery's audit row is
+                # appended once its whole selection ran, before it is sent (schema/audit.py).
                 await loaders.record.load(row.record_id)
-                await fanout.audit.append(context.audit.event(AuditOutcome.OK))
-                context.audit.appended()
                 yield event
             if len(page.rows) == PAGE:
                 continue
@@ -136,7 +154,7 @@ async def record_status_changed(
         raise
     except Exception as error:
         # Strawberry would send the exception's text; unexpected errors leave masked, as in HTTP.
-        raise _masked(error, context.request_id) from None
+        raise masked(error, context.request_id) from None
     finally:
         context.status_stream.unsubscribe(doorbell)
         if expired:

@@ -1,20 +1,26 @@
-"""Appends the audit row of every operation that was not audited inside its own transaction."""
+"""Appends the audit row of every operation that was not audited inside its own transaction, and
+of every event a subscription delivers."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING
 
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode
+from starlette.websockets import WebSocket
 from strawberry.extensions import SchemaExtension
+from strawberry.types.graphql import OperationType
 
+from app.audit import AuditTrail
 from app.errors import DATABASE_OUTAGES, DATABASE_UNAVAILABLE, ErrorCode
 from models.enums import AuditOutcome
 
 if TYPE_CHECKING:
     from strawberry.schema._graphql_core import GraphQLExecutionResult
     from strawberry.types import ExecutionResult
+    from strawberry.types.execution import StreamExecutionResult
 
     from app.context import RequestContext
 
@@ -35,6 +41,11 @@ class AuditTrailExtension(SchemaExtension):
         yield
 
     async def on_operation(self) -> AsyncIterator[None]:
+        context: RequestContext = self.execution_context.context
+        if isinstance(context.request, WebSocket):
+            # A WebSocket's operations run concurrently with one context from Strawberry: each
+            # gets its own trail (and loaders noting into it), so a row names only its own reads.
+            self.execution_context.context = _own_trail(context)
         yield
         if self._touches_data():
             await append_operation_row(
@@ -57,6 +68,54 @@ class AuditTrailExtension(SchemaExtension):
                 for selection in definition.selection_set.selections
             )
         return False
+
+
+class DeliveryAudit(SchemaExtension):
+    """Appends the row of each event a subscription delivers once the event's whole selection
+    ran, so it names every patient and record the payload holds however nested, and before it is
+    sent. Listed after ErrorCodes, so the outcome reads the errors' codes."""
+
+    async def on_stream_result(self, result: StreamExecutionResult) -> AsyncIterator[None]:
+        execution_context = self.execution_context
+        # Other results are no event: the operation's own row covers them (AuditTrailExtension).
+        if (
+            getattr(result, "data", None) is not None
+            and execution_context.operation_type is OperationType.SUBSCRIPTION
+        ):
+            await _append_delivery_row(execution_context.context, result)
+        yield
+
+
+async def _append_delivery_row(context: RequestContext, result: StreamExecutionResult) -> None:
+    errors: list[GraphQLError] = getattr(result, "errors", None) or []
+    try:
+        await context.audit_writer.append(context.audit.event(_outcome(errors)))
+    except Exception as error:
+        # Imported here: the subscription resolvers import the schema's types.
+        from resolvers.subscriptions import masked
+
+        # Raised to Strawberry, which sends it instead of the event and ends the stream.
+        raise masked(error, context.request_id) from None
+    context.audit.appended()
+
+
+def _own_trail(context: RequestContext) -> RequestContext:
+    """``context`` with an audit trail, loaders and per-operation caches of its own."""
+    # Imported here: the loaders import the schema's types.
+    from resolvers.loaders import Loaders
+
+    audit = AuditTrail(
+        request_id=context.request_id,
+        client_address=context.audit.client_address,
+        viewer=context.viewer,
+    )
+    return dataclasses.replace(
+        context,
+        audit=audit,
+        loaders=Loaders(context.reads, context.viewer, context.ids, audit),
+        node_selections={},
+        _closing=None,
+    )
 
 
 async def append_operation_row(

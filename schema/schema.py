@@ -10,7 +10,7 @@ from strawberry.extensions import AddValidationRules
 from strawberry.schema.config import StrawberryConfig
 
 from schema import types
-from schema.audit import AuditTrailExtension
+from schema.audit import AuditTrailExtension, DeliveryAudit
 from schema.errors import ErrorCodes
 from schema.execution import LeafShortcutExecutionContext
 from schema.extension_hooks import CachedHooksRunner
@@ -53,13 +53,15 @@ def build_schema(*, introspection: bool = True) -> strawberry.Schema:
         subscription=Subscription,
         # Types reachable only through the Node interface must still be in the schema.
         types=[types.Diagnosis, types.Attachment],
-        # Listed first, so it runs after ErrorCodes has given every error its code.
+        # Listed first, so it runs after ErrorCodes has given every error its code. DeliveryAudit
+        # hooks in before each subscription result is sent: after ErrorCodes, so it reads codes.
         # QueryLimits (which also caches parsed and validated documents) comes after ErrorCodes,
         # see schema/limits.py; its validation rules are built once per process, so its caches
         # keep hitting.
         extensions=[
             AuditTrailExtension,
             ErrorCodes,
+            DeliveryAudit,
             QueryLimits,
             *hide_schema,
         ],

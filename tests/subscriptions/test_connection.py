@@ -1,7 +1,9 @@
-"""Who may hold a subscription open: tokens at connection_init, their expiry, and the Origin."""
+"""Who may hold a subscription open: tokens at connection_init, their expiry, the Origin, and the
+size of the messages it sends."""
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
     from app.dev_issuer import LocalTokenIssuer
+    from app.settings import Settings
     from tests.api_client import Api
     from tests.factories import Factory
 
@@ -102,3 +105,47 @@ async def test_a_handshake_from_the_allowed_origin_is_accepted(
         servers[0], api.token(), origin=Origin("https://clinic.example")
     ) as subscriber:
         assert (await subscriber.next_message())["type"] == "connection_ack"
+
+
+@pytest.mark.parametrize("text", ["ascii", "multi-byte"])
+async def test_a_message_over_the_size_limit_closes_the_socket_unanswered(
+    api: Api, settings: Settings, servers: list[Server], text: str
+) -> None:
+    limit = settings.max_request_bytes
+    # Multi-byte: fewer characters than the limit, more bytes.
+    padding = "x" * (limit + 1) if text == "ascii" else "\u00e9" * (limit // 2 + 1)
+    oversized = json.dumps(
+        {
+            "id": "too-big",
+            "type": "subscribe",
+            "payload": {"query": SUBSCRIPTION, "variables": {"after": padding}},
+        },
+        ensure_ascii=False,
+    )
+    async with connect(servers[0], api.token()) as subscriber:
+        assert (await subscriber.next_message())["type"] == "connection_ack"
+        await subscriber.socket.send(oversized)
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await subscriber.next_message(wait=10)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1009
+
+
+async def test_a_message_within_the_size_limit_is_answered(
+    api: Api, settings: Settings, servers: list[Server]
+) -> None:
+    """A message of exactly the limit is parsed, and refused for its content only."""
+
+    def message(padding: str) -> str:
+        payload = {"query": SUBSCRIPTION, "variables": {"after": padding}}
+        return json.dumps({"id": "near-limit", "type": "subscribe", "payload": payload})
+
+    at_limit = message("x" * (settings.max_request_bytes - len(message(""))))
+    assert len(at_limit) == settings.max_request_bytes
+    async with connect(servers[0], api.token()) as subscriber:
+        assert (await subscriber.next_message())["type"] == "connection_ack"
+        await subscriber.socket.send(at_limit)
+        answer = await subscriber.next_message()
+    assert answer["id"] == "near-limit"
+    errors = answer["payload"] if answer["type"] == "error" else answer["payload"]["errors"]
+    assert [error["extensions"]["code"] for error in errors] == ["BAD_USER_INPUT"]
