@@ -27,7 +27,6 @@ import weakref
 from typing import TYPE_CHECKING, Any, cast
 
 from graphql import GraphQLError, OperationType, get_operation_ast
-from graphql.execution.values import get_variable_values
 from strawberry.execution import optimized_is_awaitable
 from strawberry.extensions import AddValidationRules, SchemaExtension
 from strawberry.types import ExecutionContext, ExecutionResult
@@ -40,8 +39,9 @@ from schema.execution import LeafShortcutExecutionContext, one_statement_operati
 from schema.limits import (
     QueryLimits,
     cached_parse,
+    coerced_variables,
     cost_limit,
-    fixed_query_cost,
+    operation_fixed_cost,
     query_cost,
 )
 from schema.planned_execution import callable_field, converted_arguments, field_arguments
@@ -106,20 +106,16 @@ async def execute_prepared(
     root = one_statement_operations(graphql_schema).recorded(operation)
     if root is None:
         return None
-    if not root.cost_measured:
-        root.fixed_cost = fixed_query_cost(graphql_schema, document, operation)
-        root.cost_measured = True
-    cost = root.fixed_cost
-    if cost is None:
-        cost = query_cost(graphql_schema, document, operation, variables)
-    if cost > cost_limit(settings, context.viewer)[1]:
-        return None
     # Coerced as graphql-core's execution context coerces them; no context is built unless the
     # statement for this selection is not cached (below).
-    variable_values = get_variable_values(
-        graphql_schema, operation.variable_definitions or (), variables or {}
-    )
-    if isinstance(variable_values, list):  # the variables do not coerce
+    variable_values = coerced_variables(graphql_schema, operation, variables)
+    if variable_values is None:  # the variables do not coerce
+        return None
+    # The cost of the values the statement is given, as QueryLimits measures it.
+    cost = operation_fixed_cost(graphql_schema, document, operation_name)
+    if cost is None:
+        cost = query_cost(graphql_schema, document, operation, variable_values)
+    if cost > cost_limit(settings, context.viewer)[1]:
         return None
     source = _PreparedSource(schema, document, context, variables, operation_name, variable_values)
     try:
