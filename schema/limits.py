@@ -420,19 +420,19 @@ def _cached_validation(
 
 
 @functools.lru_cache(maxsize=256)
-def _cached_fixed_cost(
-    schema: GraphQLSchema, parsed: _Parsed, operation_name: str | None
-) -> int | None:
-    operation = get_operation_ast(parsed.document, operation_name)
-    return None if operation is None else fixed_query_cost(schema, parsed.document, operation)
+def _cached_fixed_cost(schema: GraphQLSchema, parsed: _Parsed, position: int) -> int | None:
+    operation = parsed.document.definitions[position]
+    assert isinstance(operation, OperationDefinitionNode)
+    return fixed_query_cost(schema, parsed.document, operation)
 
 
 def operation_fixed_cost(
-    schema: GraphQLSchema, document: DocumentNode, operation_name: str | None
+    schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode
 ) -> int | None:
-    """``fixed_query_cost`` of the named operation, measured once per document from
-    ``cached_parse``."""
-    return _cached_fixed_cost(schema, _Parsed(document), operation_name)
+    """``fixed_query_cost``, measured once per document from ``cached_parse`` and operation
+    (keyed by its position: a node's own hash walks its whole tree)."""
+    position = next(i for i, node in enumerate(document.definitions) if node is operation)
+    return _cached_fixed_cost(schema, _Parsed(document), position)
 
 
 def cost_limit(settings: Settings, viewer: Viewer | None) -> tuple[str, int]:
@@ -504,7 +504,7 @@ class QueryLimits(SchemaExtension):
         operation = get_operation_ast(document, execution_context.operation_name)
         if operation is not None:
             schema = execution_context.schema._schema
-            cost = operation_fixed_cost(schema, document, execution_context.operation_name)
+            cost = operation_fixed_cost(schema, document, operation)
             if cost is None:
                 # Coerced only when validation passed: graphql-core refuses to coerce (or even
                 # look at) the variables of an invalid document, and nothing executes then.

@@ -7,14 +7,14 @@ result's processing) cost more CPU than the statement's whole round trip.
 
 So an operation that once ran that way (parsed, validated, and planned as one statement by the
 whole pipeline) is recorded with its root field, and later requests for it run here: the
-document from the parse cache, the cost checked as QueryLimits checks it, the variables coerced
-and the root field's arguments converted as graphql-core and Strawberry do, the field compiled
-by the same compiled_root (its statement cached per selection; graphql-core's execution context
-is built only when the selection must be compiled again) and answered by the same statement,
-its audit row appended as the audit extension appends it, and the request log told what the
-extensions would have told them. Anything else (variables that do not coerce, a cost over the
-limit, a field the statement cannot answer with these arguments, any exception) returns None
-with nothing written, and the whole pipeline answers the request.
+document from the parse cache, the variables coerced and the cost checked from them as
+QueryLimits checks it, the root field's arguments converted as graphql-core and Strawberry do,
+the field compiled by the same compiled_root (its statement cached per selection; graphql-core's
+execution context is built only when the selection must be compiled again) and answered by the
+same statement, its audit row appended as the audit extension appends it, and the request log
+told what the extensions would have told them. Anything else (variables that do not coerce, a
+cost over the limit, a field the statement cannot answer with these arguments, any exception)
+returns None with nothing written, and the whole pipeline answers the request.
 
 What the pipeline does per operation is known here, extension by extension (``_REPLAYED``): a
 schema with any other extension or directive, or a document with directives (their variables
@@ -112,7 +112,7 @@ async def execute_prepared(
     if variable_values is None:  # the variables do not coerce
         return None
     # The cost of the values the statement is given, as QueryLimits measures it.
-    cost = operation_fixed_cost(graphql_schema, document, operation_name)
+    cost = operation_fixed_cost(graphql_schema, document, operation)
     if cost is None:
         cost = query_cost(graphql_schema, document, operation, variable_values)
     if cost > cost_limit(settings, context.viewer)[1]:

@@ -16,6 +16,7 @@ from graphql import OperationDefinitionNode, get_introspection_query, parse
 from starlette.applications import Starlette
 
 from schema.limits import (
+    _cached_fixed_cost,
     _cached_validation,
     cached_parse,
     coerced_variables,
@@ -480,6 +481,21 @@ def test_a_float_variable_costs_what_its_integer_costs() -> None:
         coerced = coerced_variables(schema, operation, raw)
         assert query_cost(schema, parsed, operation, coerced) == nested_cost(100, 100)
     assert coerced_variables(schema, operation, {"p": "100"}) is None
+
+
+async def test_a_cost_no_variable_changes_is_measured_once_per_document(api: Api) -> None:
+    """A variable that gives no page size (here ``after``) leaves the cost fixed."""
+    query = f"# fixed cost {time.monotonic_ns()}\n" + (
+        "query Fixed($after: String) {"
+        " patients(first: 2, after: $after) { edges { node { id } } } }"
+    )
+    before = _cached_fixed_cost.cache_info()
+    for _ in range(3):
+        body = await api.query(query, {"after": None})
+        assert "errors" not in body, body["errors"]
+        assert body["extensions"]["cost"] == 1 + 2 * (1 + 1)
+    assert _cached_fixed_cost.cache_info().misses == before.misses + 1
+    assert _cached_fixed_cost.cache_info().hits == before.hits + 2
 
 
 PREPARED = """query PreparedPages($p: Int, $r: Int) {
