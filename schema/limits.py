@@ -207,6 +207,7 @@ class _Cost:
         self.variable_values = variable_values
         self._memo: dict[str, int] = {}
         self._entered: set[str] = set()
+        self._paging: dict[int, GraphQLField] = {}  # by the id of a connection field's definition
         self.read_variables = False  # a page size came from a variable
 
     def _owner(self, type_name: str | None) -> _FieldsOwner | None:
@@ -259,12 +260,19 @@ class _Cost:
             for argument in node.arguments or ()
         ):
             self.read_variables = True
+        # ``first`` alone: another argument (a filter's variable, absent when the fixed cost is
+        # measured) must not decide it.
+        paging = self._paging.get(id(definition))
+        if paging is None:
+            paging = self._paging[id(definition)] = GraphQLField(
+                definition.type, args={"first": definition.args["first"]}
+            )
         try:
-            arguments = get_argument_values(definition, node, self.variable_values)
+            arguments = get_argument_values(paging, node, self.variable_values)
         except GraphQLError:
-            # Arguments graphql-core refuses: nothing executes; the default stands in.
+            # A value graphql-core refuses: nothing executes; the default stands in.
             arguments = {}
-        first = arguments.get(definition.args["first"].out_name or "first")
+        first = arguments.get(paging.args["first"].out_name or "first")
         return max(requested_page_size(first if isinstance(first, int) else None), 0)
 
 

@@ -483,6 +483,16 @@ def test_a_float_variable_costs_what_its_integer_costs() -> None:
     assert coerced_variables(schema, operation, {"p": "100"}) is None
 
 
+def test_a_literal_page_size_is_fixed_whatever_the_other_arguments_variables() -> None:
+    """A filter's variable, unknown when the fixed cost is measured, leaves ``first`` as given."""
+    schema = build_schema()._schema
+    parsed = parse("""query Filtered($status: RecordStatus!) {
+      records(first: 5, filter: {status: [$status]}) { edges { node { id } } } }""")
+    operation = parsed.definitions[0]
+    assert isinstance(operation, OperationDefinitionNode)
+    assert fixed_query_cost(schema, parsed, operation) == 1 + 5 * (1 + 1)
+
+
 async def test_a_cost_no_variable_changes_is_measured_once_per_document(api: Api) -> None:
     """A variable that gives no page size (here ``after``) leaves the cost fixed."""
     query = f"# fixed cost {time.monotonic_ns()}\n" + (
