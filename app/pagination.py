@@ -93,11 +93,16 @@ class PageRequest:
         return self.first + 1
 
 
+def requested_page_size(first: int | None) -> int:
+    """The rows a connection's ``first`` (as graphql-core coerced it) asks for: null means the
+    default. The cost estimate (schema/limits.py) reads page sizes through this too."""
+    return DEFAULT_PAGE_SIZE if first is None else first
+
+
 def page_request(
     ids: OpaqueIds, order: KeysetOrder, first: int | None, after: str | None
 ) -> PageRequest:
-    if first is None:
-        first = DEFAULT_PAGE_SIZE
+    first = requested_page_size(first)
     if first < 0:
         raise BadUserInput("first: must not be negative")
     if first > MAX_PAGE_SIZE:

@@ -17,8 +17,9 @@ the limit (all configurable, see ``app.settings``):
   - a leaf (scalar or enum, ``__typename``) costs 0;
   - a connection (a field with a ``first`` argument) costs 1 + ``first`` x what is selected in it:
     all of its children (edges, nodes and what they select, ``pageInfo``) exist ``first`` times.
-    ``first`` is the literal, or the variable's value (else its default), or the argument's
-    default (20) when absent or null;
+    ``first`` is the value graphql-core coerces and the resolvers page by (a variable's ``100.0``
+    is the Int 100; an absent variable its definition's default, else the argument's, 20), and
+    20 when that is null (``app.pagination.requested_page_size``);
   - lists without ``first`` (a record's diagnoses, attachments, status history) count once;
   - every selection counts, whatever its type condition or ``@skip``/``@include``: the estimate
     is an upper bound.
@@ -29,8 +30,9 @@ the limit (all configurable, see ``app.settings``):
 
 Depth and aliases are validation rules, built once per process for each limit value, so the
 validation cache here (keyed by parsed document and rule classes) keeps hitting; parsed
-documents are cached here too. The cost depends on the variables and on the caller's
-role, so it is computed per request, after validation and before execution, by ``QueryLimits``.
+documents are cached here too. The cost is checked per request (the limit depends on the
+caller's role), after validation and before execution, by ``QueryLimits``; it is measured once
+per document unless a variable gives a page size, and then from the coerced variables.
 Strawberry's ``QueryDepthLimiter`` and ``MaxAliasesLimiter`` are not used: they build a new rule
 class per instance, name no measured depth, expand fragments without memoizing (a few fragments
 spreading each other twice take exponential time) and carry no error code.
@@ -48,14 +50,13 @@ from graphql import (
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
-    GraphQLArgument,
     GraphQLError,
+    GraphQLField,
     GraphQLInterfaceType,
     GraphQLObjectType,
     GraphQLSchema,
     GraphQLSyntaxError,
     InlineFragmentNode,
-    IntValueNode,
     Node,
     OperationDefinitionNode,
     SelectionSetNode,
@@ -67,16 +68,19 @@ from graphql import (
     get_operation_ast,
     parse,
 )
+from graphql.execution.values import get_argument_values, get_variable_values
 from graphql.language import Lexer, TokenKind
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
 from app.access import effective_role
 from app.errors import ApiError, ErrorCode
-from app.pagination import DEFAULT_PAGE_SIZE
+from app.pagination import requested_page_size
 from models.enums import Role
 
 if TYPE_CHECKING:
+    from graphql.execution.values import VariableValues
+
     from app.context import RequestContext
     from app.settings import Settings
     from app.viewer import Viewer
@@ -196,18 +200,14 @@ class _Cost:
         self,
         schema: GraphQLSchema,
         document: DocumentNode,
-        operation: OperationDefinitionNode,
-        variables: Mapping[str, object],
+        variable_values: VariableValues | None,
     ) -> None:
         self.schema = schema
         self.fragments = _fragments(document)
-        self.variables = variables
-        self.variable_defaults = {
-            definition.variable.name.value: definition.default_value
-            for definition in operation.variable_definitions or ()
-        }
+        self.variable_values = variable_values
         self._memo: dict[str, int] = {}
         self._entered: set[str] = set()
+        self._paging: dict[int, GraphQLField] = {}  # by the id of a connection field's definition
         self.read_variables = False  # a page size came from a variable
 
     def _owner(self, type_name: str | None) -> _FieldsOwner | None:
@@ -249,37 +249,56 @@ class _Cost:
         children = self.selection_set(
             node.selection_set, child if isinstance(child, _FieldsOwner) else None
         )
-        first_argument = None if definition is None else definition.args.get("first")
-        if first_argument is None:
+        if definition is None or "first" not in definition.args:
             return 1 + children
-        return 1 + self.first(node, first_argument) * children
+        return 1 + self.first(node, definition) * children
 
-    def first(self, node: FieldNode, argument: GraphQLArgument) -> int:
-        value: object = argument.default_value
-        given = next((arg.value for arg in node.arguments or () if arg.name.value == "first"), None)
-        if isinstance(given, VariableNode):
+    def first(self, node: FieldNode, definition: GraphQLField) -> int:
+        """The page size the resolvers use: ``first`` as graphql-core coerces it for them."""
+        if any(
+            argument.name.value == "first" and isinstance(argument.value, VariableNode)
+            for argument in node.arguments or ()
+        ):
             self.read_variables = True
-            name = given.name.value
-            if name in self.variables:
-                value = self.variables[name]
-            elif isinstance(default := self.variable_defaults.get(name), IntValueNode):
-                value = int(default.value)
-        elif isinstance(given, IntValueNode):
-            value = int(given.value)
-        elif given is not None:
-            value = None  # null, or a literal validation refuses
-        if not isinstance(value, int) or isinstance(value, bool):
-            value = DEFAULT_PAGE_SIZE  # what the resolvers use for null
-        return max(value, 0)
+        # ``first`` alone: another argument (a filter's variable, absent when the fixed cost is
+        # measured) must not decide it.
+        paging = self._paging.get(id(definition))
+        if paging is None:
+            paging = self._paging[id(definition)] = GraphQLField(
+                definition.type, args={"first": definition.args["first"]}
+            )
+        try:
+            arguments = get_argument_values(paging, node, self.variable_values)
+        except GraphQLError:
+            # A value graphql-core refuses: nothing executes; the default stands in.
+            arguments = {}
+        first = arguments.get(paging.args["first"].out_name or "first")
+        return max(requested_page_size(first if isinstance(first, int) else None), 0)
+
+
+def coerced_variables(
+    schema: GraphQLSchema,
+    operation: OperationDefinitionNode,
+    variables: Mapping[str, Any] | None,
+) -> VariableValues | None:
+    """The variables as graphql-core coerces them for execution; None when they do not
+    coerce (then nothing executes)."""
+    coerced = get_variable_values(
+        schema, operation.variable_definitions or (), dict(variables or {})
+    )
+    return None if isinstance(coerced, list) else coerced
 
 
 def query_cost(
     schema: GraphQLSchema,
     document: DocumentNode,
     operation: OperationDefinitionNode,
-    variables: Mapping[str, object] | None = None,
+    variable_values: VariableValues | None = None,
 ) -> int:
-    total, _ = _measured_cost(schema, document, operation, variables or {})
+    """The estimate with ``variable_values`` from ``coerced_variables``: the values execution
+    uses, not the raw JSON (``100.0`` is the Int 100). Without them, page sizes given by
+    variables are the arguments' defaults."""
+    total, _ = _measured_cost(schema, document, operation, variable_values)
     return total
 
 
@@ -287,7 +306,7 @@ def fixed_query_cost(
     schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode
 ) -> int | None:
     """The cost whatever the variables, when no page size comes from one; else None."""
-    total, read_variables = _measured_cost(schema, document, operation, {})
+    total, read_variables = _measured_cost(schema, document, operation, None)
     return None if read_variables else total
 
 
@@ -295,10 +314,10 @@ def _measured_cost(
     schema: GraphQLSchema,
     document: DocumentNode,
     operation: OperationDefinitionNode,
-    variables: Mapping[str, object],
+    variable_values: VariableValues | None,
 ) -> tuple[int, bool]:
     """The cost, and whether a variable gave a page size."""
-    cost = _Cost(schema, document, operation, variables)
+    cost = _Cost(schema, document, variable_values)
     total = cost.selection_set(operation.selection_set, schema.get_root_type(operation.operation))
     return total, cost.read_variables
 
@@ -408,6 +427,22 @@ def _cached_validation(
     return validate_document(schema, parsed.document, rules)
 
 
+@functools.lru_cache(maxsize=256)
+def _cached_fixed_cost(schema: GraphQLSchema, parsed: _Parsed, position: int) -> int | None:
+    operation = parsed.document.definitions[position]
+    assert isinstance(operation, OperationDefinitionNode)
+    return fixed_query_cost(schema, parsed.document, operation)
+
+
+def operation_fixed_cost(
+    schema: GraphQLSchema, document: DocumentNode, operation: OperationDefinitionNode
+) -> int | None:
+    """``fixed_query_cost``, measured once per document from ``cached_parse`` and operation
+    (keyed by its position: a node's own hash walks its whole tree)."""
+    position = next(i for i, node in enumerate(document.definitions) if node is operation)
+    return _cached_fixed_cost(schema, _Parsed(document), position)
+
+
 def cost_limit(settings: Settings, viewer: Viewer | None) -> tuple[str, int]:
     """The caller's role, named for messages, and the cost it may spend on one operation."""
     role = None if viewer is None else effective_role(viewer)
@@ -476,12 +511,18 @@ class QueryLimits(SchemaExtension):
             )
         operation = get_operation_ast(document, execution_context.operation_name)
         if operation is not None:
-            self.cost = query_cost(
-                execution_context.schema._schema,
-                document,
-                operation,
-                execution_context.variables,
-            )
+            schema = execution_context.schema._schema
+            cost = operation_fixed_cost(schema, document, operation)
+            if cost is None:
+                # Coerced only when validation passed: graphql-core refuses to coerce (or even
+                # look at) the variables of an invalid document, and nothing executes then.
+                variable_values = (
+                    None
+                    if execution_context.pre_execution_errors
+                    else coerced_variables(schema, operation, execution_context.variables)
+                )
+                cost = query_cost(schema, document, operation, variable_values)
+            self.cost = cost
         if not execution_context.pre_execution_errors:
             context: RequestContext = execution_context.context
             who, limit = cost_limit(context.settings, context.viewer)

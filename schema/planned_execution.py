@@ -79,10 +79,6 @@ class StatementRoot:
     name: str
     field_def: GraphQLField
     details: FieldDetailsList
-    # The operation's cost when no variable changes it, None when one does; measured by
-    # schema/prepared_operations.py when it first answers the operation.
-    fixed_cost: int | None = None
-    cost_measured: bool = False
 
 
 class FieldPlan(NamedTuple):

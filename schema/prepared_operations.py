@@ -7,14 +7,14 @@ result's processing) cost more CPU than the statement's whole round trip.
 
 So an operation that once ran that way (parsed, validated, and planned as one statement by the
 whole pipeline) is recorded with its root field, and later requests for it run here: the
-document from the parse cache, the cost checked as QueryLimits checks it, the variables coerced
-and the root field's arguments converted as graphql-core and Strawberry do, the field compiled
-by the same compiled_root (its statement cached per selection; graphql-core's execution context
-is built only when the selection must be compiled again) and answered by the same statement,
-its audit row appended as the audit extension appends it, and the request log told what the
-extensions would have told them. Anything else (variables that do not coerce, a cost over the
-limit, a field the statement cannot answer with these arguments, any exception) returns None
-with nothing written, and the whole pipeline answers the request.
+document from the parse cache, the variables coerced and the cost checked from them as
+QueryLimits checks it, the root field's arguments converted as graphql-core and Strawberry do,
+the field compiled by the same compiled_root (its statement cached per selection; graphql-core's
+execution context is built only when the selection must be compiled again) and answered by the
+same statement, its audit row appended as the audit extension appends it, and the request log
+told what the extensions would have told them. Anything else (variables that do not coerce, a
+cost over the limit, a field the statement cannot answer with these arguments, any exception)
+returns None with nothing written, and the whole pipeline answers the request.
 
 What the pipeline does per operation is known here, extension by extension (``_REPLAYED``): a
 schema with any other extension or directive, or a document with directives (their variables
@@ -27,7 +27,6 @@ import weakref
 from typing import TYPE_CHECKING, Any, cast
 
 from graphql import GraphQLError, OperationType, get_operation_ast
-from graphql.execution.values import get_variable_values
 from strawberry.execution import optimized_is_awaitable
 from strawberry.extensions import AddValidationRules, SchemaExtension
 from strawberry.types import ExecutionContext, ExecutionResult
@@ -40,8 +39,9 @@ from schema.execution import LeafShortcutExecutionContext, one_statement_operati
 from schema.limits import (
     QueryLimits,
     cached_parse,
+    coerced_variables,
     cost_limit,
-    fixed_query_cost,
+    operation_fixed_cost,
     query_cost,
 )
 from schema.planned_execution import callable_field, converted_arguments, field_arguments
@@ -106,20 +106,16 @@ async def execute_prepared(
     root = one_statement_operations(graphql_schema).recorded(operation)
     if root is None:
         return None
-    if not root.cost_measured:
-        root.fixed_cost = fixed_query_cost(graphql_schema, document, operation)
-        root.cost_measured = True
-    cost = root.fixed_cost
-    if cost is None:
-        cost = query_cost(graphql_schema, document, operation, variables)
-    if cost > cost_limit(settings, context.viewer)[1]:
-        return None
     # Coerced as graphql-core's execution context coerces them; no context is built unless the
     # statement for this selection is not cached (below).
-    variable_values = get_variable_values(
-        graphql_schema, operation.variable_definitions or (), variables or {}
-    )
-    if isinstance(variable_values, list):  # the variables do not coerce
+    variable_values = coerced_variables(graphql_schema, operation, variables)
+    if variable_values is None:  # the variables do not coerce
+        return None
+    # The cost of the values the statement is given, as QueryLimits measures it.
+    cost = operation_fixed_cost(graphql_schema, document, operation)
+    if cost is None:
+        cost = query_cost(graphql_schema, document, operation, variable_values)
+    if cost > cost_limit(settings, context.viewer)[1]:
         return None
     source = _PreparedSource(schema, document, context, variables, operation_name, variable_values)
     try:

@@ -7,6 +7,7 @@ queried table (the viewer lookup and the audit row still happen).
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -14,7 +15,14 @@ import pytest
 from graphql import OperationDefinitionNode, get_introspection_query, parse
 from starlette.applications import Starlette
 
-from schema.limits import _cached_validation, cached_parse, fixed_query_cost, query_cost
+from schema.limits import (
+    _cached_fixed_cost,
+    _cached_validation,
+    cached_parse,
+    coerced_variables,
+    fixed_query_cost,
+    query_cost,
+)
 from schema.schema import build_schema
 from tests.api_client import Api, count_statements, error_codes
 from tests.factories import Factory
@@ -270,7 +278,8 @@ def test_a_cost_no_variable_changes_is_fixed() -> None:
         assert isinstance(operation, OperationDefinitionNode)
         assert fixed_query_cost(schema, parsed, operation) == fixed
         if fixed is not None:
-            assert query_cost(schema, parsed, operation, {"p": 9, "r": 9}) == fixed
+            variables = coerced_variables(schema, operation, {"p": 9, "r": 9})
+            assert query_cost(schema, parsed, operation, variables) == fixed
 
 
 async def _patient_token(api: Api, factory: Factory) -> str:
@@ -381,3 +390,168 @@ async def test_a_document_sent_again_is_parsed_and_validated_once(api: Api) -> N
     assert _cached_validation.cache_info().hits == validated.hits + 3
     assert _cached_validation.cache_info().misses == validated.misses
     assert await patients_in_tenant(api) == 0
+
+
+# --- Cost from the values graphql-core coerces ---------------------------------------------------
+
+# The shapes a page size given by a variable can take: each document costs nested_cost(p, r)
+# for the coerced p and r, and pages by them.
+FRAGMENTED = """query Nested($p: Int, $r: Int) { me { subject patient { id } }
+  patients(first: $p) { edges { node { ...Pages } } } }
+fragment Pages on Patient { ... on Patient { records(first: $r) { edges { node { id } } } } }"""
+INCLUDED = NESTED.replace("$r: Int)", "$r: Int, $with: Boolean!)").replace(
+    "records(first: $r)", "records(first: $r) @include(if: $with)"
+)
+DEFAULTED = NESTED.replace("$r: Int", "$r: Int = 2")
+COERCED_SHAPES: list[tuple[str, dict[str, Any], int, int]] = [
+    (NESTED, {"p": 2.0, "r": 1.0}, 2, 1),
+    (NESTED, {"p": 1e2, "r": 3.0}, 100, 3),  # JSON's 1e2
+    (NESTED, {"p": 2.0, "r": None}, 2, 20),  # null: the default page size
+    (FRAGMENTED, {"p": 3.0, "r": 2.0}, 3, 2),
+    (INCLUDED, {"p": 2.0, "r": 3.0, "with": True}, 2, 3),
+    (DEFAULTED, {"p": 2.0}, 2, 2),  # absent: the variable's default
+    (DEFAULTED, {"p": 2.0, "r": 1.0}, 2, 1),
+]
+
+
+# 1 + 100 x (1 + 1 + 1 + 100 x (1 + 1 + 1 + 1 + 1)) = 50301
+BIG = """query Big($p: Int, $r: Int) { patients(first: $p) { edges { node { ...Pages } } } }
+fragment Pages on Patient { records(first: $r) { edges { node {
+  provider { id } diagnoses { id } attachments { id } } } } }"""
+
+
+async def _patients_with_records(factory: Factory, patients: int, records: int) -> None:
+    provider = await factory.provider()
+    for _ in range(patients):
+        patient = await factory.patient()
+        for _ in range(records):
+            await factory.record(patient, provider)
+
+
+@pytest.mark.parametrize(("query", "variables", "p", "r"), COERCED_SHAPES)
+async def test_page_sizes_are_costed_as_graphql_core_coerces_them_and_pages_match(
+    api: Api, factory: Factory, query: str, variables: dict[str, Any], p: int, r: int
+) -> None:
+    await _patients_with_records(factory, patients=4, records=4)
+    body = await api.query(query, variables)
+    assert "errors" not in body, body["errors"]
+    assert body["extensions"]["cost"] == nested_cost(p, r)
+    edges = body["data"]["patients"]["edges"]
+    assert len(edges) == min(p, 4)
+    for edge in edges:
+        assert len(edge["node"]["records"]["edges"]) == min(r, 4)
+
+
+async def test_float_page_sizes_over_the_limit_are_refused_as_their_integers(
+    api: Api, factory: Factory, app: Starlette
+) -> None:
+    token = await _patient_token(api, factory)
+    # nested_cost(34, 72) is one over the patient role's limit, as floats too.
+    for variables in ({"p": 34.0, "r": 72.0}, {"p": 34, "r": 72.0}, {"p": 3.4e1, "r": 72}):
+        async with count_statements(app.state.services.engine) as log:
+            body = await api.query(NESTED, variables, token=token)
+        refused(body, f"estimated cost is {PATIENT_COST_LIMIT + 1}")
+        assert body["extensions"]["cost"] == PATIENT_COST_LIMIT + 1
+        assert not [s for s in log.statements if "medical_records" in s]
+    # The issue's shape: pages of 100 under pages of 100, through a fragment, by an admin.
+    body = await api.query(BIG, {"p": 100.0, "r": 100.0})
+    refused(body, "estimated cost is 50301", "the limit for the admin role is 50000")
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [{"p": "3", "r": 1}, {"p": 3.5, "r": 1}, {"p": True, "r": 1}, {"p": [3], "r": 1}],
+    ids=["string", "fraction", "boolean", "list"],
+)
+async def test_page_sizes_int_does_not_accept_are_bad_user_input(
+    api: Api, factory: Factory, variables: dict[str, Any]
+) -> None:
+    await _patients_with_records(factory, patients=1, records=1)
+    body = await api.query(NESTED, variables)
+    assert error_codes(body) == ["BAD_USER_INPUT"], body
+    assert body.get("data") is None
+
+
+def test_a_float_variable_costs_what_its_integer_costs() -> None:
+    schema = build_schema()._schema
+    parsed = parse(NESTED)
+    operation = parsed.definitions[0]
+    assert isinstance(operation, OperationDefinitionNode)
+    for raw in ({"p": 100.0, "r": 100.0}, {"p": 100, "r": 100}, {"p": 1e2, "r": 100}):
+        coerced = coerced_variables(schema, operation, raw)
+        assert query_cost(schema, parsed, operation, coerced) == nested_cost(100, 100)
+    assert coerced_variables(schema, operation, {"p": "100"}) is None
+
+
+def test_a_literal_page_size_is_fixed_whatever_the_other_arguments_variables() -> None:
+    """A filter's variable, unknown when the fixed cost is measured, leaves ``first`` as given."""
+    schema = build_schema()._schema
+    parsed = parse("""query Filtered($status: RecordStatus!) {
+      records(first: 5, filter: {status: [$status]}) { edges { node { id } } } }""")
+    operation = parsed.definitions[0]
+    assert isinstance(operation, OperationDefinitionNode)
+    assert fixed_query_cost(schema, parsed, operation) == 1 + 5 * (1 + 1)
+
+
+async def test_a_cost_no_variable_changes_is_measured_once_per_document(api: Api) -> None:
+    """A variable that gives no page size (here ``after``) leaves the cost fixed."""
+    query = f"# fixed cost {time.monotonic_ns()}\n" + (
+        "query Fixed($after: String) {"
+        " patients(first: 2, after: $after) { edges { node { id } } } }"
+    )
+    before = _cached_fixed_cost.cache_info()
+    for _ in range(3):
+        body = await api.query(query, {"after": None})
+        assert "errors" not in body, body["errors"]
+        assert body["extensions"]["cost"] == 1 + 2 * (1 + 1)
+    assert _cached_fixed_cost.cache_info().misses == before.misses + 1
+    assert _cached_fixed_cost.cache_info().hits == before.hits + 2
+
+
+PREPARED = """query PreparedPages($p: Int, $r: Int) {
+  patients(first: $p) { edges { node { id records(first: $r) { edges { node { id } } } } } }
+}"""
+
+
+def prepared_cost(p: int, r: int) -> int:
+    return 1 + p * (3 + 2 * r)
+
+
+async def _executions(api: Api, executor: str) -> float:
+    metrics = (await api.client.get("/metrics")).text
+    found = re.search(
+        rf'^medrec_graphql_query_executions_total\{{executor="{executor}"\}} (\S+)$',
+        metrics,
+        re.MULTILINE,
+    )
+    return float(found.group(1)) if found else 0.0
+
+
+async def test_the_prepared_path_costs_float_page_sizes_as_their_integers(
+    api: Api, factory: Factory, app: Starlette
+) -> None:
+    """A document recorded as one statement (schema/prepared_operations.py) caches no cost when
+    a variable gives a page size: floats are costed, refused and paged as their integers."""
+    await _patients_with_records(factory, patients=3, records=3)
+    token = api.token()
+    query = f"# prepared floats {time.monotonic_ns()}\n{PREPARED}"
+    for _ in range(2):  # recorded by the pipeline, then answered by the prepared path
+        body = await api.query(query, {"p": 1, "r": 1}, token=token)
+        assert "errors" not in body, body["errors"]
+    prepared = await _executions(api, "prepared")
+    body = await api.query(query, {"p": 2.0, "r": 2.0}, token=token)
+    assert await _executions(api, "prepared") == prepared + 1
+    assert "errors" not in body, body["errors"]
+    assert body["extensions"]["cost"] == prepared_cost(2, 2)
+    edges = body["data"]["patients"]["edges"]
+    assert [len(edge["node"]["records"]["edges"]) for edge in edges] == [2, 2]
+
+    # 1 + 25 x (3 + 2 x 100) is over the patient role's 5000.
+    patient = await _patient_token(api, factory)
+    assert prepared_cost(25, 100) > PATIENT_COST_LIMIT
+    async with count_statements(app.state.services.engine) as log:
+        body = await api.query(query, {"p": 25.0, "r": 100.0}, token=patient)
+    refused(body, f"estimated cost is {prepared_cost(25, 100)}")
+    assert body["extensions"]["cost"] == prepared_cost(25, 100)
+    assert not [s for s in log.statements if "medical_records" in s]
+    assert await _executions(api, "prepared") == prepared + 1
