@@ -33,7 +33,7 @@ from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
 from app.observability import OperationObserver, count_query_execution, note_operation
-from schema.audit import AuditTrailExtension, append_operation_row
+from schema.audit import AuditTrailExtension, DeliveryAudit, append_operation_row
 from schema.errors import ErrorCodes
 from schema.execution import LeafShortcutExecutionContext, one_statement_operations
 from schema.limits import (
@@ -62,10 +62,18 @@ if TYPE_CHECKING:
 # The extensions whose work for a successful one-statement query is done here instead: the
 # audit trail's description of the operation and its row (AuditTrailExtension), the cost
 # (QueryLimits), the request log's note (OperationObserver). ErrorCodes has no errors to give
-# codes to, and validation rules (QueryLimits, AddValidationRules) were applied when the
-# operation was recorded: a document's validity depends on nothing else.
+# codes to, validation rules (QueryLimits, AddValidationRules) were applied when the
+# operation was recorded: a document's validity depends on nothing else, and DeliveryAudit acts
+# on subscription events only.
 _REPLAYED = frozenset(
-    {AuditTrailExtension, ErrorCodes, QueryLimits, OperationObserver, AddValidationRules}
+    {
+        AuditTrailExtension,
+        DeliveryAudit,
+        ErrorCodes,
+        QueryLimits,
+        OperationObserver,
+        AddValidationRules,
+    }
 )
 _REPLAYABLE: weakref.WeakKeyDictionary[Schema, bool] = weakref.WeakKeyDictionary()
 

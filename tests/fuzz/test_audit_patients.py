@@ -207,9 +207,11 @@ async def clinic(sessionmaker: async_sessionmaker[AsyncSession], issuer: Any) ->
     tenant_id = f"t-{uuid.uuid4().hex[:10]}"
     factory = Factory(sessionmaker, tenant_id)
     api = Api(None, issuer, tenant_id)  # type: ignore[arg-type]  # tokens only
-    author = await factory.provider(cognito_sub="fuzz-provider")
+    author = await factory.provider(cognito_sub=f"audit-provider-{tenant_id}")
     colleague = await factory.provider()
-    me = await factory.patient(cognito_sub="fuzz-patient", primary_provider_id=author["id"])
+    me = await factory.patient(
+        cognito_sub=f"audit-patient-{tenant_id}", primary_provider_id=author["id"]
+    )
     others = [await factory.patient(primary_provider_id=colleague["id"]) for _ in range(3)]
     ids = [IDS.encode_id(NodeType.PROVIDER, p["id"]) for p in (author, colleague)]
     statuses = (RecordStatus.DRAFT, RecordStatus.FINALIZED, RecordStatus.AMENDED)
@@ -233,9 +235,13 @@ async def clinic(sessionmaker: async_sessionmaker[AsyncSession], issuer: Any) ->
     stranger = await Factory(sessionmaker, f"t-{uuid.uuid4().hex[:10]}").patient()
     ids.append(IDS.encode_id(NodeType.PATIENT, stranger["id"]))
     tokens = {
-        "admin": api.token(subject="fuzz-admin"),
-        "provider": api.token(subject="fuzz-provider", groups=("provider",), tenant_id=None),
-        "patient": api.token(subject="fuzz-patient", groups=("patient",), tenant_id=None),
+        "admin": api.token(subject=f"audit-admin-{tenant_id}"),
+        "provider": api.token(
+            subject=f"audit-provider-{tenant_id}", groups=("provider",), tenant_id=None
+        ),
+        "patient": api.token(
+            subject=f"audit-patient-{tenant_id}", groups=("patient",), tenant_id=None
+        ),
     }
     return Clinic(documents=_documents(st.sampled_from(ids)), tokens=tokens)
 
