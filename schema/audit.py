@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from graphql import FieldNode, GraphQLError, OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
 
-from app.errors import DATABASE_OUTAGES, DATABASE_UNAVAILABLE, ErrorCode
+from app.errors import DATABASE_UNAVAILABLE, ErrorCode, is_database_outage
 from models.enums import AuditOutcome
 
 if TYPE_CHECKING:
@@ -78,7 +78,7 @@ async def append_operation_row(
         log.error(
             "audit append failed with %s (request %s)", type(error).__name__, context.request_id
         )
-        database_down = isinstance(error, DATABASE_OUTAGES)
+        database_down = is_database_outage(error)
         # The response goes, the data not.
         if result is not None:
             result.data = None
