@@ -142,10 +142,15 @@ async def test_a_driver_statement_refused_for_its_values_keeps_its_connection(
             async with reads.reader() as reader:
                 await reader.execute(text("SELECT 1"))
         pid = None
-        with pytest.raises(Exception) as refused:  # noqa: PT011  # classified below
+
+        async def refused_statement() -> None:
+            nonlocal pid
             async with source() as driver:
                 pid = await driver.connection.fetchval("SELECT pg_backend_pid()")
                 await driver.connection.fetchval(statement, value)
+
+        with pytest.raises(Exception) as refused:  # noqa: PT011  # classified below
+            await refused_statement()
         assert refused_input(refused.value) is not None
         async with source() as driver:
             assert await driver.connection.fetchval("SELECT pg_backend_pid()") == pid

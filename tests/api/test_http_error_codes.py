@@ -1,4 +1,4 @@
-"""Every error the API returns over HTTP carries one of the contract's codes, whatever went wrong."""
+"""Every error the API returns over HTTP carries one of the contract's codes, whatever was wrong."""
 
 from __future__ import annotations
 

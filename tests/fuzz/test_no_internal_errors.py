@@ -147,7 +147,7 @@ OPERATIONS = {
 }
 
 
-def _variables(ids: OpaqueIds, seeded: Seeded) -> st.SearchStrategy[dict[str, Any]]:
+def _variables(ids: OpaqueIds, seeded: Seeded) -> st.SearchStrategy[tuple[str, Any]]:
     """Variables of any of the OPERATIONS: mostly well-typed, with extreme values, sometimes
     anything at all in any place."""
     any_json = _any_json(ids, seeded)
@@ -243,6 +243,7 @@ async def test_generated_variable_values_never_fail_internally(
     caller: Caller, seeded: Seeded, ids: OpaqueIds, data: st.DataObject
 ) -> None:
     name, variables = data.draw(_variables(ids, seeded), label="variables")
+    assert isinstance(variables, dict)
     role = data.draw(st.sampled_from(ROLES), label="role")
     body = await caller.post(OPERATIONS[name], variables, role=role)
     _no_internal_errors(body)
