@@ -232,8 +232,7 @@ def date_of_birth(value: date, field: str, *, today: date) -> date:
 def instant(value: datetime, field: str) -> datetime:
     """The instant in UTC. Every DateTime that reaches a statement passes here: near year 1 or
     9999 an offset can move it out of the years the driver can send (1 to 9999 in UTC)."""
-    if value.utcoffset() is None:
-        _fail(field, "must include a UTC offset, e.g. 2026-11-23T10:15:00+00:00")
+    _require_offset(value, field)
     try:
         return value.astimezone(UTC)
     except OverflowError:
@@ -242,12 +241,18 @@ def instant(value: datetime, field: str) -> datetime:
 
 def visit_date(value: datetime, field: str, *, now: datetime) -> datetime:
     """The instant in UTC; ``now`` must be timezone-aware."""
-    value = instant(value, field)
+    # Aware datetimes compare without converting, so the bounds are checked before instant().
+    _require_offset(value, field)
     if value > now + VISIT_DATE_FUTURE_LEEWAY:
         _fail(field, "must not be more than 1 day in the future")
     if value < _EARLIEST_INSTANT:
         _fail(field, f"must not be before {EARLIEST_DATE.isoformat()}")
-    return value
+    return instant(value, field)
+
+
+def _require_offset(value: datetime, field: str) -> None:
+    if value.utcoffset() is None:
+        _fail(field, "must include a UTC offset, e.g. 2026-11-23T10:15:00+00:00")
 
 
 def follow_up_date(value: date, field: str, *, visit_date: date) -> date:
