@@ -27,6 +27,7 @@ from app.settings import Settings
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    import asyncpg
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 
@@ -141,20 +142,22 @@ async def test_a_driver_statement_refused_for_its_values_keeps_its_connection(
         if held == "reader":
             async with reads.reader() as reader:
                 await reader.execute(text("SELECT 1"))
-        pid = None
+        used: list[asyncpg.Connection] = []
 
         async def refused_statement() -> None:
-            nonlocal pid
             async with source() as driver:
-                pid = await driver.connection.fetchval("SELECT pg_backend_pid()")
+                used.append(driver.connection)
                 await driver.connection.fetchval(statement, value)
 
         with pytest.raises(Exception) as refused:  # noqa: PT011  # classified below
             await refused_statement()
         assert refused_input(refused.value) is not None
-        async with source() as driver:
-            assert await driver.connection.fetchval("SELECT pg_backend_pid()") == pid
+        if held != "pooled":  # the request goes on with the same connection
+            async with source() as driver:
+                assert driver.connection is used[0]
         await reads.close()
+    assert not used[0].is_closed()
+    assert await used[0].fetchval("SELECT 1") == 1
     assert watch.invalidated == 0
     assert watch.out == 0
 
