@@ -11,7 +11,7 @@ import pytest
 
 from app.main import create_app
 from app.settings import Settings
-from tests.api_client import Api, uncoded_errors
+from tests.api_client import Api, error_codes, uncoded_errors
 
 PREFLIGHT = {"apollo-require-preflight": "1"}
 ONE_QUERY = "{ patients { totalCount } }"
@@ -234,3 +234,23 @@ async def test_refusals_of_a_strict_server_carry_contract_codes(
         codes |= {error["extensions"]["code"] for error in body["errors"]}
     assert {"FORBIDDEN", "BAD_USER_INPUT", "RATE_LIMITED"} <= codes
     assert limited[-1].status_code == 429
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [{"first": 2**63}, {"first": 2**70}, {"first": -(2**64)}, {"first": 2**31 - 1}],
+    ids=["int64-overflow", "beyond-64-bits", "negative-huge", "int32-max-nested"],
+)
+async def test_a_huge_page_size_is_refused_with_a_code_and_a_cost_json_can_carry(
+    api: Api, variables: dict[str, int]
+) -> None:
+    query = """query($first: Int) { records(first: $first) { edges { node {
+      diagnoses { id } } } } providers(first: $first) { edges { node {
+      patients(first: $first) { edges { node { records(first: $first) { totalCount } } } }
+    } } } }"""
+    response = await api.post(query, variables, token=api.token())
+    assert response.status_code < 500, response.text
+    body = response.json()
+    assert uncoded_errors(body) == []
+    assert set(error_codes(body)) <= {"BAD_USER_INPUT", "QUERY_TOO_COMPLEX"}, body
+    assert body["extensions"]["cost"] <= 2**53 - 1
