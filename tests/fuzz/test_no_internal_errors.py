@@ -238,7 +238,7 @@ def _no_internal_errors(body: dict[str, Any]) -> None:
 
 
 @given(data=st.data())
-@fuzz_settings(default_examples=150)
+@fuzz_settings(default_examples=300)
 async def test_generated_variable_values_never_fail_internally(
     caller: Caller, seeded: Seeded, ids: OpaqueIds, data: st.DataObject
 ) -> None:
@@ -259,7 +259,7 @@ def _scalars(ids: OpaqueIds, seeded: Seeded) -> dict[str, st.SearchStrategy[grap
 
 
 @given(data=st.data())
-@fuzz_settings(default_examples=150)
+@fuzz_settings(default_examples=300)
 async def test_generated_operations_never_fail_internally(
     caller: Caller,
     seeded: Seeded,
