@@ -15,7 +15,7 @@ STAMP := $(VENV)/.medrec-installed
 PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet --strip-extras \
 	--no-emit-index-url --no-emit-find-links $(LOCK_ARGS)
 
-.PHONY: venv run test lint typecheck pytest contract lock
+.PHONY: venv run test lint typecheck pytest contract lock fuzz
 
 venv: $(STAMP)
 
@@ -49,6 +49,12 @@ typecheck: venv
 
 pytest: venv
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+# The property tests of tests/fuzz with many more examples than `make test` runs, and fresh
+# randomness each time (MEDREC_FUZZ_EXAMPLES set turns derandomize off).
+FUZZ_EXAMPLES ?= 2000
+fuzz: venv
+	MEDREC_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(VENV)/bin/pytest tests/fuzz $(PYTEST_ARGS)
 
 contract: venv
 	@set -eu; \

@@ -13,6 +13,8 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 DATABASE_UNAVAILABLE = "the database is unavailable; retry shortly"
+# The values are not echoed: they may be patient data, and the database's text quotes them.
+INPUT_REFUSED = "a value of the input is out of range or cannot be stored"
 
 # The database, its connection pool or the network to it failed: the caller may retry. Statements
 # run on the driver (app/database.py's DriverStatement) raise asyncpg's errors, unwrapped.
@@ -24,6 +26,36 @@ DATABASE_OUTAGES = (
     OSError,
     TimeoutError,
 )
+
+
+# SQLSTATE classes of a statement refused for the values it was given: data exceptions (22), and
+# integrity violations (23) that no command turned into a CONFLICT.
+_REFUSED_INPUT_CLASSES = frozenset({"22", "23"})
+
+
+def refused_input(error: BaseException) -> BaseException | None:
+    """The driver's error when ``error`` is a statement refused for its values, else None.
+
+    Found as raised on the driver (app/database.py's DriverStatement) or wrapped by SQLAlchemy
+    (``orig``, whose cause is asyncpg's). Only that statement failed: the connection is sound.
+    """
+    seen: BaseException | None = error
+    for _ in range(3):
+        if seen is None:
+            return None
+        if isinstance(seen, asyncpg.PostgresError):
+            state = seen.sqlstate or ""
+            return seen if state[:2] in _REFUSED_INPUT_CLASSES else None
+        if isinstance(seen, asyncpg.InterfaceError) and isinstance(seen, ValueError):
+            # asyncpg's DataError: a parameter it could not encode, refused before sending.
+            return seen
+        orig = getattr(seen, "orig", None)
+        seen = orig if isinstance(orig, BaseException) else seen.__cause__
+    return None
+
+
+def is_database_outage(error: BaseException) -> bool:
+    return isinstance(error, DATABASE_OUTAGES) and refused_input(error) is None
 
 
 class ErrorCode(enum.StrEnum):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 import orjson
 from cross_web import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import JSONResponse, Response
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
@@ -194,7 +194,9 @@ class GraphQLView(GraphQL[RequestContext, None]):
             try:
                 response = await self._answer(request)
             except HTTPException as error:
-                response = PlainTextResponse(error.reason, status_code=error.status_code)
+                # Strawberry's refusals of the request itself (not JSON, no query, an unknown
+                # operation name, a mutation over GET): the client's mistake, with its status.
+                response = _error_response(error.status_code, error.reason)
             except BodyTooLarge:
                 response = _error_response(413, f"the request body exceeds {limit} bytes")
             except PersistedQueryError as error:

@@ -91,7 +91,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     return Starlette(
         routes=[
             # The API first: the router tries each route in turn on every request.
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            # Every method: the view answers those it does not serve with a coded 405 error.
+            Route("/graphql", graphql),
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
             Route("/readyz", readyz),

@@ -123,7 +123,10 @@ class OpaqueIds:
         payload = self._open(b"cursor", text)
         if payload is None:
             raise BadUserInput("after: malformed cursor")
-        values = json.loads(payload)
+        try:
+            values = json.loads(payload)
+        except (ValueError, RecursionError):  # not UTF-8 or not JSON: signed with a leaked key
+            raise BadUserInput("after: malformed cursor") from None
         if not isinstance(values, list) or not values or values[0] != kind:
             raise BadUserInput("after: cursor belongs to a different list")
         return values[1:]

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Integer, any_, bindparam, func, select, true, tuple_
 from sqlalchemy.dialects.postgresql import ARRAY, UUID
 
+from app import validation
 from app.database import fetched_rows
 from app.errors import BadUserInput
 
@@ -59,10 +60,14 @@ class KeysetOrder:
             raise BadUserInput("after: malformed cursor") from None
 
 
+# A cursor's values go into the page's statement: the rules of every other input apply to them,
+# since one signed with a leaked or default key can carry anything.
+
+
 def parse_datetime(value: Any) -> datetime:
     if not isinstance(value, str):
         raise TypeError(value)
-    return datetime.fromisoformat(value)
+    return validation.instant(datetime.fromisoformat(value), "after")
 
 
 def parse_uuid(value: Any) -> uuid.UUID:
@@ -74,13 +79,13 @@ def parse_uuid(value: Any) -> uuid.UUID:
 def parse_int(value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise TypeError(value)
-    return value
+    return validation.bigint(value, "after")
 
 
 def parse_str(value: Any) -> str:
     if not isinstance(value, str):
         raise TypeError(value)
-    return value
+    return validation.storable_text(value, "after")
 
 
 @dataclass(frozen=True, slots=True)

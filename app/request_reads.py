@@ -33,6 +33,8 @@ from sqlalchemy.exc import MissingGreenlet
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.util import greenlet_spawn
 
+from app.errors import refused_input
+
 if TYPE_CHECKING:
     import asyncpg
     from sqlalchemy.engine import Dialect
@@ -69,8 +71,17 @@ async def pooled_driver(engine: AsyncEngine) -> AsyncIterator[Driver]:
     try:
         yield Driver(pooled.driver_connection, engine.dialect)
         failed = False
+    except BaseException as error:
+        failed = not _connection_sound(error)
+        raise
     finally:
         await _give_back(engine, pooled, failed=failed)
+
+
+def _connection_sound(error: BaseException) -> bool:
+    """After ``error``, the connection can serve the next statement: the database (or asyncpg,
+    before sending) refused one statement's values, and answered in full."""
+    return isinstance(error, Exception) and refused_input(error) is not None
 
 
 # Pools configured (app/database.py's create_engine) so that taking an idle connection and
@@ -147,17 +158,20 @@ class RequestReads:
                 raw = await self._connection.get_raw_connection()
                 try:
                     yield Driver(raw.driver_connection, dialect)
-                except BaseException:
-                    await self._connection.invalidate()  # as _give_back does; reader replaces it
+                except BaseException as error:
+                    if not _connection_sound(error):
+                        # As _give_back does; reader replaces it.
+                        await self._connection.invalidate()
                     raise
                 return
             if self._pooled is None:
                 self._pooled = await _take(self._engine)
             try:
                 yield Driver(self._pooled.driver_connection, dialect)
-            except BaseException:
-                pooled, self._pooled = self._pooled, None
-                await _give_back(self._engine, pooled, failed=True)
+            except BaseException as error:
+                if not _connection_sound(error):
+                    pooled, self._pooled = self._pooled, None
+                    await _give_back(self._engine, pooled, failed=True)
                 raise
 
     @asynccontextmanager

@@ -44,6 +44,10 @@ LAB_VALUE_MAX: Final = 200
 LAB_UNIT_MAX: Final = 50
 REFERENCE_RANGE_MAX: Final = 100
 
+# PostgreSQL's bigint, the widest integer column; GraphQL's Int is 32 bits, but cursors carry ids.
+BIGINT_MIN: Final = -(2**63)
+BIGINT_MAX: Final = 2**63 - 1
+
 EARLIEST_DATE: Final = date(1900, 1, 1)
 # Clients in time zones ahead of the server, and clocks a little fast, send "today" as tomorrow.
 VISIT_DATE_FUTURE_LEEWAY: Final = timedelta(days=1)
@@ -53,6 +57,7 @@ _EARLIEST_INSTANT: Final = datetime(1900, 1, 1, tzinfo=UTC)
 # Cc (C0, DEL, C1) and lone surrogates, which PostgreSQL cannot store as UTF-8.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _CONTROL_EXCEPT_TAB_NEWLINE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff]")
+_UNSTORABLE = re.compile(r"[\x00\ud800-\udfff]")
 _WHITESPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f-\x9f\ud800-\udfff]")
 _NPI = re.compile(r"[0-9]{10}")
 _NPI_PREFIX: Final = "80840"
@@ -104,6 +109,14 @@ def reason(value: str | None, field: str, *, required: bool) -> str | None:
     if required and cleaned is None:
         _fail(field, "is required")
     return cleaned
+
+
+def storable_text(value: str, field: str) -> str:
+    """The value as it is, refused if PostgreSQL's text cannot hold it: NUL, or a lone surrogate
+    (which has no UTF-8 encoding)."""
+    if _UNSTORABLE.search(value):
+        _fail(field, "must not contain NUL characters or unpaired surrogates")
+    return value
 
 
 # --- identifiers and contact details -----------------------------------------------------------
@@ -199,6 +212,12 @@ def cognito_sub(value: str, field: str) -> str:
     return cleaned
 
 
+def bigint(value: int, field: str) -> int:
+    if not BIGINT_MIN <= value <= BIGINT_MAX:
+        _fail(field, "out of range")
+    return value
+
+
 # --- dates --------------------------------------------------------------------------------------
 
 
@@ -210,15 +229,30 @@ def date_of_birth(value: date, field: str, *, today: date) -> date:
     return value
 
 
+def instant(value: datetime, field: str) -> datetime:
+    """The instant in UTC. Every DateTime that reaches a statement passes here: near year 1 or
+    9999 an offset can move it out of the years the driver can send (1 to 9999 in UTC)."""
+    _require_offset(value, field)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        _fail(field, "out of range")
+
+
 def visit_date(value: datetime, field: str, *, now: datetime) -> datetime:
     """The instant in UTC; ``now`` must be timezone-aware."""
-    if value.utcoffset() is None:
-        _fail(field, "must include a UTC offset, e.g. 2026-11-23T10:15:00+00:00")
+    # Aware datetimes compare without converting, so the bounds are checked before instant().
+    _require_offset(value, field)
     if value > now + VISIT_DATE_FUTURE_LEEWAY:
         _fail(field, "must not be more than 1 day in the future")
     if value < _EARLIEST_INSTANT:
         _fail(field, f"must not be before {EARLIEST_DATE.isoformat()}")
-    return value.astimezone(UTC)
+    return instant(value, field)
+
+
+def _require_offset(value: datetime, field: str) -> None:
+    if value.utcoffset() is None:
+        _fail(field, "must include a UTC offset, e.g. 2026-11-23T10:15:00+00:00")
 
 
 def follow_up_date(value: date, field: str, *, visit_date: date) -> date:

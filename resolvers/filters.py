@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from app.errors import BadUserInput
+from app import validation
 from app.opaque_ids import NodeType
+from app.repositories import audit_events
 from app.repositories.patients import PatientListFilter
 from app.repositories.records import RecordListFilter
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from app.opaque_ids import OpaqueIds
-    from schema.inputs import PatientFilter, RecordFilter
+    from schema.inputs import AuditEventFilter, PatientFilter, RecordFilter
 
 MAX_SEARCH_LENGTH = 100
 
@@ -19,9 +22,7 @@ MAX_SEARCH_LENGTH = 100
 def patient_list_filter(ids: OpaqueIds, filter_: PatientFilter | None) -> PatientListFilter:
     if filter_ is None:
         return PatientListFilter()
-    search = filter_.search.strip() if filter_.search else None
-    if search and len(search) > MAX_SEARCH_LENGTH:
-        raise BadUserInput(f"filter.search: at most {MAX_SEARCH_LENGTH} characters")
+    search = validation.optional_text(filter_.search, "filter.search", max_length=MAX_SEARCH_LENGTH)
     provider_id = (
         None
         if filter_.primary_provider_id is None
@@ -29,7 +30,7 @@ def patient_list_filter(ids: OpaqueIds, filter_: PatientFilter | None) -> Patien
             filter_.primary_provider_id, NodeType.PROVIDER, "filter.primaryProviderId"
         )
     )
-    return PatientListFilter(search=search or None, primary_provider_id=provider_id)
+    return PatientListFilter(search=search, primary_provider_id=provider_id)
 
 
 def record_list_filter(filter_: RecordFilter | None) -> RecordListFilter:
@@ -38,6 +39,26 @@ def record_list_filter(filter_: RecordFilter | None) -> RecordListFilter:
     return RecordListFilter(
         statuses=None if filter_.status is None else tuple(filter_.status),
         record_types=None if filter_.record_type is None else tuple(filter_.record_type),
-        visited_after=filter_.visited_after,
-        visited_before=filter_.visited_before,
+        visited_after=_instant(filter_.visited_after, "filter.visitedAfter"),
+        visited_before=_instant(filter_.visited_before, "filter.visitedBefore"),
     )
+
+
+def audit_event_list_filter(
+    ids: OpaqueIds, filter_: AuditEventFilter | None
+) -> audit_events.AuditEventFilter:
+    if filter_ is None:
+        return audit_events.AuditEventFilter()
+    return audit_events.AuditEventFilter(
+        patient_id=(
+            None
+            if filter_.patient_id is None
+            else ids.decode_typed_id(filter_.patient_id, NodeType.PATIENT, "filter.patientId")
+        ),
+        occurred_after=_instant(filter_.occurred_after, "filter.occurredAfter"),
+        occurred_before=_instant(filter_.occurred_before, "filter.occurredBefore"),
+    )
+
+
+def _instant(value: datetime | None, field: str) -> datetime | None:
+    return None if value is None else validation.instant(value, field)

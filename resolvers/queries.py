@@ -16,7 +16,7 @@ from app.repositories.providers import PROVIDER_ORDER
 from app.repositories.records import RECORD_ORDER
 from app.viewer import with_links
 from resolvers.connections import node_fields, root_connection, shows_rows
-from resolvers.filters import patient_list_filter, record_list_filter
+from resolvers.filters import audit_event_list_filter, patient_list_filter, record_list_filter
 from schema import types
 from schema.connections import Connection
 from schema.inputs import AuditEventFilter, PatientFilter, RecordFilter
@@ -142,15 +142,7 @@ async def audit_event_list(
     viewer = context.reader()
     require_admin(viewer)
     ids = context.ids
-    list_filter = audit_events.AuditEventFilter(
-        patient_id=(
-            ids.decode_typed_id(filter.patient_id, NodeType.PATIENT, "filter.patientId")
-            if filter is not None and filter.patient_id is not None
-            else None
-        ),
-        occurred_after=filter.occurred_after if filter is not None else None,
-        occurred_before=filter.occurred_before if filter is not None else None,
-    )
+    list_filter = audit_event_list_filter(ids, filter)
     return await root_connection(
         context,
         viewer,

@@ -14,12 +14,14 @@ import strawberry
 
 from app.context import Info
 from app.errors import (
-    DATABASE_OUTAGES,
     DATABASE_UNAVAILABLE,
+    INPUT_REFUSED,
     ApiError,
     BadUserInput,
     ErrorCode,
     Forbidden,
+    is_database_outage,
+    refused_input,
 )
 from app.opaque_ids import NodeType
 from app.status_fanout import PAGE, Scope
@@ -63,7 +65,16 @@ class _InternalError(ApiError):
 def masked(error: Exception, request_id: str) -> ApiError:
     """What a subscriber is told when its stream fails with ``error``; logged here."""
     # The type only: a database error's text quotes the statement and its values.
-    if isinstance(error, DATABASE_OUTAGES):
+    refusal = refused_input(error)
+    if refusal is not None:
+        log.warning(
+            "subscription ended: database refused a value: %s (SQLSTATE %s, request %s)",
+            type(refusal).__name__,
+            getattr(refusal, "sqlstate", None),
+            request_id,
+        )
+        return BadUserInput(INPUT_REFUSED)
+    if is_database_outage(error):
         log.error(
             "subscription ended: database unavailable (%s, request %s)",
             type(error).__name__,

@@ -14,7 +14,7 @@ from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
 from app.audit import AuditTrail
-from app.errors import DATABASE_OUTAGES, DATABASE_UNAVAILABLE, ErrorCode
+from app.errors import DATABASE_UNAVAILABLE, ErrorCode, is_database_outage
 from models.enums import AuditOutcome
 
 if TYPE_CHECKING:
@@ -137,7 +137,7 @@ async def append_operation_row(
         log.error(
             "audit append failed with %s (request %s)", type(error).__name__, context.request_id
         )
-        database_down = isinstance(error, DATABASE_OUTAGES)
+        database_down = is_database_outage(error)
         # The response goes, the data not.
         if result is not None:
             result.data = None

@@ -14,7 +14,14 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import StreamExecutionResult
 
-from app.errors import DATABASE_OUTAGES, DATABASE_UNAVAILABLE, ApiError, ErrorCode
+from app.errors import (
+    DATABASE_UNAVAILABLE,
+    INPUT_REFUSED,
+    ApiError,
+    ErrorCode,
+    is_database_outage,
+    refused_input,
+)
 
 log = logging.getLogger("medrec.errors")
 
@@ -41,7 +48,19 @@ class ErrorCodes(SchemaExtension):
         original = error.original_error
         if isinstance(original, ApiError):
             return _with_code(error, original.message, original.code, original.extensions)
-        if isinstance(original, DATABASE_OUTAGES):
+        refusal = None if original is None else refused_input(original)
+        if refusal is not None:
+            # A value no check caught before the statement: the input was wrong, the database is
+            # fine. The type and SQLSTATE tell operators which check is missing; values stay out.
+            log.warning(
+                "database refused a value: %s (SQLSTATE %s) in %s (request %s)",
+                type(refusal).__name__,
+                getattr(refusal, "sqlstate", None),
+                ".".join(map(str, error.path or ())),
+                self._request_id(),
+            )
+            return _with_code(error, INPUT_REFUSED, ErrorCode.BAD_USER_INPUT)
+        if original is not None and is_database_outage(original):
             # The database (or the network to it) failed; say so, and nothing more.
             return _with_code(
                 error,

@@ -289,6 +289,10 @@ def coerced_variables(
     return None if isinstance(coerced, list) else coerced
 
 
+# The largest integer every JSON reader (JavaScript's numbers) holds exactly.
+MAX_REPORTED_COST = 2**53 - 1
+
+
 def query_cost(
     schema: GraphQLSchema,
     document: DocumentNode,
@@ -319,7 +323,9 @@ def _measured_cost(
     """The cost, and whether a variable gave a page size."""
     cost = _Cost(schema, document, variable_values)
     total = cost.selection_set(operation.selection_set, schema.get_root_type(operation.operation))
-    return total, cost.read_variables
+    # Page sizes multiply: nested huge ones (refused later) would give a cost no JSON number
+    # holds. Far above any limit, the reported cost stops growing.
+    return min(total, MAX_REPORTED_COST), cost.read_variables
 
 
 def count_tokens(query: str, *, stop_after: int) -> int | None:

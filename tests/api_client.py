@@ -125,3 +125,32 @@ async def count_statements(engine: AsyncEngine) -> AsyncIterator[StatementLog]:
         event.remove(engine.sync_engine, "checkout", watch)
         for driver in drivers:
             driver.remove_query_logger(record_driver)
+
+
+# The contract's error codes (its README, "Errors"): every error the API returns carries one.
+CONTRACT_CODES = frozenset(
+    {
+        "UNAUTHENTICATED",
+        "FORBIDDEN",
+        "NOT_FOUND",
+        "BAD_USER_INPUT",
+        "CONFLICT",
+        "INVALID_TRANSITION",
+        "QUERY_TOO_COMPLEX",
+        "RATE_LIMITED",
+        "INTERNAL_SERVER_ERROR",
+    }
+)
+
+
+def uncoded_errors(body: object) -> list[object]:
+    """The errors of a response body without one of the contract's codes; [] when all have."""
+    if not isinstance(body, dict):
+        return [body]
+    errors = body.get("errors") or []
+    return [
+        error
+        for error in errors
+        if not isinstance(error, dict)
+        or (error.get("extensions") or {}).get("code") not in CONTRACT_CODES
+    ]

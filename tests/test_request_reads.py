@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import warnings
 from typing import TYPE_CHECKING
 
@@ -14,6 +15,7 @@ from sqlalchemy.pool import QueuePool
 from sqlalchemy.util import greenlet_spawn
 
 from app.database import create_engine
+from app.errors import refused_input
 from app.request_reads import (
     RequestReads,
     allow_direct_checkout,
@@ -25,6 +27,7 @@ from app.settings import Settings
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    import asyncpg
     from sqlalchemy.ext.asyncio import AsyncEngine
 
 
@@ -103,13 +106,59 @@ async def test_a_failed_driver_statement_discards_its_connection(
             async with source() as driver:
                 nonlocal connection
                 connection = driver.connection
-                await connection.fetchval("SELECT 1 / 0")
+                await connection.fetchval("SELECT 1 FROM no_such_table")
 
-        with pytest.raises(Exception, match="division by zero"):
+        with pytest.raises(Exception, match="no_such_table"):
             await failing()
         await reads.close()
     assert connection.is_closed()
     assert watch.invalidated == 1
+    assert watch.out == 0
+
+
+_PLUS_ONE = dt.timezone(dt.timedelta(hours=1))
+
+
+@pytest.mark.parametrize(
+    ("statement", "value"),
+    [
+        ("SELECT $1::int / 0", 1),  # the database refuses it: SQLSTATE 22012
+        ("SELECT $1::text", "a\x00b"),  # 22021: text cannot hold NUL
+        ("SELECT $1::int4", 2**40),  # asyncpg refuses to encode it, before sending
+        ("SELECT $1::timestamptz", dt.datetime(1, 1, 1, tzinfo=_PLUS_ONE)),  # before year 1 in UTC
+    ],
+    ids=["division-by-zero", "nul-in-text", "int4-overflow", "timestamptz-overflow"],
+)
+@pytest.mark.parametrize("held", ["request", "reader", "pooled"])
+async def test_a_driver_statement_refused_for_its_values_keeps_its_connection(
+    engine: AsyncEngine, held: str, statement: str, value: object
+) -> None:
+    """Only the statement failed, and the database said so in full: the connection is sound."""
+    reads = RequestReads(autocommit_engine(engine))
+    source = (
+        reads.driver if held != "pooled" else (lambda: pooled_driver(autocommit_engine(engine)))
+    )
+    with _PoolWatch(engine) as watch:
+        if held == "reader":
+            async with reads.reader() as reader:
+                await reader.execute(text("SELECT 1"))
+        used: list[asyncpg.Connection] = []
+
+        async def refused_statement() -> None:
+            async with source() as driver:
+                used.append(driver.connection)
+                await driver.connection.fetchval(statement, value)
+
+        with pytest.raises(Exception) as refused:  # noqa: PT011  # classified below
+            await refused_statement()
+        assert refused_input(refused.value) is not None
+        if held != "pooled":  # the request goes on with the same connection
+            async with source() as driver:
+                assert driver.connection is used[0]
+        await reads.close()
+    assert not used[0].is_closed()
+    assert await used[0].fetchval("SELECT 1") == 1
+    assert watch.invalidated == 0
     assert watch.out == 0
 
 

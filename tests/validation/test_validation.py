@@ -948,3 +948,36 @@ LEAKY_CALLS: list[tuple[str, Callable[[], object]]] = [
 @pytest.mark.parametrize("call", [call for _, call in LEAKY_CALLS], ids=[n for n, _ in LEAKY_CALLS])
 def test_messages_never_contain_the_rejected_value(call: Callable[[], object]) -> None:
     assert SECRET.lower() not in rejection(call).lower()
+
+
+# --- values a statement carries: what PostgreSQL (and the driver) can take -----------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime.min.replace(tzinfo=PLUS_1),  # year 0 in UTC
+        datetime.max.replace(tzinfo=MINUS_7),  # year 10000 in UTC
+    ],
+)
+def test_an_instant_an_offset_moves_out_of_range_is_refused(value: datetime) -> None:
+    assert rejection(lambda: v.instant(value, "filter.visitedBefore")) == (
+        "filter.visitedBefore: out of range"
+    )
+
+
+def test_an_instant_comes_back_in_utc() -> None:
+    value = datetime(2026, 3, 1, 10, 0, tzinfo=PLUS_1)
+    assert v.instant(value, "f") == value
+    assert v.instant(value, "f").utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize("value", ["a\x00b", "\ud800", "x\udfff"])
+def test_text_postgresql_cannot_store_is_refused(value: str) -> None:
+    assert rejection(lambda: v.storable_text(value, "after")).startswith("after: ")
+
+
+@pytest.mark.parametrize("value", [2**63, -(2**63) - 1])
+def test_an_integer_beyond_bigint_is_refused(value: int) -> None:
+    assert rejection(lambda: v.bigint(value, "after")) == "after: out of range"
+    assert v.bigint(value - 1 if value > 0 else value + 1, "after")
