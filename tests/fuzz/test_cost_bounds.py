@@ -13,7 +13,6 @@ estimate bounds them. ``MEDREC_FUZZ_EXAMPLES`` sets the examples per role (defau
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
@@ -46,15 +45,15 @@ from graphql import (
     is_required_argument,
     print_ast,
 )
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis_graphql import from_schema
 
 from schema.schema import build_schema
 from tests.api_client import Api
 from tests.factories import Factory
+from tests.fuzz.conftest import fuzz_settings
 
-EXAMPLES = int(os.environ.get("MEDREC_FUZZ_EXAMPLES", "40"))
 SCHEMA: GraphQLSchema = build_schema()._schema
 # Root fields that list or reach the seeded rows (by-id lookups would find nothing).
 ROOT_FIELDS = ("me", "patients", "providers", "records", "auditEvents")
@@ -268,12 +267,7 @@ async def seeded(api: Api, factory: Factory) -> None:
 
 
 @pytest.mark.parametrize("role", list(SUBJECTS))
-@settings(
-    max_examples=EXAMPLES,
-    deadline=None,
-    derandomize=True,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
+@fuzz_settings(40)
 @given(generated=costed_queries())
 async def test_no_query_returns_more_objects_than_its_estimated_cost(
     api: Api, seeded: None, role: str, generated: tuple[str, dict[str, Any], dict[str, Any]]
