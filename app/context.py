@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from app.settings import Settings
     from app.status_stream import StatusStream
     from app.storage import AttachmentStorage
+    from app.tokens import VerifiedToken
     from app.viewer import Viewer
     from resolvers.loaders import Loaders
 
@@ -55,6 +56,9 @@ class RequestContext:
     refusal: ApiError | None = None
     # The WebSocket `connection_init` payload; Strawberry fills it in.
     connection_params: dict[str, object] | None = None
+    # A WebSocket's token, as verified at `connection_init` (its signing key is checked again
+    # before deliveries).
+    token: VerifiedToken | None = None
     _closing: asyncio.Task[None] | None = None
     # The fields selected under each connection of the operation, by response path without list
     # indices (resolvers/connections.py): worked out once, not once per parent in a list.

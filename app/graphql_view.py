@@ -32,7 +32,7 @@ from app.http_guards import BodyTooLarge, csrf_refusal, limited, limited_websock
 from app.observability import count_rate_limit_rejection
 from app.persisted_queries import PersistedQueries, PersistedQueryError
 from app.request_reads import RequestReads, pooled_driver
-from app.tokens import TokenError, bearer_token
+from app.tokens import TokenError, VerifiedToken, bearer_token
 from app.viewer import Viewer, resolve_viewer
 from resolvers.loaders import Loaders
 from schema.prepared_operations import execute_prepared
@@ -297,6 +297,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
         # Not kept for the connection's life: the viewer carries the token's expiry, and an idle
         # subscription is smaller without a copy of its token.
         context.connection_params = None
+        context.token = token
         viewer = await resolve_viewer(context.reads, token)
         context.viewer = viewer
         context.auth_failure = None
@@ -320,6 +321,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
         failure: str | None = None
         rate_limited: RateLimited | None = None
         unavailable: ServiceUnavailable | None = None
+        token: VerifiedToken | None = None
         try:
             token = await services.verifier.verify(
                 bearer_token(request.headers.get("authorization"))
@@ -365,4 +367,5 @@ class GraphQLView(GraphQL[RequestContext, None]):
             viewer=viewer,
             auth_failure=failure,
             refusal=rate_limited or unavailable,
+            token=token,
         )

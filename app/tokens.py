@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, Literal
@@ -37,6 +37,10 @@ class VerifiedToken:
     roles: tuple[Role, ...]
     tenant_id: str | None
     expires_at: datetime
+    # The key that verified it (TokenVerifier.still_signed): a connection that outlives the
+    # request asks whether the pool still publishes it.
+    key_id: str = field(default="", compare=False, repr=False)
+    key: Any = field(default=None, compare=False, repr=False)
 
 
 class TokenError(Exception):
@@ -118,11 +122,19 @@ class TokenVerifier:
             self._check_times(checked[1])
             return checked[2]
         claims = self._verified_claims(token, key)
-        verified = self._check_claims(claims)
+        verified = replace(self._check_claims(claims), key_id=kid, key=key)
         if len(self._checked) >= _CHECKED_KEPT:
             self._checked.clear()
         self._checked[token] = (key, claims, verified)
         return verified
+
+    async def still_signed(self, token: VerifiedToken) -> bool:
+        """Whether the JWKS still hands out the key that verified ``token``: False once a
+        refresh removed or replaced it (for connections that outlive their first check)."""
+        try:
+            return await self._key(token.key_id) is token.key
+        except TokenError:
+            return False
 
     async def _key(self, kid: str) -> Any:
         jwk_dict = await self._jwks.get_key(kid)

@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("medrec.subscriptions")
 
 TOKEN_EXPIRED = 4401
+# As a token refused at `connection_init`: the pool no longer publishes the key that signed it.
+KEY_RETIRED = 4403
 
 _SEQUENCE = re.compile(r"[0-9]{1,19}")
 _MAX_SEQUENCE = 2**63 - 1  # bigint
@@ -122,12 +124,18 @@ async def record_status_changed(
 
     # Subscribed before reading the position: a change committed in between still rings.
     doorbell = context.status_stream.subscribe(viewer.tenant_id)
-    expired = False
+    expired = retired = False
     try:
         if position is None:
             position = await fanout.latest_sequence(viewer.tenant_id)
         while True:
             page = await reader.events_after(position)
+            # A key the pool stopped publishing stops vouching for tokens it signed, open
+            # subscriptions included (the JWKS is refreshed at least every max age).
+            token = context.token
+            if page.rows and (token is None or not await services.verifier.still_signed(token)):
+                retired = True
+                return
             # Admins act by their token alone: no statement, nor a wait for a connection.
             # Subscribers of the scope acting as the same subject share the statement.
             if (
@@ -170,3 +178,5 @@ async def record_status_changed(
         context.status_stream.unsubscribe(doorbell)
         if expired:
             await context.close_connection(TOKEN_EXPIRED, "token expired")
+        elif retired:
+            await context.close_connection(KEY_RETIRED, "unknown signing key")

@@ -3,6 +3,7 @@ and the provider or patient link it acts through."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -10,9 +11,11 @@ import pytest
 import websockets
 from sqlalchemy import update
 
+from app.dev_issuer import JWKSServer, LocalTokenIssuer
 from models import Patient, Provider
 from models.enums import RecordStatus
-from tests.subscriptions.conftest import connect
+from tests.servers import server_environment, serving
+from tests.subscriptions.conftest import Server, connect
 from tests.subscriptions.helpers import (
     SUBSCRIPTION,
     changed,
@@ -24,10 +27,9 @@ from tests.subscriptions.helpers import (
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-    from app.dev_issuer import LocalTokenIssuer
+    from app.settings import Settings
     from tests.api_client import Api
     from tests.factories import Factory
-    from tests.subscriptions.conftest import Server
 
 
 async def test_a_replay_after_the_token_expired_delivers_nothing(
@@ -112,3 +114,43 @@ async def test_a_subscriber_whose_link_no_longer_holds_receives_nothing_more(
         [error] = message["payload"]["errors"]
         assert error["extensions"]["code"] == "FORBIDDEN", message
         assert await subscriber.next_message() == {"id": operation, "type": "complete"}
+
+
+async def test_a_subscriber_whose_signing_key_left_the_jwks_receives_nothing_more(
+    api: Api,
+    issuer: LocalTokenIssuer,
+    factory: Factory,
+    servers: list[Server],
+    settings: Settings,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    patient, provider = await factory.patient(), await factory.provider()
+    record = await factory.record(patient, provider, status=RecordStatus.DRAFT)
+    await factory.diagnosis(record)
+    published = [issuer.public_jwk()]
+    other_key = LocalTokenIssuer(issuer=issuer.issuer, client_id=issuer.client_id)
+    environment = server_environment(settings, MEDREC_JWKS_MAX_AGE_SECONDS="1")
+    admin = api.token()
+    with (
+        JWKSServer(lambda: {"keys": published}) as jwks,
+        serving({**environment, "MEDREC_COGNITO_JWKS_URL": jwks.url}) as url,
+    ):
+        async with connect(Server.at(url), admin) as subscriber:
+            assert (await subscriber.next_message())["type"] == "connection_ack"
+            operation = await subscriber.subscribe(
+                SUBSCRIPTION, {"after": await latest_sequence(sessionmaker, api.tenant_id)}
+            )
+            finalized = await changed(servers[0], admin, record_gid(record), "FINALIZED", 1)
+            assert (await next_event(subscriber, operation))["status"] == "FINALIZED"
+
+            published[:] = [other_key.public_jwk()]  # the pool rotated its key away
+            await asyncio.sleep(1.5)  # past the max age: the next delivery refetches
+            await changed(
+                servers[0], admin, record_gid(record), "AMENDED", finalized["version"], "late"
+            )
+            # Nothing delivered: the operation completes, and the socket closes.
+            assert await subscriber.next_message() == {"id": operation, "type": "complete"}
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await subscriber.next_message(wait=5)
+    assert closed.value.rcvd is not None
+    assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (4403, "unknown signing key")
