@@ -74,9 +74,10 @@ from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
 from app.access import effective_role
-from app.errors import ApiError, ErrorCode
+from app.errors import ApiError, BadUserInput, ErrorCode
 from app.pagination import requested_page_size
 from models.enums import Role
+from schema.strawberry_adapter import provided_operation_name
 
 if TYPE_CHECKING:
     from graphql.execution.values import VariableValues
@@ -108,6 +109,17 @@ def too_complex(
         positions=positions,
         original_error=QueryTooComplex(message),
         extensions={"code": ErrorCode.QUERY_TOO_COMPLEX.value},
+    )
+
+
+def _no_operation(operation_name: str | None) -> GraphQLError:
+    message = (
+        "the document has several operations: name the one to run in operationName"
+        if operation_name is None
+        else "operationName names no operation of the document"
+    )
+    return GraphQLError(
+        message, original_error=BadUserInput(message), extensions={"code": ErrorCode.BAD_USER_INPUT}
     )
 
 
@@ -515,7 +527,11 @@ class QueryLimits(SchemaExtension):
                 _Parsed(document),
                 execution_context.validation_rules,
             )
-        operation = get_operation_ast(document, execution_context.operation_name)
+        requested = provided_operation_name(execution_context)
+        operation = get_operation_ast(document, requested)
+        if operation is None and not execution_context.pre_execution_errors:
+            # Nothing to measure, so nothing may run (Strawberry would run the first operation).
+            execution_context.pre_execution_errors = [_no_operation(requested)]
         if operation is not None:
             schema = execution_context.schema._schema
             cost = operation_fixed_cost(schema, document, operation)

@@ -48,6 +48,12 @@ REQUESTS: list[tuple[str, str, dict[str, Any], str]] = [
         "BAD_USER_INPUT",
     ),
     (
+        "two operations and no operationName",
+        "POST",
+        {"json": {"query": "query A { me { subject } } query B { patients { totalCount } }"}},
+        "BAD_USER_INPUT",
+    ),
+    (
         "an Int beyond 32 bits",
         "POST",
         {

@@ -74,6 +74,13 @@ def _codes(errors: list[dict[str, Any]]) -> list[str | None]:
         ("a document that does not parse", "subscription {", None, "BAD_USER_INPUT"),
         ("an unknown operation name", PLAIN, {"operationName": "Other"}, "BAD_USER_INPUT"),
         (
+            "two operations and no operationName",
+            "subscription A { recordStatusChanged { sequence } }"
+            " subscription B { recordStatusChanged { status } }",
+            None,
+            "BAD_USER_INPUT",
+        ),
+        (
             "an unknown field",
             "subscription { recordStatusChanged { nope } }",
             None,
