@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 from cross_web import HTTPException
+from graphql import GraphQLError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from strawberry.asgi import GraphQL
@@ -44,6 +45,7 @@ if TYPE_CHECKING:
     from strawberry import Schema
     from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
     from strawberry.http.base import BaseRequestProtocol
+    from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Operation
     from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
 
     from app.request_reads import DriverSource, ReaderSource
@@ -163,6 +165,32 @@ class CodedErrorsTransportWS(BaseGraphQLTransportWSHandler[RequestContext, None]
                 for error in message["payload"]
             ]
         await super().send_message(message)
+
+    async def run_operation(self, operation: Operation[RequestContext, None]) -> None:
+        """Each operation on the socket passes what an HTTP request passes before it runs: the
+        caller's rate limit, then the allow-list of registered documents."""
+        refusal = await self._refusal(operation.query)
+        if refusal is not None:
+            await operation.send_initial_errors([refusal])
+            return
+        await super().run_operation(operation)
+
+    async def _refusal(self, query: str) -> GraphQLError | None:
+        context = self.context
+        services: Services = context.request.app.state.services
+        viewer = context.viewer
+        wait = None if viewer is None else services.subject_limits.take(viewer.subject)
+        if wait is not None:
+            count_rate_limit_rejection("subject")
+            limited = RateLimited(wait)
+            return GraphQLError(
+                limited.message, extensions={"code": limited.code.value, **limited.extensions}
+            )
+        try:
+            await services.persisted.resolve(query, None)
+        except PersistedQueryError as error:
+            return GraphQLError(error.message, extensions={"code": error.code})
+        return None
 
     def _code_of_refusal(self, operation_id: str) -> str:
         """An operation refused before it ran, while the connection runs as many as it may, hit

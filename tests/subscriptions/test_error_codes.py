@@ -11,12 +11,17 @@ import websockets
 from websockets.typing import Subprotocol
 
 from app.errors import ErrorCode
-from tests.subscriptions.conftest import PROTOCOL, connect
+from app.persisted_queries import register
+from tests.servers import server_environment, serving
+from tests.subscriptions.conftest import PROTOCOL, Server, connect
 from tests.subscriptions.helpers import SUBSCRIPTION
 
 if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from app.settings import Settings
     from tests.api_client import Api
-    from tests.subscriptions.conftest import Server, Subscriber
+    from tests.subscriptions.conftest import Subscriber
 
 CONTRACT_CODES = {code.value for code in ErrorCode}
 
@@ -230,3 +235,40 @@ async def test_a_subscribe_before_connection_init_is_closed_4401(servers: list[S
             await socket_.recv()
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 4401
+
+
+async def test_a_strict_server_holds_websocket_operations_to_its_allow_list_and_rate_limit(
+    api: Api, settings: Settings, sessionmaker: async_sessionmaker[AsyncSession]
+) -> None:
+    registered = "query Registered { me { subject } }"
+    async with sessionmaker() as session, session.begin():
+        await register(session, [registered])
+    environment = server_environment(
+        settings, MEDREC_PERSISTED_QUERIES_ONLY="true", MEDREC_RATE_LIMIT_PER_SUBJECT="2"
+    )
+    with serving(environment) as url:
+        async with connect(Server.at(url), api.token(subject="ws-strict")) as subscriber:
+            assert (await subscriber.next_message())["type"] == "connection_ack"
+            for operation, document in (
+                ("unregistered", "subscription { recordStatusChanged { status } }"),
+                ("query", "{ me { subject } }"),
+            ):
+                await subscriber.socket.send(
+                    json.dumps(
+                        {"id": operation, "type": "subscribe", "payload": {"query": document}}
+                    )
+                )
+                assert _codes(await _first_errors(subscriber, operation)) == ["FORBIDDEN"]
+            # Both refusals took from the subject's two requests a minute: the next is limited.
+            await subscriber.socket.send(
+                json.dumps({"id": "third", "type": "subscribe", "payload": {"query": registered}})
+            )
+            assert _codes(await _first_errors(subscriber, "third")) == ["RATE_LIMITED"]
+        async with connect(Server.at(url), api.token(subject="ws-allowed")) as subscriber:
+            assert (await subscriber.next_message())["type"] == "connection_ack"
+            await subscriber.socket.send(
+                json.dumps({"id": "ok", "type": "subscribe", "payload": {"query": registered}})
+            )
+            answer = await subscriber.next_message()
+            assert answer["type"] == "next", answer
+            assert answer["payload"]["data"] == {"me": {"subject": "ws-allowed"}}, answer
