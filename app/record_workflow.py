@@ -17,7 +17,7 @@ from models.enums import RecordStatus, Role
 if TYPE_CHECKING:
     import uuid
 
-    from sqlalchemy import Row, Select
+    from sqlalchemy import ColumnElement, Row, Select, Table
     from sqlalchemy.ext.asyncio import AsyncSession
 
 # Subscribers (and other server processes) learn of committed changes on this channel: NOTIFY
@@ -31,6 +31,25 @@ TRANSITIONS: dict[RecordStatus, frozenset[RecordStatus]] = {
     RecordStatus.ENTERED_IN_ERROR: frozenset(),
 }
 NEEDS_REASON = frozenset({RecordStatus.AMENDED, RecordStatus.ENTERED_IN_ERROR})
+
+# How many rows a record holds under it, at most: what bounds every list a query reads without
+# `first` (schema/limits.py costs them at these). A UB-04 claim carries at most 25 diagnoses.
+MAX_DIAGNOSES = 25
+MAX_ATTACHMENTS = 20  # not deleted
+MAX_STATUS_CHANGES = 32  # its DRAFT, FINALIZED, ENTERED_IN_ERROR and up to 29 amendments
+
+
+def rows_under(table: Table, *conditions: ColumnElement[bool]) -> ColumnElement[int]:
+    """How many rows of ``table`` belong to the record ``:record_id`` of ``:tenant_id``."""
+    return (
+        select(func.count())
+        .where(
+            table.c.tenant_id == bindparam("tenant_id"),
+            table.c.record_id == bindparam("record_id"),
+            *conditions,
+        )
+        .scalar_subquery()
+    )
 
 
 def require_reason(target: RecordStatus, reason: str | None) -> None:
@@ -83,9 +102,10 @@ def _append_statement() -> Select[Any]:
     values = {name: bindparam(name, type_=events.c[name].type) for name in columns}
     lock_key = literal("status:") + values["tenant_id"]
     locked = select(func.pg_advisory_xact_lock(func.hashtextextended(lock_key, 0))).cte("locked")
+    room = rows_under(events) < MAX_STATUS_CHANGES
     event = (
         insert(events)
-        .from_select(columns, select(*values.values()).select_from(locked))
+        .from_select(columns, select(*values.values()).select_from(locked).where(room))
         .returning(*events.c)
         .cte("event")
     )
@@ -123,5 +143,7 @@ async def append_status_event(
         "changed_by": changed_by,
         "reason": reason,
     }
-    event: Row[Any] = (await session.execute(_APPEND, parameters)).one()
+    event: Row[Any] | None = (await session.execute(_APPEND, parameters)).one_or_none()
+    if event is None:
+        raise InvalidTransition(f"a record takes at most {MAX_STATUS_CHANGES} status changes")
     return event

@@ -108,7 +108,7 @@ def _server_env(database: Database, jwks_url: str, s3_url: str) -> dict[str, str
         "AWS_ACCESS_KEY_ID": "medrec-bench",
         "AWS_SECRET_ACCESS_KEY": "medrec-bench",
         # One client address and one subject send everything: lift the per-process buckets.
-        # The cost limits stay at their defaults (the mobile query costs 2701 of 50000).
+        # The cost limits stay at their defaults (the mobile query costs 24201 of 50000).
         "MEDREC_RATE_LIMIT_PER_ADDRESS": UNLIMITED,
         "MEDREC_RATE_LIMIT_PER_SUBJECT": UNLIMITED,
     }

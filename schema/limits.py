@@ -20,7 +20,10 @@ the limit (all configurable, see ``app.settings``):
     ``first`` is the value graphql-core coerces and the resolvers page by (a variable's ``100.0``
     is the Int 100; an absent variable its definition's default, else the argument's, 20), and
     20 when that is null (``app.pagination.requested_page_size``);
-  - lists without ``first`` (a record's diagnoses, attachments, status history) count once;
+  - a list of rows without ``first`` (a record's diagnoses, attachments, status history) costs
+    the most rows it can hold x (1 + what is selected in each); the writes keep those numbers
+    (``LIST_BOUNDS``: 25 diagnoses, 20 attachments, 32 status changes). A record's prescriptions
+    and lab results are in its own row and count once;
   - every selection counts, whatever its type condition or ``@skip``/``@include``: the estimate
     is an upper bound.
 
@@ -76,6 +79,7 @@ from strawberry.schema.schema import validate_document
 from app.access import effective_role
 from app.errors import ApiError, BadUserInput, ErrorCode
 from app.pagination import requested_page_size
+from app.record_workflow import MAX_ATTACHMENTS, MAX_DIAGNOSES, MAX_STATUS_CHANGES
 from models.enums import Role
 from schema.strawberry_adapter import provided_operation_name
 
@@ -204,6 +208,16 @@ def alias_count(operation: OperationDefinitionNode, document: DocumentNode) -> i
     return _Aliases(_fragments(document)).selection_set(operation.selection_set)
 
 
+# The lists of rows read without `first`, and the most rows each can hold (app/record_workflow.py
+# keeps these numbers when it writes them): every row, with what it selects, counts. A record's
+# prescriptions and lab results are parts of its own row, not rows: they count once.
+LIST_BOUNDS: Mapping[tuple[str, str], int] = {
+    ("MedicalRecord", "diagnoses"): MAX_DIAGNOSES,
+    ("MedicalRecord", "attachments"): MAX_ATTACHMENTS,
+    ("MedicalRecord", "statusHistory"): MAX_STATUS_CHANGES,
+}
+
+
 class _Cost:
     """The cost model of the module docstring. Unknown fields (a document that failed
     validation) count by their shape: with a selection, 1 plus what they select."""
@@ -262,7 +276,8 @@ class _Cost:
             node.selection_set, child if isinstance(child, _FieldsOwner) else None
         )
         if definition is None or "first" not in definition.args:
-            return 1 + children
+            bound = None if owner is None else LIST_BOUNDS.get((owner.name, node.name.value))
+            return 1 + children if bound is None else bound * (1 + children)
         return 1 + self.first(node, definition) * children
 
     def first(self, node: FieldNode, definition: GraphQLField) -> int:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, select
 
 from app.access import (
     editable_records_for,
@@ -17,10 +17,10 @@ from app.access import (
     viewer_parameters,
 )
 from app.attachment_rules import object_key
-from app.commands.common import locked_row, versioned_update
+from app.commands.common import insert_under, locked_row, versioned_update
 from app.commands.records import lock_record, require_editor
 from app.errors import BadUserInput, Forbidden
-from app.record_workflow import require_draft
+from app.record_workflow import MAX_ATTACHMENTS, require_draft, rows_under
 from models import Attachment, MedicalRecord, table_of
 from models.enums import AttachmentStatus, RecordStatus, Role
 
@@ -34,7 +34,14 @@ if TYPE_CHECKING:
 # As in app/commands/records.py: statements built once, values as parameters, Core writes.
 _ATTACHMENTS = table_of(Attachment)
 _ATTACHMENT = tuple(_ATTACHMENTS.c)
-_INSERT = insert(_ATTACHMENTS).returning(*_ATTACHMENT)
+_INSERT = insert_under(
+    _ATTACHMENTS,
+    (
+        *("id", "tenant_id", "record_id", "patient_id", "file_name", "content_type"),
+        *("size_bytes", "checksum_sha256", "status", "storage_key"),
+    ),
+    rows_under(_ATTACHMENTS, _ATTACHMENTS.c.status != AttachmentStatus.DELETED) < MAX_ATTACHMENTS,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +79,9 @@ async def request_upload(
                 "storage_key": key,
             },
         )
-    ).one()
+    ).one_or_none()
+    if attachment is None:
+        raise BadUserInput(f"input.recordId: a record holds at most {MAX_ATTACHMENTS} attachments")
     upload = await storage.presign_upload(
         key,
         content_type=new.content_type,

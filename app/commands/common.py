@@ -6,7 +6,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, func, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from app.errors import Conflict, NotFound
@@ -14,7 +14,7 @@ from app.errors import Conflict, NotFound
 if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
-    from sqlalchemy import Row, Select, Table, Update
+    from sqlalchemy import ColumnElement, Insert, Row, Select, Table, Update
     from sqlalchemy.ext.asyncio import AsyncSession
 
 
@@ -44,6 +44,14 @@ def versioned_update(table: Table, key: str, stamped: str | None = None) -> Upda
         .values(version=table.c.version + 1, **now)
         .returning(*table.c)
     )
+
+
+def insert_under(table: Table, columns: tuple[str, ...], room: ColumnElement[bool]) -> Insert:
+    """Inserts one row of ``columns`` (its parameters) while ``room`` holds, and returns it: no
+    row comes back when it does not, in the same round trip. Under the parent row's lock, the
+    count ``room`` compares cannot change before the commit."""
+    values = [bindparam(name, type_=table.c[name].type) for name in columns]
+    return insert(table).from_select(columns, select(*values).where(room)).returning(*table.c)
 
 
 def check_version(row: Row[Any], expected: int, what: str) -> None:

@@ -20,14 +20,16 @@ from app.access import (
     require_writer,
     viewer_parameters,
 )
-from app.commands.common import check_version, locked_row, versioned_update
+from app.commands.common import check_version, insert_under, locked_row, versioned_update
 from app.errors import BadUserInput, Forbidden, NotFound
 from app.record_workflow import (
+    MAX_DIAGNOSES,
     append_status_event,
     check_finalizable,
     check_permission,
     check_transition,
     require_draft,
+    rows_under,
 )
 from models import Diagnosis, MedicalRecord, Patient, Provider, table_of
 from models.enums import DiagnosisType, RecordStatus, RecordType, Role
@@ -212,7 +214,11 @@ async def update_record(session: AsyncSession, viewer: Viewer, changes: RecordCh
     return await _bump(session, record.id, **changes.values)
 
 
-_INSERT_DIAGNOSIS = insert(_DIAGNOSES).returning(*_DIAGNOSES.c)
+_INSERT_DIAGNOSIS = insert_under(
+    _DIAGNOSES,
+    ("id", "tenant_id", "record_id", "patient_id", "icd10_code", "description", "type"),
+    rows_under(_DIAGNOSES) < MAX_DIAGNOSES,
+)
 
 
 async def add_diagnosis(
@@ -229,6 +235,7 @@ async def add_diagnosis(
         await session.execute(
             _INSERT_DIAGNOSIS,
             {
+                "id": uuid.uuid4(),
                 "tenant_id": record.tenant_id,
                 "record_id": record.id,
                 "patient_id": record.patient_id,
@@ -237,7 +244,9 @@ async def add_diagnosis(
                 "type": new.type,
             },
         )
-    ).one()
+    ).one_or_none()
+    if diagnosis is None:
+        raise BadUserInput(f"input.recordId: a record holds at most {MAX_DIAGNOSES} diagnoses")
     return diagnosis, await _bump(session, record.id)
 
 

@@ -244,11 +244,14 @@ async def test_cost_is_reported_as_the_model_says(api: Api, factory: Factory) ->
     )
     assert "errors" not in body
     assert body["extensions"] == {"cost": 31}
-    # A connection without `first` has its default, 20; lists without it count once.
+    # A connection without `first` has its default, 20; a list of rows without it, the most rows
+    # a record holds (25 diagnoses, 20 attachments, 32 status changes), each with its selection;
+    # the record's own JSON lists count once.
     body = await api.query(
-        "{ records { edges { node { diagnoses { id } attachments { id } } } } me { subject } }"
+        """{ records { edges { node { diagnoses { id record { id } } attachments { id }
+             statusHistory { status } prescriptions { dosage } } } } me { subject } }"""
     )
-    assert body["extensions"]["cost"] == 1 + 20 * (1 + 1 + 1 + 1) + 1
+    assert body["extensions"]["cost"] == 1 + 20 * (1 + 1 + 25 * 2 + 20 + 32 + 1) + 1
     assert (await api.query("{ __typename }"))["extensions"]["cost"] == 0
 
 
@@ -334,17 +337,17 @@ async def test_a_patient_is_refused_where_a_provider_passes(
 
 async def test_admin_and_provider_cost_under_and_over_the_limit(api: Api, factory: Factory) -> None:
     tokens = {"admin": api.token(), "provider": await _provider_token(api, factory)}
-    # 1 + 100 x (1 + 1 + 1 + 100 x (1 + 1 + 2)) = 40301
-    under = """{ patients(first: 100) { edges { node { records(first: 100) { edges { node {
+    # 1 + 100 x (1 + 1 + 1 + 17 x (1 + 1 + 1 + 25 diagnoses)) = 47901
+    under = """{ patients(first: 100) { edges { node { records(first: 17) { edges { node {
       provider { id } diagnoses { id } } } } } } } }"""
-    # attachments too: 1 + 100 x (3 + 100 x 5) = 50301
+    # attachments too: 1 + 100 x (3 + 17 x (3 + 25 + 20)) = 81901
     over = under.replace("diagnoses { id }", "diagnoses { id } attachments { id }")
     for role, token in tokens.items():
         body = await api.query(under, token=token)
         assert "errors" not in body, body["errors"]
-        assert body["extensions"]["cost"] == 40301
+        assert body["extensions"]["cost"] == 47901
         body = await api.query(over, token=token)
-        refused(body, "estimated cost is 50301", f"the limit for the {role} role is 50000")
+        refused(body, "estimated cost is 81901", f"the limit for the {role} role is 50000")
 
 
 async def test_mobile_query_fits(api: Api, factory: Factory) -> None:
@@ -362,8 +365,8 @@ async def test_mobile_query_fits(api: Api, factory: Factory) -> None:
     body = await api.query(query, token=await _provider_token(api, factory))
     assert "errors" not in body, body["errors"]
     assert len(body["data"]["patients"]["edges"]) == 3
-    # 1 + 50 x (1 + 1 + 1 + (1 + 10 x (1 + 1 + 3)))
-    assert body["extensions"]["cost"] == 2701
+    # 1 + 50 x (1 + 1 + 1 + (1 + 10 x (1 + 1 + 1 + 25 diagnoses + 20 attachments)))
+    assert body["extensions"]["cost"] == 24201
 
 
 async def test_callers_without_a_role_get_the_smallest_limit(api: Api) -> None:
@@ -455,7 +458,7 @@ async def test_float_page_sizes_over_the_limit_are_refused_as_their_integers(
         assert not [s for s in log.statements if "medical_records" in s]
     # The issue's shape: pages of 100 under pages of 100, through a fragment, by an admin.
     body = await api.query(BIG, {"p": 100.0, "r": 100.0})
-    refused(body, "estimated cost is 50301", "the limit for the admin role is 50000")
+    refused(body, "estimated cost is 480301", "the limit for the admin role is 50000")
 
 
 @pytest.mark.parametrize(
