@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event
+from sqlalchemy import event, select
+
+from models import AuditEvent
 
 if TYPE_CHECKING:
     import httpx
     from asyncpg.connection import LoggedQuery
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
     from app.dev_issuer import LocalTokenIssuer
 
@@ -154,3 +156,18 @@ def uncoded_errors(body: object) -> list[object]:
         if not isinstance(error, dict)
         or (error.get("extensions") or {}).get("code") not in CONTRACT_CODES
     ]
+
+
+async def audit_rows(
+    sessionmaker: async_sessionmaker[AsyncSession], request_id: str
+) -> list[dict[str, Any]]:
+    """The audit rows a request (by its X-Request-ID) appended, oldest first."""
+    async with sessionmaker() as session:
+        rows = (
+            await session.execute(
+                select(*AuditEvent.__table__.c)
+                .where(AuditEvent.request_id == request_id)
+                .order_by(AuditEvent.id)
+            )
+        ).all()
+    return [dict(row._mapping) for row in rows]

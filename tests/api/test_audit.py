@@ -19,9 +19,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from app.opaque_ids import NodeType, OpaqueIds
-from models import AuditEvent, MedicalRecord, Patient
+from models import MedicalRecord, Patient
 from models.enums import AuditOutcome, RecordStatus
-from tests.api_client import Api, error_codes
+from tests.api_client import Api, audit_rows, error_codes
 from tests.factories import Factory
 
 IDS = OpaqueIds("medrec-opaque-id-v1")
@@ -47,20 +47,6 @@ def sha256(query: str) -> str:
 
 def new_request_id() -> str:
     return f"audit-{uuid.uuid4().hex}"
-
-
-async def audit_rows(
-    sessionmaker: async_sessionmaker[AsyncSession], request_id: str
-) -> list[dict[str, Any]]:
-    async with sessionmaker() as session:
-        rows = (
-            await session.execute(
-                select(*AuditEvent.__table__.c)
-                .where(AuditEvent.request_id == request_id)
-                .order_by(AuditEvent.id)
-            )
-        ).all()
-    return [dict(row._mapping) for row in rows]
 
 
 async def send(

@@ -6,10 +6,8 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
-from models import AuditEvent
 from models.enums import AuditOutcome, RecordStatus
+from tests.api_client import audit_rows
 from tests.subscriptions.conftest import connect
 from tests.subscriptions.helpers import IDS, changed, latest_sequence, next_event, record_gid
 
@@ -26,20 +24,6 @@ NESTED = """subscription($after: String) {
     record {
       id patient { id }
       provider { patients(first: 20) { edges { node { id mrn } } } } } } }"""
-
-
-async def _rows(
-    sessionmaker: async_sessionmaker[AsyncSession], request_id: str
-) -> list[dict[str, Any]]:
-    async with sessionmaker() as session:
-        rows = (
-            await session.execute(
-                select(*AuditEvent.__table__.c)
-                .where(AuditEvent.request_id == request_id)
-                .order_by(AuditEvent.id)
-            )
-        ).all()
-    return [dict(row._mapping) for row in rows]
 
 
 def _patients_in(event: dict[str, Any]) -> set[uuid.UUID]:
@@ -83,7 +67,7 @@ async def test_each_delivery_row_names_exactly_the_patients_of_its_own_payload(
         await changed(servers[1], api.token(), record_gid(second), "FINALIZED", 1)
         second_event = await next_event(subscriber, operation)
         # Each row committed before its event was sent.
-        rows = await _rows(sessionmaker, request_id)
+        rows = await audit_rows(sessionmaker, request_id)
 
     assert len(_patients_in(first_event)) == 17
     assert _patients_in(second_event) == {second_patient["id"]}
@@ -128,7 +112,7 @@ async def test_two_subscriptions_on_one_socket_keep_their_rows_apart(
             message = await subscriber.next_message()
             assert message["type"] == "next", message
             operations.add(message["id"])
-        rows = await _rows(sessionmaker, request_id)
+        rows = await audit_rows(sessionmaker, request_id)
 
     assert operations == {nested, without}
     # Each delivery discloses the record, and with it its patient; only the nested selection
