@@ -22,6 +22,7 @@ from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.orm import aliased
 
 from app.errors import Forbidden
+from app.viewer import effective_role
 from models import Attachment, Diagnosis, MedicalRecord, Patient, Provider, RecordStatusEvent
 from models.enums import AttachmentStatus, RecordStatus, Role
 
@@ -34,24 +35,6 @@ if TYPE_CHECKING:
     from app.viewer import Viewer
 
 PATIENT_VISIBLE_STATUSES = (RecordStatus.FINALIZED, RecordStatus.AMENDED)
-
-
-def effective_role(viewer: Viewer) -> Role | None:
-    """The broadest role the caller can act in: a token may carry several groups.
-
-    Providers and patients are people with rows (linked by ``cognitoSub``); a provider or patient
-    token whose subject is linked to no row acts in no role, and may call ``me`` only. An
-    inactive provider's link does not count (app/viewer.py): it acts in no role either.
-    """
-    if viewer.tenant_id is None:
-        return None
-    if Role.ADMIN in viewer.roles:
-        return Role.ADMIN
-    if Role.PROVIDER in viewer.roles and viewer.provider_id is not None:
-        return Role.PROVIDER
-    if Role.PATIENT in viewer.roles and viewer.patient_id is not None:
-        return Role.PATIENT
-    return None
 
 
 def viewer_parameters(viewer: Viewer) -> dict[str, Any]:

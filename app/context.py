@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, TypeAlias
 import strawberry
 from starlette.websockets import WebSocket
 
-from app.access import effective_role
 from app.errors import ApiError, Forbidden, Unauthenticated
+from app.viewer import effective_role
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker

@@ -23,11 +23,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.access import effective_role
 from app.audit_writer import AuditWriter
 from app.repositories import status_events
 from app.request_reads import autocommit_engine
-from app.viewer import Viewer
+from app.viewer import Viewer, effective_role
 from models.enums import Role
 
 if TYPE_CHECKING:

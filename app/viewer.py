@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import String, bindparam, exists, literal, select, union_all
 
-from app.access import effective_role
 from models import Patient, Provider
 from models.enums import Role
 
@@ -148,3 +147,21 @@ async def acts_through_linked_row(session: AsyncSession, viewer: Viewer, subject
         _HELD_BY_ROLE[role], {"row_id": row_id, "tenant_id": viewer.tenant_id, "subject": subject}
     )
     return bool(held)
+
+
+def effective_role(viewer: Viewer) -> Role | None:
+    """The broadest role the caller can act in: a token may carry several groups.
+
+    Providers and patients are people with rows (linked by ``cognitoSub``); a provider or patient
+    token whose subject is linked to no row acts in no role, and may call ``me`` only. An
+    inactive provider's link does not count (see ``resolve_viewer``): it acts in no role either.
+    """
+    if viewer.tenant_id is None:
+        return None
+    if Role.ADMIN in viewer.roles:
+        return Role.ADMIN
+    if Role.PROVIDER in viewer.roles and viewer.provider_id is not None:
+        return Role.PROVIDER
+    if Role.PATIENT in viewer.roles and viewer.patient_id is not None:
+        return Role.PATIENT
+    return None

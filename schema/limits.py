@@ -76,10 +76,10 @@ from graphql.language import Lexer, TokenKind
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
-from app.access import effective_role
 from app.errors import ApiError, BadUserInput, ErrorCode
 from app.pagination import requested_page_size
 from app.record_workflow import MAX_ATTACHMENTS, MAX_DIAGNOSES, MAX_STATUS_CHANGES
+from app.viewer import effective_role
 from models.enums import Role
 from schema.strawberry_adapter import provided_operation_name
 

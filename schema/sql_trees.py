@@ -29,7 +29,6 @@ from sqlalchemy import Boolean, Date, DateTime, Integer, String
 from sqlalchemy import Enum as SQLEnum
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
-from app.access import effective_role
 from app.errors import ApiError
 from app.pagination import page_parameters, page_request
 from app.repositories import json_trees
@@ -47,6 +46,7 @@ from app.repositories.json_trees import (
 )
 from app.repositories.patients import PATIENT_ORDER
 from app.repositories.records import RECORD_ORDER
+from app.viewer import effective_role
 from resolvers.filters import patient_list_filter, record_list_filter
 
 if TYPE_CHECKING:

@@ -11,7 +11,6 @@ from sqlalchemy import bindparam, select
 
 from app.access import (
     editable_records_for,
-    effective_role,
     readable_attachments_for,
     require_writer,
     viewer_parameters,
@@ -21,6 +20,7 @@ from app.commands.common import insert_under, locked_row, versioned_update
 from app.commands.records import lock_record, require_editor
 from app.errors import BadUserInput, Forbidden
 from app.record_workflow import MAX_ATTACHMENTS, require_draft, rows_under
+from app.viewer import effective_role
 from models import Attachment, MedicalRecord, table_of
 from models.enums import AttachmentStatus, RecordStatus, Role
 

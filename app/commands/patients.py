@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import bindparam, insert, select
 
 from app.access import (
-    effective_role,
     readable_patients_for,
     readable_providers_for,
     require_writer,
@@ -24,6 +23,7 @@ from app.commands.common import (
     versioned_update,
 )
 from app.errors import NotFound
+from app.viewer import effective_role
 from models import Patient, Provider, table_of
 from models.enums import Role, Sex
 

@@ -12,7 +12,6 @@ from sqlalchemy import bindparam, delete, func, insert, select
 from app import validation
 from app.access import (
     editable_records_for,
-    effective_role,
     readable_diagnoses_for,
     readable_patients_for,
     readable_providers_for,
@@ -31,6 +30,7 @@ from app.record_workflow import (
     require_draft,
     rows_under,
 )
+from app.viewer import effective_role
 from models import Diagnosis, MedicalRecord, Patient, Provider, table_of
 from models.enums import DiagnosisType, RecordStatus, RecordType, Role
 

@@ -12,9 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import any_, select
 
-from app.access import effective_role, viewer_parameters
+from app.access import viewer_parameters
 from app.database import fetched_rows
 from app.pagination import uuid_array
+from app.viewer import effective_role
 
 if TYPE_CHECKING:
     import uuid

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import String, bindparam, func, or_, select
 
-from app.access import effective_role, readable_patients_for, viewer_parameters
+from app.access import readable_patients_for, viewer_parameters
 from app.database import fetched_rows
 from app.pagination import (
     KeysetOrder,
@@ -23,6 +23,7 @@ from app.pagination import (
     rows_per_parent_statement,
 )
 from app.repositories.batched import rows_by_ids
+from app.viewer import effective_role
 from models import Patient
 
 if TYPE_CHECKING:

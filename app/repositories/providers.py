@@ -7,10 +7,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from app.access import effective_role, readable_providers_for, viewer_parameters
+from app.access import readable_providers_for, viewer_parameters
 from app.database import fetched_rows
 from app.pagination import KeysetOrder, page_parameters, paged, parse_str, parse_uuid
 from app.repositories.batched import rows_by_ids
+from app.viewer import effective_role
 from models import Provider
 
 if TYPE_CHECKING:

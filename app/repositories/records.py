@@ -14,7 +14,6 @@ from sqlalchemy import any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.access import (
-    effective_role,
     readable_attachments_for,
     readable_diagnoses_for,
     readable_records_for,
@@ -34,6 +33,7 @@ from app.pagination import (
     rows_per_parent_statement,
 )
 from app.repositories.batched import rows_by_ids, rows_by_parent
+from app.viewer import effective_role
 from models import Attachment, Diagnosis, MedicalRecord, RecordStatusEvent
 
 if TYPE_CHECKING:

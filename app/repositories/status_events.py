@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
-from app.access import effective_role, readable_status_events_for, viewer_parameters
+from app.access import readable_status_events_for, viewer_parameters
 from app.database import fetched_rows
+from app.viewer import effective_role
 from models import MedicalRecord, RecordStatusEvent
 
 if TYPE_CHECKING:
