@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from app.audit import AuditTrail
     from app.audit_writer import AuditWriter
     from app.opaque_ids import OpaqueIds
+    from app.pagination import RowsShown
     from app.request_reads import DriverSource, ReaderSource
     from app.settings import Settings
     from app.status_stream import StatusStream
@@ -63,8 +64,8 @@ class RequestContext:
     # The fields selected under each connection of the operation, by response path without list
     # indices (resolvers/connections.py): worked out once, not once per parent in a list.
     node_selections: dict[tuple[object, ...], frozenset[str]] = field(default_factory=dict)
-    # Whether each such connection shows its rows (resolvers/connections.py's shows_rows).
-    shown_rows: dict[tuple[object, ...], bool] = field(default_factory=dict)
+    # Which rows each such connection shows (resolvers/connections.py's shows_rows).
+    shown_rows: dict[tuple[object, ...], RowsShown] = field(default_factory=dict)
 
     async def close_connection(self, code: int, reason: str) -> None:
         """Closes a WebSocket once the current message is out (no-op for HTTP)."""

@@ -6,6 +6,7 @@ fetch the first rows of every parent in one statement (``CROSS JOIN LATERAL`` ov
 
 from __future__ import annotations
 
+import enum
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -96,6 +97,27 @@ class PageRequest:
     @property
     def limit(self) -> int:
         return self.first + 1
+
+
+class RowsShown(enum.Flag):
+    """Which rows of a page the response shows, for the audit row to name: all of them (its
+    edges), or only those its pageInfo's startCursor and endCursor point at."""
+
+    NONE = 0
+    FIRST = enum.auto()
+    LAST = enum.auto()
+    ALL = enum.auto()
+
+
+def shown_rows(rows: Sequence[Any], shown: RowsShown) -> Sequence[Any]:
+    """The rows of a page (in order) that ``shown`` selects; the first and last stay first and
+    last, so a page's cursors read from them are the page's own."""
+    if RowsShown.ALL in shown or len(rows) <= 1:
+        return rows if shown else rows[:0]
+    return [
+        *(rows[:1] if RowsShown.FIRST in shown else ()),
+        *(rows[-1:] if RowsShown.LAST in shown else ()),
+    ]
 
 
 def requested_page_size(first: int | None) -> int:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 
+from app.pagination import RowsShown, shown_rows
 from schema.connections import Connection, connection
 
 if TYPE_CHECKING:
@@ -36,23 +37,24 @@ def node_fields(info: Info, owner: str) -> frozenset[str]:
     return names
 
 
-def shows_rows(info: Info, owner: str) -> bool:
-    """Whether the response shows the rows of the connection being resolved (its edges, or a
-    cursor of its pageInfo), rather than only their count or whether more follow: the audit row
-    names only rows the caller is shown."""
+def shows_rows(info: Info, owner: str) -> RowsShown:
+    """Which rows of the connection being resolved the response shows: all (its edges), those
+    its pageInfo's cursors point at, or none (only their count or whether more follow). The
+    audit row names only rows the caller is shown."""
     path = (owner, *(key for key in info.path.as_list() if isinstance(key, str)))
     known = info.context.shown_rows
     shown = known.get(path)
     if shown is None:
-        shown = known[path] = any(
-            _fields(current.selections, "edges")
-            or any(
-                _fields(page_info.selections, "startCursor")
-                or _fields(page_info.selections, "endCursor")
-                for page_info in _fields(current.selections, "pageInfo")
-            )
-            for current in _fields(info.selected_fields)
-        )
+        shown = RowsShown.NONE
+        for current in _fields(info.selected_fields):
+            if _fields(current.selections, "edges"):
+                shown |= RowsShown.ALL
+            for page_info in _fields(current.selections, "pageInfo"):
+                if _fields(page_info.selections, "startCursor"):
+                    shown |= RowsShown.FIRST
+                if _fields(page_info.selections, "endCursor"):
+                    shown |= RowsShown.LAST
+        known[path] = shown
     return shown
 
 
@@ -84,16 +86,16 @@ async def page_connection(
     order: KeysetOrder,
     page: PageRequest,
     count: Callable[[], Awaitable[int]],
-    shown: bool,
+    shown: RowsShown,
     prefetch: Callable[[list[NodeT]], Awaitable[None]] | None = None,
 ) -> Connection[NodeT]:
     """``prefetch`` loads what the query selects on the page's nodes (Loaders.prefetch_for_*).
-    Without ``shown`` (``shows_rows``) the rows become no nodes: nothing of them is answered."""
+    Only the rows ``shown`` (``shows_rows``) become nodes: nothing of the others is answered."""
 
     def cursor_of(row: Any) -> str:
         return ids.encode_cursor(order.kind, order.cursor_values(row))
 
-    page_rows = rows[: page.first] if shown else []
+    page_rows = shown_rows(rows[: page.first], shown)
     nodes = [node(row) for row in page_rows]
     if prefetch is not None:
         await prefetch(nodes)
@@ -117,7 +119,7 @@ async def root_connection(
     fetch: Callable[[Reader, PageRequest], Awaitable[Sequence[Any]]],
     count: Callable[[Reader], Awaitable[int]],
     node: Callable[[Any], NodeT],
-    shown: bool,
+    shown: RowsShown,
     prefetch: Callable[[list[NodeT]], Awaitable[None]] | None = None,
 ) -> Connection[NodeT]:
     """A top-level list: one statement for the page, one more only if totalCount is selected."""

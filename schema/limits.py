@@ -16,7 +16,8 @@ the limit (all configurable, see ``app.settings``):
   - a field that returns an object (or a list of objects) costs 1, plus what is selected in it;
   - a leaf (scalar or enum, ``__typename``) costs 0;
   - a connection (a field with a ``first`` argument) costs 1 + ``first`` x what is selected in it:
-    all of its children (edges, nodes and what they select, ``pageInfo``) exist ``first`` times.
+    all of its children (edges, nodes and what they select, ``pageInfo``) exist ``first`` times,
+    and at least once (``first: 0`` still returns a ``pageInfo``).
     ``first`` is the value graphql-core coerces and the resolvers page by (a variable's ``100.0``
     is the Int 100; an absent variable its definition's default, else the argument's, 20), and
     20 when that is null (``app.pagination.requested_page_size``);
@@ -278,7 +279,8 @@ class _Cost:
         if definition is None or "first" not in definition.args:
             bound = None if owner is None else LIST_BOUNDS.get((owner.name, node.name.value))
             return 1 + children if bound is None else bound * (1 + children)
-        return 1 + self.first(node, definition) * children
+        # An empty page still has its pageInfo: what is selected exists at least once.
+        return 1 + max(self.first(node, definition), 1) * children
 
     def first(self, node: FieldNode, definition: GraphQLField) -> int:
         """The page size the resolvers use: ``first`` as graphql-core coerces it for them."""

@@ -36,6 +36,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union_all,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 
@@ -50,6 +51,7 @@ from app.access import (
 from app.audit import OWNERSHIP
 from app.database import DriverStatement
 from app.opaque_ids import NodeType
+from app.pagination import RowsShown
 from app.repositories import patients, records
 from models import Attachment, Diagnosis, MedicalRecord, Patient, Provider
 
@@ -345,13 +347,19 @@ def _in_order(entity: Entity, rows: CTE, *, reverse: bool = False) -> list[Colum
     return [rows.c[name].desc() if descending else rows.c[name].asc() for name in names]
 
 
-def _shows_rows(fields: tuple[ConnectionField, ...]) -> bool:
-    """Whether a connection's selection shows its rows (schema/connections.py's shows_rows)."""
-    return any(
-        field.part in (Part.EDGES, Part.START_CURSOR, Part.END_CURSOR)
-        or (field.part is Part.PAGE_INFO and _shows_rows(field.fields))
-        for field in fields
-    )
+def _rows_shown(fields: tuple[ConnectionField, ...]) -> RowsShown:
+    """Which rows of a page its selection shows (resolvers/connections.py's shows_rows)."""
+    shown = RowsShown.NONE
+    for field in fields:
+        if field.part is Part.EDGES:
+            shown |= RowsShown.ALL
+        elif field.part is Part.START_CURSOR:
+            shown |= RowsShown.FIRST
+        elif field.part is Part.END_CURSOR:
+            shown |= RowsShown.LAST
+        elif field.part is Part.PAGE_INFO:
+            shown |= _rows_shown(field.fields)
+    return shown
 
 
 class _Statement:
@@ -370,13 +378,17 @@ class _Statement:
     def level(self, entity: Entity, rows: Select[Any], *, shown: bool = True) -> CTE:
         """``shown``: the response shows these rows (a page may be read for its count alone)."""
         cte = rows.cte(self._level_name())
+        if shown:
+            self._touch(entity, cte)
+        return cte
+
+    def _touch(self, entity: Entity, rows: CTE) -> None:
         # The audit row names the rows' owners, as the DataLoaders' reads do (app/audit.py).
         owner = OWNERSHIP[entity.model]
-        if owner is not None and shown:
-            self.touches["patient_ids"].append(cte.c[owner.patient])
+        if owner is not None:
+            self.touches["patient_ids"].append(rows.c[owner.patient])
             if owner.record is not None:
-                self.touches["record_ids"].append(cte.c[owner.record])
-        return cte
+                self.touches["record_ids"].append(rows.c[owner.record])
 
     def object_json(self, node: Node, rows: CTE) -> tuple[ColumnElement[str], Any]:
         """The JSON of each row of ``rows``, and the FROM clause it needs (children joined)."""
@@ -408,11 +420,20 @@ class _Statement:
         # One row more than the page, as the DataLoaders' page reads fetch it: is there a next?
         fetched = fetched_rows.cte(self._level_name())
         page_size = bindparam("page_size", type_=Integer())
+        shown = _rows_shown(root.connection)
         rows = self.level(
             entity,
             select(fetched).order_by(*_in_order(entity, fetched)).limit(page_size),
-            shown=_shows_rows(root.connection),
+            shown=RowsShown.ALL in shown,
         )
+        if shown and RowsShown.ALL not in shown:
+            # Only the rows the page's cursors point at are shown.
+            ends = [
+                select(rows).order_by(*_in_order(entity, rows, reverse=end)).limit(1)
+                for end, flag in ((False, RowsShown.FIRST), (True, RowsShown.LAST))
+                if flag in shown
+            ]
+            self._touch(entity, union_all(*ends).cte(self._level_name()))
         node, from_ = self.object_json(root.node, rows)
         cursor = _cursor(order, rows)
 

@@ -879,3 +879,47 @@ async def test_a_list_read_for_its_count_names_no_patient(
     assert "errors" not in body, body
     [audited] = await audit_rows(sessionmaker, request_id)
     assert audited["patient_ids"] == []
+
+
+@pytest.mark.parametrize(
+    ("query", "shown"),
+    [
+        ("{ patients(first: 5) { edges { cursor } } }", slice(None)),
+        ("{ patients(first: 5) { pageInfo { startCursor } } }", slice(0, 1)),
+        ("{ patients(first: 5) { pageInfo { endCursor } } }", slice(-1, None)),
+        ("{ patients(first: 5) { pageInfo { startCursor endCursor } } }", slice(0, None, 2)),
+        (
+            """query Cursors($id: ID!) { provider(id: $id) { id
+                 patients(first: 5) { edges { cursor } } } }""",
+            slice(None),
+        ),
+        (
+            """query Cursors($id: ID!) { provider(id: $id) { id
+                 patients(first: 5) { pageInfo { endCursor } } } }""",
+            slice(-1, None),
+        ),
+    ],
+    ids=["edges", "start cursor", "end cursor", "both cursors", "nested edges", "nested end"],
+)
+async def test_a_list_read_for_its_cursors_names_the_patients_they_point_at(
+    api: Api,
+    factory: Factory,
+    sessionmaker: async_sessionmaker[AsyncSession],
+    query: str,
+    shown: slice,
+) -> None:
+    provider = await factory.provider()
+    for _ in range(3):
+        await factory.patient(primary_provider_id=provider["id"])
+    newest_first = "{ patients(first: 5) { edges { node { id } } } }"
+    page = [edge["node"]["id"] for edge in (await api.data(newest_first))["patients"]["edges"]]
+    expected = {IDS.decode_typed_id(id_, NodeType.PATIENT, "id") for id_ in page[shown]}
+    variables = {"id": IDS.encode_id(NodeType.PROVIDER, provider["id"])} if "$id" in query else None
+
+    # The second time the document is known, and may take the prepared path.
+    for _ in range(2):
+        request_id, body = await send(api, query, variables, token=api.token(subject="a"))
+
+        assert "errors" not in body, body
+        [audited] = await audit_rows(sessionmaker, request_id)
+        assert set(audited["patient_ids"]) == expected

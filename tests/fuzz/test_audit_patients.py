@@ -2,8 +2,9 @@
 
 Queries are generated from the served schema (hypothesis-graphql: nested selections, fragments,
 ``node`` on every type) and run as an admin, a provider and a patient. Every selection on a type
-with an ``id`` also selects it (and status events their record's), so each row of patient data in
-a response names itself; the patients those ids belong to are worked out in SQL, apart from the
+with an ``id`` also selects it (status events their record's, audit events the patients and
+records they name), so each row of patient data in a response names itself, as a cursor names
+the row it points at; the patients those ids belong to are worked out in SQL, apart from the
 server's own bookkeeping, and compared with the row the operation appended.
 """
 
@@ -37,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.errors import BadUserInput
 from app.opaque_ids import NodeType, OpaqueIds
+from app.pagination import parse_int, parse_uuid
 from models import AuditEvent
 from models.enums import AttachmentStatus, RecordStatus
 from tests.api_client import Api
@@ -84,8 +86,8 @@ _ID = _field("auditId", "id")
 
 
 def _with_ids(document: graphql.DocumentNode) -> graphql.DocumentNode:
-    """Every selection on a type with an id selects it; a status event, its record's; a
-    connection's pageInfo (whose cursors name rows), its edges' ids."""
+    """Every selection on a type with an id selects it; a status event, its record's; an audit
+    event, the patients and records it names."""
     type_info = TypeInfo(SCHEMA)
 
     class AddIds(graphql.Visitor):
@@ -97,10 +99,11 @@ def _with_ids(document: graphql.DocumentNode) -> graphql.DocumentNode:
                 extra.append(_ID)
             if parent is not None and parent.name == "RecordStatusEvent":
                 extra.append(_field("auditRecord", "record", _ID))
-            if parent is not None and parent.name.endswith("Connection"):
-                names = {s.name.value for s in node.selections if isinstance(s, FieldNode)}
-                if "pageInfo" in names:
-                    extra.append(_field("auditEdges", "edges", _field("node", "node", _ID)))
+            if parent is not None and parent.name == "AuditEvent":
+                extra += [
+                    _field("auditPatients", "patientIds"),
+                    _field("auditRecords", "recordIds"),
+                ]
             return SelectionSetNode(selections=(*node.selections, *extra))
 
     result: graphql.DocumentNode = visit(document, TypeInfoVisitor(type_info, AddIds()))
@@ -139,18 +142,34 @@ def _queries(fields: tuple[str, ...], clinic_ids: st.SearchStrategy[str]) -> st.
     )
 
 
-def _ids_in(value: Any) -> set[tuple[NodeType, uuid.UUID]]:
-    """Every global id anywhere in a response's data."""
-    found: set[tuple[NodeType, uuid.UUID]] = set()
+# The rows a response shows, by the parameter of _OWNERS that looks them up.
+_PARAMETERS = {
+    NodeType.PATIENT: "patients",
+    NodeType.MEDICAL_RECORD: "records",
+    NodeType.DIAGNOSIS: "diagnoses",
+    NodeType.ATTACHMENT: "attachments",
+}
+# A cursor's last value is its row's id.
+_CURSORS = {"patients": parse_uuid, "records": parse_uuid, "audit_events": parse_int}
+
+
+def _rows_in(value: Any) -> set[tuple[str, Any]]:
+    """Every row a response's data shows: by its global id, or a cursor pointing at it."""
+    found: set[tuple[str, Any]] = set()
     if isinstance(value, dict):
         for item in value.values():
-            found |= _ids_in(item)
+            found |= _rows_in(item)
     elif isinstance(value, list):
         for item in value:
-            found |= _ids_in(item)
+            found |= _rows_in(item)
     elif isinstance(value, str):
         with contextlib.suppress(BadUserInput):  # not an id: a name, a date, a sequence...
-            found.add(IDS.decode_id(value))
+            node_type, row_id = IDS.decode_id(value)
+            if node_type in _PARAMETERS:
+                found.add((_PARAMETERS[node_type], row_id))
+        for kind, parse in _CURSORS.items():
+            with contextlib.suppress(BadUserInput):
+                found.add((kind, parse(IDS.decode_cursor(kind, value)[-1])))
     return found
 
 
@@ -164,31 +183,28 @@ _OWNERS = text(
     UNION SELECT r.patient_id, r.id FROM attachments AS a
       JOIN medical_records AS r ON r.tenant_id = a.tenant_id AND r.id = a.record_id
       WHERE a.id = ANY(:attachments)
+    UNION SELECT unnest(patient_ids), NULL FROM audit_events WHERE id = ANY(:audit_events)
+    UNION SELECT NULL, unnest(record_ids) FROM audit_events WHERE id = ANY(:audit_events)
     """
 )
 
 
 async def _owners(
-    sessionmaker: async_sessionmaker[AsyncSession], ids: set[tuple[NodeType, uuid.UUID]]
+    sessionmaker: async_sessionmaker[AsyncSession], rows: set[tuple[str, Any]]
 ) -> tuple[set[uuid.UUID], set[uuid.UUID]]:
-    """The patients and records the ids belong to, joined through the records."""
-
-    def of(node_type: NodeType) -> list[uuid.UUID]:
-        return [row_id for kind, row_id in ids if kind is node_type]
-
+    """The patients and records the rows belong to (records through their patients, audit
+    events as they name them)."""
+    parameters: dict[str, list[Any]] = {
+        name: [] for name in (*_PARAMETERS.values(), "audit_events")
+    }
+    for kind, row_id in rows:
+        parameters[kind].append(row_id)
     async with sessionmaker() as session:
-        rows = (
-            await session.execute(
-                _OWNERS,
-                {
-                    "patients": of(NodeType.PATIENT),
-                    "records": of(NodeType.MEDICAL_RECORD),
-                    "diagnoses": of(NodeType.DIAGNOSIS),
-                    "attachments": of(NodeType.ATTACHMENT),
-                },
-            )
-        ).all()
-    return {row.patient_id for row in rows}, {row.record_id for row in rows if row.record_id}
+        owners = (await session.execute(_OWNERS, parameters)).all()
+    return (
+        {row.patient_id for row in owners if row.patient_id},
+        {row.record_id for row in owners if row.record_id},
+    )
 
 
 async def _row_of(
@@ -266,7 +282,7 @@ async def test_audit_row_names_exactly_the_patients_in_the_response(
     if "QUERY_TOO_COMPLEX" in codes:
         OUTCOMES["too complex"] += 1
         return
-    patients, records = await _owners(sessionmaker, _ids_in(body.get("data")))
+    patients, records = await _owners(sessionmaker, _rows_in(body.get("data")))
     row = await _row_of(sessionmaker, request_id)
     audited_patients = set(row.patient_ids) if row is not None else set()
     audited_records = set(row.record_ids) if row is not None else set()

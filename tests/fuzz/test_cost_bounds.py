@@ -67,6 +67,9 @@ JSON_LISTS = frozenset({("MedicalRecord", "prescriptions"), ("MedicalRecord", "l
 # A page of one record whose lists without `first` hold more rows than the page costs besides.
 SMALL_PAGE_OF_FULL_RECORDS = """query Fuzzed { records(first: 1) { edges { node {
   diagnoses { id } attachments { id } statusHistory { status } } } } }"""
+# An empty page still returns its pageInfo.
+EMPTY_PAGE = """query Fuzzed($first: Int) { me { patient { records(first: $first) {
+  pageInfo { endCursor } } } } providers(first: 0) { pageInfo { hasNextPage } } }"""
 
 # Role: the token's subject (the seeded provider's and patient's cognito_sub).
 SUBJECTS = {"admin": "fuzz-admin", "provider": "fuzz-doctor", "patient": "fuzz-patient"}
@@ -272,6 +275,7 @@ async def seeded(api: Api, factory: Factory) -> None:
 @fuzz_settings(40)
 @given(generated=costed_queries())
 @example(generated=(SMALL_PAGE_OF_FULL_RECORDS, {}, {}))
+@example(generated=(EMPTY_PAGE, {"first": 0}, {"first": 0.0}))
 async def test_no_query_returns_more_objects_than_its_estimated_cost(
     api: Api, seeded: None, role: str, generated: tuple[str, dict[str, Any], dict[str, Any]]
 ) -> None:
