@@ -56,8 +56,8 @@ PEER_MOBILE_QUERY = """query Mobile($n: Int!, $tenant: String!) {
       medicalRecordsByTenantIdAndPatientId(first: 10, orderBy: [VISIT_DATE_DESC, ID_DESC]) {
         nodes { id status visitDate
           providerByTenantIdAndProviderId { id familyName }
-          diagnosesByTenantIdAndRecordId { nodes { icd10Code type } }
-          attachmentsByTenantIdAndRecordId { nodes { fileName status } } } } } }
+          diagnosesByTenantIdAndRecordIdAndPatientId { nodes { icd10Code type } }
+          attachmentsByTenantIdAndRecordIdAndPatientId { nodes { fileName status } } } } } }
 }"""
 
 PEER_PATIENT_QUERY = """query Patient($id: UUID!) {
