@@ -155,6 +155,7 @@ class MedicalRecord(UUIDKey, TenantScoped, Timestamps, Versioned, Base):
     visit_date: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     chief_complaint: Mapped[str | None] = mapped_column(String(500))
     notes: Mapped[str | None] = mapped_column(Text)
+    staff_note: Mapped[str | None] = mapped_column(Text)
     vital_signs: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     prescriptions: Mapped[list[dict[str, Any]]] = mapped_column(
         JSONB, nullable=False, server_default=text("'[]'::jsonb")

@@ -16,6 +16,7 @@ from strawberry.dataloader import DataLoader
 import models as tables
 from app.opaque_ids import NodeType
 from app.repositories import patients, providers, records
+from app.viewer import effective_role
 from resolvers.cached_loads import required
 from schema.types import (
     Attachment,
@@ -57,6 +58,8 @@ class Loaders:
     ) -> None:
         self._reads = reads
         self._viewer = viewer
+        # The role the objects made here are read as (fields some roles read as null).
+        self._role = None if viewer is None else effective_role(viewer)
         self._ids = ids
         self._audit = audit
         self._keyed: dict[Hashable, DataLoader[Any, Any]] = {}
@@ -100,23 +103,23 @@ class Loaders:
 
     def provider_node(self, row: Any) -> Provider:
         self._audit.touch_row(tables.Provider, row)
-        return Provider.from_row(row, self._ids)
+        return Provider.from_row(row, self._ids, self._role)
 
     def patient_node(self, row: Any) -> Patient:
         self._audit.touch_row(tables.Patient, row)
-        return Patient.from_row(row, self._ids)
+        return Patient.from_row(row, self._ids, self._role)
 
     def record_node(self, row: Any) -> MedicalRecord:
         self._audit.touch_row(tables.MedicalRecord, row)
-        return MedicalRecord.from_row(row, self._ids)
+        return MedicalRecord.from_row(row, self._ids, self._role)
 
     def diagnosis_node(self, row: Any) -> Diagnosis:
         self._audit.touch_row(tables.Diagnosis, row)
-        return Diagnosis.from_row(row, self._ids)
+        return Diagnosis.from_row(row, self._ids, self._role)
 
     def attachment_node(self, row: Any) -> Attachment:
         self._audit.touch_row(tables.Attachment, row)
-        return Attachment.from_row(row, self._ids)
+        return Attachment.from_row(row, self._ids, self._role)
 
     def status_event_node(self, row: Any) -> RecordStatusEvent:
         self._audit.touch_row(tables.RecordStatusEvent, row)

@@ -168,6 +168,10 @@ def _record_content(
         values["notes"] = validation.optional_text(
             input.notes, "input.notes", max_length=validation.NOTES_MAX, multiline=True
         )
+    if _given(input.staff_note):
+        values["staff_note"] = validation.optional_text(
+            input.staff_note, "input.staffNote", max_length=validation.NOTES_MAX, multiline=True
+        )
     if _given(input.vital_signs):
         values["vital_signs"] = (
             None
@@ -286,6 +290,7 @@ async def create_record(info: Info, input: CreateRecordInput) -> RecordPayload:
         visit_date=visit_date,
         chief_complaint=content.get("chief_complaint"),
         notes=content.get("notes"),
+        staff_note=content.get("staff_note"),
         vital_signs=content.get("vital_signs"),
         prescriptions=content.get("prescriptions", []),
         lab_results=content.get("lab_results", []),

@@ -121,6 +121,7 @@ class CreateRecordInput:
     visit_date: dt.datetime
     chief_complaint: str | None = strawberry.UNSET
     notes: str | None = strawberry.UNSET
+    staff_note: str | None = strawberry.UNSET
     vital_signs: VitalSignsInput | None = strawberry.UNSET
     prescriptions: list[PrescriptionInput] | None = strawberry.UNSET
     lab_results: list[LabResultInput] | None = strawberry.UNSET
@@ -133,6 +134,7 @@ class UpdateRecordInput:
     expected_version: int
     chief_complaint: str | None = strawberry.UNSET
     notes: str | None = strawberry.UNSET
+    staff_note: str | None = strawberry.UNSET
     vital_signs: VitalSignsInput | None = strawberry.UNSET
     prescriptions: list[PrescriptionInput] | None = strawberry.UNSET
     lab_results: list[LabResultInput] | None = strawberry.UNSET

@@ -11,6 +11,7 @@ argument the statement does not take) leaves the field to the plan, as before.
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
@@ -48,6 +49,7 @@ from app.repositories.patients import PATIENT_ORDER
 from app.repositories.records import RECORD_ORDER
 from app.viewer import effective_role
 from resolvers.filters import patient_list_filter, record_list_filter
+from schema.fields import declared_column, declared_relation
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -66,6 +68,7 @@ if TYPE_CHECKING:
     )
     from graphql.execution.values import VariableValues
     from sqlalchemy import ColumnElement
+    from strawberry.types.field import StrawberryField
 
     from app.context import RequestContext
 
@@ -108,15 +111,6 @@ _ENTITIES = {
     "MedicalRecord": Entity.RECORD,
     "Diagnosis": Entity.DIAGNOSIS,
     "Attachment": Entity.ATTACHMENT,
-}
-# (GraphQL type, field) -> relation; each field's arguments are checked in _child.
-_RELATIONS = {
-    ("Patient", "primaryProvider"): Relation.PRIMARY_PROVIDER,
-    ("Patient", "records"): Relation.PATIENT_RECORDS,
-    ("MedicalRecord", "provider"): Relation.RECORD_PROVIDER,
-    ("MedicalRecord", "patient"): Relation.RECORD_PATIENT,
-    ("MedicalRecord", "diagnoses"): Relation.DIAGNOSES,
-    ("MedicalRecord", "attachments"): Relation.ATTACHMENTS,
 }
 # The fields of schema/connections.py's types, as the statement writes them.
 _CONNECTION = {"edges": Part.EDGES, "pageInfo": Part.PAGE_INFO, "totalCount": Part.TOTAL_COUNT}
@@ -320,7 +314,8 @@ class TreeCompiler:
             field_def = type_.fields.get(name)
             if field_def is None:
                 raise NotCompiled(name)
-            relation = _RELATIONS.get((type_.name, name))
+            declared = _declared(field_def)
+            relation = None if declared is None else declared_relation(declared)
             if relation is None:
                 fields.append(_leaf(key, entity, field_def))
             else:
@@ -402,49 +397,48 @@ def _object_type(type_: Any) -> GraphQLObjectType:
 
 
 # Per field definition of the process's schemas, keyed by identity as in schema/leaves.py.
-_COLUMNS: dict[int, tuple[GraphQLField, tuple[Encoding, str, bool] | None]] = {}
+_COLUMNS: dict[int, tuple[GraphQLField, Leaf | None]] = {}
 
 
 def _leaf(key: str, entity: Entity, field_def: GraphQLField) -> Leaf:
     # A field definition belongs to one type, and so to one entity.
     entry = _COLUMNS.get(id(field_def))
     if entry is None:
-        entry = _COLUMNS[id(field_def)] = (field_def, _column_of(entity, field_def))
-    column = entry[1]
-    if column is None:
+        entry = _COLUMNS[id(field_def)] = (field_def, declared_leaf(entity, field_def))
+    leaf = entry[1]
+    if leaf is None:
         raise NotCompiled(key)
-    return Leaf(key, *column)
+    return dataclasses.replace(leaf, key=key)
 
 
-def _column_of(entity: Entity, field_def: GraphQLField) -> tuple[Encoding, str, bool] | None:
-    """A field that reads one column, when the statement writes its value as graphql-core
-    would: (encoding, column, nullable)."""
-    strawberry_field = field_def.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
-    if strawberry_field is None or field_def.args or strawberry_field.extensions:
+def _declared(field_def: GraphQLField) -> StrawberryField | None:
+    declared: StrawberryField | None = field_def.extensions.get(
+        GraphQLCoreConverter.DEFINITION_BACKREF
+    )
+    return declared
+
+
+def declared_leaf(entity: Entity, field_def: GraphQLField) -> Leaf | None:
+    """A field declared to show a column (schema/fields.py), when the statement writes its value
+    as graphql-core would; the leaf's key is set by the caller."""
+    declared = _declared(field_def)
+    column = None if declared is None else declared_column(declared)
+    if declared is None or column is None or field_def.args or declared.extensions:
         return None
-    python_name = strawberry_field.python_name
-    column = entity.model.__table__.c.get(python_name)
-    if column is None:
-        return None
-    if column.nullable and isinstance(field_def.type, GraphQLNonNull):
+    table_column = entity.model.__table__.c[column.name]
+    if table_column.nullable and isinstance(field_def.type, GraphQLNonNull):
         return None  # a null would be an error, which the statement cannot write
-    encoding = _encoding(python_name, strawberry_field, get_named_type(field_def.type), column)
+    encoding = _encoding(get_named_type(field_def.type), table_column)
     if encoding is None:
         return None
-    return encoding, column.key, bool(column.nullable)
+    return Leaf("", encoding, table_column.key, bool(table_column.nullable), column.readers)
 
 
-def _encoding(
-    python_name: str, strawberry_field: Any, named: Any, column: ColumnElement[Any]
-) -> Encoding | None:
-    if python_name == "id":
-        # Node.id seals the row id; any other resolver computes something else.
-        resolver = strawberry_field.base_resolver
-        sealed = resolver is not None and resolver.wrapped_func.__qualname__ == "Node.id"
-        return Encoding.ID if sealed else None
-    if strawberry_field.base_resolver is not None:
-        return None  # computed, not read
+def _encoding(named: Any, column: ColumnElement[Any]) -> Encoding | None:
     sql_type = column.type
+    if named.name == "ID":
+        # A row's id is sealed; no other column is served as an ID.
+        return Encoding.ID if column.primary_key else None
     if isinstance(named, GraphQLEnumType):
         # The statement writes the label; graphql-core writes the member's GraphQL name.
         members = getattr(sql_type, "enum_class", None) if isinstance(sql_type, SQLEnum) else None

@@ -1,4 +1,5 @@
-"""The contract's object types. Leaves are plain attributes; relations go through DataLoaders."""
+"""The contract's object types. A field shows a column or follows a relation as declared once
+(schema/fields.py); relations are read through DataLoaders."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import strawberry
 from app.context import Info
 from app.opaque_ids import NodeType, OpaqueIds
 from app.pagination import page_request
+from app.repositories.json_trees import Relation
 from app.repositories.patients import PATIENT_ORDER
 from app.repositories.records import RECORD_ORDER
 from resolvers.cached_loads import now_or_later, required_now_or_later
@@ -28,6 +30,7 @@ from schema.enums import (
     Role,
     Sex,
 )
+from schema.fields import column, column_metadata, relation_metadata, values_from_row
 from schema.inputs import PatientFilter, RecordFilter
 from schema.leaves import plain_resolver
 
@@ -42,7 +45,10 @@ class Node:
     ids: strawberry.Private[OpaqueIds]
 
     # Sealed (an HMAC) only when a query selects it: most fetched nodes never show their id.
-    @strawberry.field(description="Opaque global id; stable, unique across all types")
+    @strawberry.field(
+        description="Opaque global id; stable, unique across all types",
+        metadata=column_metadata("id"),
+    )
     @plain_resolver
     def id(self) -> strawberry.ID:
         return strawberry.ID(self.ids.encode_id(self.node_type, self.row_id))
@@ -88,27 +94,21 @@ def selects_record_json(fields: frozenset[str]) -> bool:
 
 @strawberry.type
 class Provider(Node):
-    npi: str = strawberry.field(description="National Provider Identifier, 10 digits")
-    given_name: str
-    family_name: str
-    specialty: str | None
-    email: str | None
-    active: bool
-    created_at: dt.datetime
+    npi: str = column("npi", description="National Provider Identifier, 10 digits")
+    given_name: str = column("given_name")
+    family_name: str = column("family_name")
+    specialty: str | None = column("specialty")
+    email: str | None = column("email")
+    active: bool = column("active")
+    created_at: dt.datetime = column("created_at")
     node_type: ClassVar[NodeType] = NodeType.PROVIDER
 
     @classmethod
-    def from_row(cls, row: Any, ids: OpaqueIds) -> Provider:
+    def from_row(cls, row: Any, ids: OpaqueIds, role: Role | None) -> Provider:
         return cls(
             ids=ids,
             row_id=row.id,
-            npi=row.npi,
-            given_name=row.given_name,
-            family_name=row.family_name,
-            specialty=row.specialty,
-            email=row.email,
-            active=row.active,
-            created_at=row.created_at,
+            **values_from_row(cls, row, role),
         )
 
     @strawberry.field
@@ -149,46 +149,39 @@ class Provider(Node):
 
 @strawberry.type
 class Patient(Node):
-    mrn: str = strawberry.field(description="Medical record number, unique within a tenant")
-    given_name: str
-    family_name: str
-    date_of_birth: dt.date
-    sex: Sex
-    email: str | None
-    phone: str | None
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    version: int = strawberry.field(
-        description="Incremented on every change; pass it back as expectedVersion"
+    mrn: str = column("mrn", description="Medical record number, unique within a tenant")
+    given_name: str = column("given_name")
+    family_name: str = column("family_name")
+    date_of_birth: dt.date = column("date_of_birth")
+    sex: Sex = column("sex")
+    email: str | None = column("email")
+    phone: str | None = column("phone")
+    created_at: dt.datetime = column("created_at")
+    updated_at: dt.datetime = column("updated_at")
+    version: int = column(
+        "version", description="Incremented on every change; pass it back as expectedVersion"
     )
     primary_provider_id: strawberry.Private[uuid.UUID | None]
     node_type: ClassVar[NodeType] = NodeType.PATIENT
 
     @classmethod
-    def from_row(cls, row: Any, ids: OpaqueIds) -> Patient:
+    def from_row(cls, row: Any, ids: OpaqueIds, role: Role | None) -> Patient:
         return cls(
             ids=ids,
             row_id=row.id,
-            mrn=row.mrn,
-            given_name=row.given_name,
-            family_name=row.family_name,
-            date_of_birth=row.date_of_birth,
-            sex=row.sex,
-            email=row.email,
-            phone=row.phone,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            version=row.version,
             primary_provider_id=row.primary_provider_id,
+            **values_from_row(cls, row, role),
         )
 
-    @strawberry.field(graphql_type=Provider | None)
+    @strawberry.field(
+        graphql_type=Provider | None, metadata=relation_metadata(Relation.PRIMARY_PROVIDER)
+    )
     def primary_provider(self, info: Info) -> Provider | Awaitable[Provider | None] | None:
         if self.primary_provider_id is None:
             return None
         return now_or_later(info.context.loaders.provider, self.primary_provider_id)
 
-    @strawberry.field
+    @strawberry.field(metadata=relation_metadata(Relation.PATIENT_RECORDS))
     async def records(
         self,
         info: Info,
@@ -272,25 +265,24 @@ def _required_record(info: Info, record_id: uuid.UUID) -> MedicalRecord | Awaita
 
 @strawberry.type
 class Diagnosis(Node):
-    icd10_code: str = strawberry.field(name="icd10Code", description="ICD-10 code, e.g. E11.9")
-    description: str
-    type: DiagnosisType
-    created_at: dt.datetime
+    icd10_code: str = column(
+        "icd10_code", graphql_name="icd10Code", description="ICD-10 code, e.g. E11.9"
+    )
+    description: str = column("description")
+    type: DiagnosisType = column("type")
+    created_at: dt.datetime = column("created_at")
     record_id: strawberry.Private[uuid.UUID]
     patient_id: strawberry.Private[uuid.UUID]
     node_type: ClassVar[NodeType] = NodeType.DIAGNOSIS
 
     @classmethod
-    def from_row(cls, row: Any, ids: OpaqueIds) -> Diagnosis:
+    def from_row(cls, row: Any, ids: OpaqueIds, role: Role | None) -> Diagnosis:
         return cls(
             ids=ids,
             row_id=row.id,
             record_id=row.record_id,
             patient_id=row.patient_id,
-            icd10_code=row.icd10_code,
-            description=row.description,
-            type=row.type,
-            created_at=row.created_at,
+            **values_from_row(cls, row, role),
         )
 
     @strawberry.field(graphql_type="MedicalRecord")
@@ -300,35 +292,31 @@ class Diagnosis(Node):
 
 @strawberry.type
 class Attachment(Node):
-    file_name: str
-    content_type: str
-    size_bytes: int
-    checksum_sha256: str | None = strawberry.field(
-        name="checksumSha256", description="Hex SHA-256 declared by the uploader"
+    file_name: str = column("file_name")
+    content_type: str = column("content_type")
+    size_bytes: int = column("size_bytes")
+    checksum_sha256: str | None = column(
+        "checksum_sha256",
+        graphql_name="checksumSha256",
+        description="Hex SHA-256 declared by the uploader",
     )
-    status: AttachmentStatus
-    uploaded_at: dt.datetime | None
-    created_at: dt.datetime
+    status: AttachmentStatus = column("status")
+    uploaded_at: dt.datetime | None = column("uploaded_at")
+    created_at: dt.datetime = column("created_at")
     record_id: strawberry.Private[uuid.UUID]
     patient_id: strawberry.Private[uuid.UUID]
     storage_key: strawberry.Private[str]
     node_type: ClassVar[NodeType] = NodeType.ATTACHMENT
 
     @classmethod
-    def from_row(cls, row: Any, ids: OpaqueIds) -> Attachment:
+    def from_row(cls, row: Any, ids: OpaqueIds, role: Role | None) -> Attachment:
         return cls(
             ids=ids,
+            row_id=row.id,
             record_id=row.record_id,
             patient_id=row.patient_id,
-            row_id=row.id,
             storage_key=row.storage_key,
-            file_name=row.file_name,
-            content_type=row.content_type,
-            size_bytes=row.size_bytes,
-            checksum_sha256=row.checksum_sha256,
-            status=row.status,
-            uploaded_at=row.uploaded_at,
-            created_at=row.created_at,
+            **values_from_row(cls, row, role),
         )
 
     @strawberry.field(graphql_type="MedicalRecord")
@@ -382,16 +370,23 @@ class RecordStatusEvent:
 
 @strawberry.type
 class MedicalRecord(Node):
-    record_type: RecordType
-    visit_date: dt.datetime
-    chief_complaint: str | None
-    notes: str | None
-    status: RecordStatus
-    finalized_at: dt.datetime | None
-    follow_up_date: dt.date | None
-    created_at: dt.datetime
-    updated_at: dt.datetime
-    version: int
+    record_type: RecordType = column("record_type")
+    visit_date: dt.datetime = column("visit_date")
+    chief_complaint: str | None = column("chief_complaint")
+    notes: str | None = column("notes")
+    staff_note: str | None = column(
+        "staff_note",
+        readers=(Role.ADMIN, Role.PROVIDER),
+        description=(
+            "For clinic staff only: null for patients, whatever the path that reaches the record"
+        ),
+    )
+    status: RecordStatus = column("status")
+    finalized_at: dt.datetime | None = column("finalized_at")
+    follow_up_date: dt.date | None = column("follow_up_date")
+    created_at: dt.datetime = column("created_at")
+    updated_at: dt.datetime = column("updated_at")
+    version: int = column("version")
     patient_id: strawberry.Private[uuid.UUID]
     provider_id: strawberry.Private[uuid.UUID]
     # The JSON columns as stored; turned into objects only for the queries that select them.
@@ -403,26 +398,17 @@ class MedicalRecord(Node):
     node_type: ClassVar[NodeType] = NodeType.MEDICAL_RECORD
 
     @classmethod
-    def from_row(cls, row: Any, ids: OpaqueIds) -> MedicalRecord:
+    def from_row(cls, row: Any, ids: OpaqueIds, role: Role | None) -> MedicalRecord:
         return cls(
             ids=ids,
             row_id=row.id,
             patient_id=row.patient_id,
             provider_id=row.provider_id,
-            record_type=row.record_type,
-            visit_date=row.visit_date,
-            chief_complaint=row.chief_complaint,
-            notes=row.notes,
             stored_vital_signs=getattr(row, "vital_signs", None),
             stored_prescriptions=getattr(row, "prescriptions", []),
             stored_lab_results=getattr(row, "lab_results", []),
             json_read=hasattr(row, "vital_signs"),
-            status=row.status,
-            finalized_at=row.finalized_at,
-            follow_up_date=row.follow_up_date,
-            created_at=row.created_at,
-            updated_at=row.updated_at,
-            version=row.version,
+            **values_from_row(cls, row, role),
         )
 
     @strawberry.field
@@ -448,19 +434,21 @@ class MedicalRecord(Node):
     # The relations are usually loaded already, by the page these records came in
     # (Loaders.prefetch_for_records): then they are plain values, and no task is made per record.
 
-    @strawberry.field(graphql_type=Patient)
+    @strawberry.field(graphql_type=Patient, metadata=relation_metadata(Relation.RECORD_PATIENT))
     def patient(self, info: Info) -> Patient | Awaitable[Patient]:
         return required_now_or_later(info.context.loaders.patient, self.patient_id)
 
-    @strawberry.field(graphql_type=Provider)
+    @strawberry.field(graphql_type=Provider, metadata=relation_metadata(Relation.RECORD_PROVIDER))
     def provider(self, info: Info) -> Provider | Awaitable[Provider]:
         return required_now_or_later(info.context.loaders.provider, self.provider_id)
 
-    @strawberry.field(graphql_type=list[Diagnosis])
+    @strawberry.field(graphql_type=list[Diagnosis], metadata=relation_metadata(Relation.DIAGNOSES))
     def diagnoses(self, info: Info) -> list[Diagnosis] | Awaitable[list[Diagnosis]]:
         return now_or_later(info.context.loaders.diagnoses_of_record, self.row_id)
 
-    @strawberry.field(graphql_type=list[Attachment])
+    @strawberry.field(
+        graphql_type=list[Attachment], metadata=relation_metadata(Relation.ATTACHMENTS)
+    )
     def attachments(self, info: Info) -> list[Attachment] | Awaitable[list[Attachment]]:
         return now_or_later(info.context.loaders.attachments_of_record, self.row_id)
 

@@ -58,6 +58,7 @@ class NewRecord:
     visit_date: datetime
     chief_complaint: str | None
     notes: str | None
+    staff_note: str | None
     vital_signs: dict[str, Any] | None
     prescriptions: list[dict[str, Any]]
     lab_results: list[dict[str, Any]]
@@ -179,6 +180,7 @@ async def create_record(session: AsyncSession, viewer: Viewer, new: NewRecord) -
                 "visit_date": new.visit_date,
                 "chief_complaint": new.chief_complaint,
                 "notes": new.notes,
+                "staff_note": new.staff_note,
                 "vital_signs": new.vital_signs,
                 "prescriptions": new.prescriptions,
                 "lab_results": new.lab_results,

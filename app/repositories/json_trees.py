@@ -122,6 +122,8 @@ class Leaf:
     encoding: Encoding
     column: str  # the column name (the type name for TYPENAME)
     nullable: bool
+    # The roles that read the value; the others read null. None: whoever reads the row.
+    readers: frozenset[Role] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,7 +399,8 @@ class _Statement:
         for index, field in enumerate(node.fields):
             parts.append(_text(("{" if index == 0 else ",") + _key(field.key)))
             if isinstance(field, Leaf):
-                parts.append(_leaf_json(field, node.entity, rows))
+                shown = field.readers is None or self._role in field.readers
+                parts.append(_leaf_json(field, node.entity, rows) if shown else _text("null"))
                 continue
             child = self.child_json(field, rows)
             _, _, parent_column, _ = _RELATIONS[field.relation]

@@ -363,6 +363,9 @@ BAD_INPUT: list[Case] = [
     Case("createRecord", {"notes": f"{SECRET}\x07"}, "input.notes", secret=SECRET),
     Case("createRecord", {"chiefComplaint": SECRET * 56}, "input.chiefComplaint", secret=SECRET),
     Case("updateRecord", {"notes": LONG_NOTES}, "input.notes", secret=SECRET),
+    Case("createRecord", {"staffNote": LONG_NOTES}, "input.staffNote", secret=SECRET),
+    Case("createRecord", {"staffNote": f"{SECRET}\x00"}, "input.staffNote", secret=SECRET),
+    Case("updateRecord", {"staffNote": LONG_NOTES}, "input.staffNote", secret=SECRET),
     Case("updateRecord", {"chiefComplaint": SECRET * 56}, "input.chiefComplaint", secret=SECRET),
     Case(
         "createRecord",

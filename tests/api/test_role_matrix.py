@@ -205,7 +205,10 @@ async def scenario(factory: Factory) -> Scenario:
         )
     for label, spec in RECORDS.items():
         record = rows[label] = await factory.record(
-            rows[spec.patient], rows[spec.provider], status=spec.status
+            rows[spec.patient],
+            rows[spec.provider],
+            status=spec.status,
+            staff_note=staff_note(label),
         )
         rows[f"{label}/dx"] = await factory.diagnosis(record)
         for reason, previous, status in history(label):
@@ -260,6 +263,8 @@ class Sees:
     # Whose records' DRAFT status events the caller sees: a draft stays private to its provider
     # (and admins) even after the record moves on, and patients never see one.
     draft_events_of: frozenset[str] = frozenset({"A", "B"})
+    # Whether the caller reads records' staff notes (clinic staff) or null (patients).
+    staff_notes: bool = True
 
     @property
     def diagnoses(self) -> frozenset[str]:
@@ -271,7 +276,13 @@ class Sees:
 
 
 def sees(
-    *, providers: str, patients: str, records: str, attachments: str, draft_events_of: str = "A B"
+    *,
+    providers: str,
+    patients: str,
+    records: str,
+    attachments: str,
+    draft_events_of: str = "A B",
+    staff_notes: bool = True,
 ) -> Sees:
     return Sees(
         frozenset(providers.split()),
@@ -279,6 +290,7 @@ def sees(
         frozenset(records.split()),
         frozenset(attachments.split()),
         frozenset(draft_events_of.split()),
+        staff_notes,
     )
 
 
@@ -313,6 +325,7 @@ SEES: dict[Caller, Sees | Refused] = {
         records="A.final A.amended",
         attachments="A.final/AVAILABLE",
         draft_events_of="",
+        staff_notes=False,
     ),
     PT_Q: sees(
         providers="A B",
@@ -320,6 +333,7 @@ SEES: dict[Caller, Sees | Refused] = {
         records="B.final",
         attachments="B.final/AVAILABLE",
         draft_events_of="",
+        staff_notes=False,
     ),
     NO_ROLE: FORBIDDEN,
     OTHER_ADMIN: sees(providers="", patients="", records="", attachments=""),
@@ -636,6 +650,64 @@ READS: tuple[Read, ...] = (
                 for record in RECORDS
             }
         ),
+    ),
+)
+
+
+def staff_note(record: str) -> str:
+    return f"{record}: staff only"
+
+
+def staff_notes_seen(records: Sequence[str]) -> Callable[[Sees], object]:
+    """Each record's staff note as the caller reads it: the note, null for patients, and the
+    record itself absent (None) where the caller cannot read it."""
+    return lambda s: {
+        record: (staff_note(record) if s.staff_notes else "null") if record in s.records else None
+        for record in records
+    }
+
+
+def notes_by_record(path: Callable[[dict[str, Any]], list[dict[str, Any]]]) -> Observe:
+    """The staff notes of the records listed at ``path``, by record ("null" for a null note)."""
+
+    def observe(data: dict[str, Any], scenario: Scenario) -> object:
+        listed = {scenario.label_of(edge["node"]["id"]): edge["node"] for edge in path(data)}
+        return {
+            record: None if record not in listed else listed[record]["staffNote"] or "null"
+            for record in RECORDS
+        }
+
+    return observe
+
+
+READS += (
+    Read(
+        "MedicalRecord.staffNote by id",
+        by_ids("record", tuple(RECORDS), "staffNote"),
+        each(tuple(RECORDS), lambda record, _: record["staffNote"] or "null"),
+        from_sees(staff_notes_seen(tuple(RECORDS))),
+    ),
+    Read(
+        "MedicalRecord.staffNote by node",
+        by_ids("node", tuple(RECORDS), "... on MedicalRecord { staffNote }"),
+        each(tuple(RECORDS), lambda record, _: record["staffNote"] or "null"),
+        from_sees(staff_notes_seen(tuple(RECORDS))),
+    ),
+    Read(
+        "MedicalRecord.staffNote in records",
+        lambda _: ("{ records(first: 50) { edges { node { id staffNote } } } }", {}),
+        notes_by_record(lambda data: data["records"]["edges"]),
+        from_sees(staff_notes_seen(tuple(RECORDS))),
+    ),
+    Read(
+        "MedicalRecord.staffNote under a patient",
+        by_ids("patient", ("P", "Q"), "records(first: 50) { edges { node { id staffNote } } }"),
+        notes_by_record(
+            lambda data: [
+                edge for key in ("v0", "v1") if data[key] for edge in data[key]["records"]["edges"]
+            ]
+        ),
+        from_sees(staff_notes_seen(tuple(RECORDS))),
     ),
 )
 

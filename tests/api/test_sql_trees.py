@@ -56,6 +56,7 @@ async def _clinic(factory: Factory) -> dict[str, Any]:
                 doctor if n % 2 else other,
                 status=status,
                 notes=AWKWARD if n == 0 else None,
+                staff_note=AWKWARD if n == 1 else None,
                 chief_complaint=None if n == 3 else f"complaint {n}",
                 finalized_at=PRECISE if n == 0 else None,
                 visit_date=ROUND.replace(day=n + 1, microsecond=n * 10),
@@ -76,7 +77,7 @@ FULL_QUERY = """query Full($n: Int!) {
     id mrn givenName familyName dateOfBirth sex email phone createdAt updatedAt version
     primaryProvider { id npi givenName familyName specialty email active createdAt }
     records(first: 3) { edges { node {
-      id recordType visitDate chiefComplaint notes status finalizedAt followUpDate
+      id recordType visitDate chiefComplaint notes staffNote status finalizedAt followUpDate
       createdAt updatedAt version
       patient { id mrn familyName }
       provider { __typename id familyName }

@@ -1,0 +1,94 @@
+"""Each field of a row type, declared once: the column it shows or the relation it follows, and
+who may read it.
+
+The declaration rides on the Strawberry field (its public ``metadata``). The objects made from
+rows (``values_from_row``) and the one-statement trees (schema/sql_trees.py) read it; nothing is
+inferred from Python names. A field declaring neither is computed by its resolver, and the trees
+leave a selection of it to the DataLoaders (tests/api/test_field_declarations.py lists them).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import strawberry
+from strawberry.types import get_object_definition
+
+if TYPE_CHECKING:
+    from collections.abc import Collection
+
+    from strawberry.types.field import StrawberryField
+
+    from app.repositories.json_trees import Relation
+    from models.enums import Role
+
+_COLUMN = "medrec.column"
+_RELATION = "medrec.relation"
+
+
+@dataclass(frozen=True, slots=True)
+class Column:
+    """A field that shows one column of its type's table."""
+
+    name: str
+    # The roles that read its value; everyone else reads null. None: whoever may read the row.
+    readers: frozenset[Role] | None = None
+
+    def readable_by(self, role: Role | None) -> bool:
+        return self.readers is None or role in self.readers
+
+
+def column(
+    name: str,
+    *,
+    readers: Collection[Role] | None = None,
+    description: str | None = None,
+    graphql_name: str | None = None,
+) -> Any:
+    """A field showing column ``name`` (null for callers whose role is not among ``readers``)."""
+    declared = Column(name, None if readers is None else frozenset(readers))
+    return strawberry.field(
+        name=graphql_name, description=description, metadata={_COLUMN: declared}
+    )
+
+
+def column_metadata(name: str) -> dict[str, Column]:
+    """The declaration of a field with a resolver of its own that shows column ``name`` as it
+    is (``Node.id``, sealed only when selected)."""
+    return {_COLUMN: Column(name)}
+
+
+def relation_metadata(relation: Relation) -> dict[str, Relation]:
+    """The declaration of a field following ``relation`` (app/repositories/json_trees.py
+    defines its keys)."""
+    return {_RELATION: relation}
+
+
+def declared_column(field: StrawberryField) -> Column | None:
+    declared: Column | None = field.metadata.get(_COLUMN)
+    return declared
+
+
+def declared_relation(field: StrawberryField) -> Relation | None:
+    declared: Relation | None = field.metadata.get(_RELATION)
+    return declared
+
+
+@functools.cache
+def _columns_of(cls: type) -> tuple[tuple[str, Column], ...]:
+    definition = get_object_definition(cls, strict=True)
+    return tuple(
+        (field.python_name, declared)
+        for field in definition.fields
+        if (declared := declared_column(field)) is not None and field.base_resolver is None
+    )
+
+
+def values_from_row(cls: type, row: Any, role: Role | None) -> dict[str, Any]:
+    """The declared column fields of ``cls``, as ``role`` reads them from ``row``."""
+    return {
+        python_name: getattr(row, declared.name) if declared.readable_by(role) else None
+        for python_name, declared in _columns_of(cls)
+    }
