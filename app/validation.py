@@ -13,6 +13,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import MAXYEAR, UTC, date, datetime, timedelta
 from typing import Any, Final, NamedTuple, NoReturn
 
+import langcodes
+
 from app.errors import BadUserInput
 
 # Column lengths in models/tables.py.
@@ -20,6 +22,8 @@ NAME_MAX: Final = 100
 SPECIALTY_MAX: Final = 100
 EMAIL_MAX: Final = 254
 PHONE_MAX: Final = 32
+# RFC 5646 section 4.4.1: 35 characters hold every tag of a language, script and region.
+LANGUAGE_TAG_MAX: Final = 35
 MRN_MAX: Final = 64
 COGNITO_SUB_MAX: Final = 128
 NPI_LENGTH: Final = 10
@@ -194,6 +198,17 @@ def phone(value: str, field: str) -> str:
             "optionally starting with + and separated by spaces, dashes, dots or parentheses",
         )
     return cleaned
+
+
+def language_tag(value: str, field: str) -> str:
+    """A BCP 47 tag of registered subtags, stored in its canonical form (``en-us`` as ``en-US``,
+    deprecated codes by their replacements)."""
+    cleaned = _stripped(value, field)
+    _at_most(cleaned, field, LANGUAGE_TAG_MAX)
+    if not cleaned.isascii() or not langcodes.tag_is_valid(cleaned):
+        _fail(field, "must be a BCP 47 language tag such as en, es-MX or zh-Hant")
+    tag: str = langcodes.standardize_tag(cleaned)
+    return tag
 
 
 def mrn(value: str, field: str) -> str:

@@ -94,6 +94,7 @@ class Patient(UUIDKey, TenantScoped, Timestamps, Versioned, Base):
     sex: Mapped[Sex] = mapped_column(SEX, nullable=False)
     email: Mapped[str | None] = mapped_column(String(254))
     phone: Mapped[str | None] = mapped_column(String(32))
+    preferred_language: Mapped[str | None] = mapped_column(String(35))
     primary_provider_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     cognito_sub: Mapped[str | None] = mapped_column(String(128))
 

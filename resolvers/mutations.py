@@ -155,6 +155,20 @@ def _lab_results(items: list[LabResultInput] | None) -> list[dict[str, Any]]:
     return validation.lab_results(_items(items, _LAB_RESULT_FIELDS), "input.labResults")
 
 
+def _patient_details(input: CreatePatientInput | UpdatePatientInput) -> dict[str, Any]:
+    """The optional patient columns the input gives (``None`` or blank clears one), validated."""
+    checks = (
+        ("email", "input.email", validation.email),
+        ("phone", "input.phone", validation.phone),
+        ("preferred_language", "input.preferredLanguage", validation.language_tag),
+    )
+    return {
+        column: _optional_shape(getattr(input, column), field, check)
+        for column, field, check in checks
+        if _given(getattr(input, column))
+    }
+
+
 def _record_content(
     input: CreateRecordInput | UpdateRecordInput, visit_date: datetime | None
 ) -> dict[str, Any]:
@@ -236,8 +250,7 @@ async def create_patient(info: Info, input: CreatePatientInput) -> PatientPayloa
             input.date_of_birth, "input.dateOfBirth", today=datetime.now(UTC).date()
         ),
         sex=input.sex,
-        email=_optional_shape(input.email, "input.email", validation.email),
-        phone=_optional_shape(input.phone, "input.phone", validation.phone),
+        details=_patient_details(input),
         primary_provider_id=provider_id,
         cognito_sub=_optional_shape(input.cognito_sub, "input.cognitoSub", validation.cognito_sub),
     )
@@ -257,10 +270,7 @@ async def update_patient(info: Info, input: UpdatePatientInput) -> PatientPayloa
             if value is None:
                 raise BadUserInput(f"{field}: cannot be null")
             values[attr] = _name(value, field)
-    if _given(input.email):
-        values["email"] = _optional_shape(input.email, "input.email", validation.email)
-    if _given(input.phone):
-        values["phone"] = _optional_shape(input.phone, "input.phone", validation.phone)
+    values.update(_patient_details(input))
     if _given(input.primary_provider_id):
         values["primary_provider_id"] = _optional_id(
             context, input.primary_provider_id, NodeType.PROVIDER, "input.primaryProviderId"
@@ -288,13 +298,7 @@ async def create_record(info: Info, input: CreateRecordInput) -> RecordPayload:
         provider_id=provider_id,
         record_type=input.record_type,
         visit_date=visit_date,
-        chief_complaint=content.get("chief_complaint"),
-        notes=content.get("notes"),
-        staff_note=content.get("staff_note"),
-        vital_signs=content.get("vital_signs"),
-        prescriptions=content.get("prescriptions", []),
-        lab_results=content.get("lab_results", []),
-        follow_up_date=content.get("follow_up_date"),
+        content=content,
     )
     async with _audited(context) as session:
         row = await record_commands.create_record(session, viewer, new)

@@ -64,6 +64,7 @@ class CreatePatientInput:
     sex: Sex
     email: str | None = strawberry.UNSET
     phone: str | None = strawberry.UNSET
+    preferred_language: str | None = strawberry.UNSET
     primary_provider_id: strawberry.ID | None = strawberry.UNSET
     cognito_sub: str | None = strawberry.field(
         default=strawberry.UNSET, description="Cognito subject of the patient's own login, if any"
@@ -78,6 +79,7 @@ class UpdatePatientInput:
     family_name: str | None = strawberry.UNSET
     email: str | None = strawberry.UNSET
     phone: str | None = strawberry.UNSET
+    preferred_language: str | None = strawberry.UNSET
     primary_provider_id: strawberry.ID | None = strawberry.UNSET
 
 

@@ -156,6 +156,9 @@ class Patient(Node):
     sex: Sex = column("sex")
     email: str | None = column("email")
     phone: str | None = column("phone")
+    preferred_language: str | None = column(
+        "preferred_language", description="BCP 47 language tag, e.g. es-MX"
+    )
     created_at: dt.datetime = column("created_at")
     updated_at: dt.datetime = column("updated_at")
     version: int = column(

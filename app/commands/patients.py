@@ -51,8 +51,8 @@ class NewPatient:
     family_name: str
     date_of_birth: date
     sex: Sex
-    email: str | None
-    phone: str | None
+    # The optional columns the caller gave (email, phone, preferred language...), validated.
+    details: dict[str, Any]
     primary_provider_id: uuid.UUID | None
     cognito_sub: str | None
 
@@ -109,8 +109,7 @@ async def create_patient(session: AsyncSession, viewer: Viewer, new: NewPatient)
                     "family_name": new.family_name,
                     "date_of_birth": new.date_of_birth,
                     "sex": new.sex,
-                    "email": new.email,
-                    "phone": new.phone,
+                    **new.details,
                     "primary_provider_id": new.primary_provider_id,
                     "cognito_sub": new.cognito_sub,
                 },

@@ -35,7 +35,7 @@ from models import Diagnosis, MedicalRecord, Patient, Provider, table_of
 from models.enums import DiagnosisType, RecordStatus, RecordType, Role
 
 if TYPE_CHECKING:
-    from datetime import date, datetime
+    from datetime import datetime
 
     from sqlalchemy import Row, Select
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,13 +56,8 @@ class NewRecord:
     provider_id: uuid.UUID | None
     record_type: RecordType
     visit_date: datetime
-    chief_complaint: str | None
-    notes: str | None
-    staff_note: str | None
-    vital_signs: dict[str, Any] | None
-    prescriptions: list[dict[str, Any]]
-    lab_results: list[dict[str, Any]]
-    follow_up_date: date | None
+    # The content columns the caller gave (notes, vital signs, prescriptions...), validated.
+    content: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,13 +173,8 @@ async def create_record(session: AsyncSession, viewer: Viewer, new: NewRecord) -
                 "provider_id": provider_id,
                 "record_type": new.record_type,
                 "visit_date": new.visit_date,
-                "chief_complaint": new.chief_complaint,
-                "notes": new.notes,
-                "staff_note": new.staff_note,
-                "vital_signs": new.vital_signs,
-                "prescriptions": new.prescriptions,
-                "lab_results": new.lab_results,
-                "follow_up_date": new.follow_up_date,
+                # Columns not given take their defaults (null, or no prescriptions...).
+                **new.content,
                 "status": RecordStatus.DRAFT,
             },
         )

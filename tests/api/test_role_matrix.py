@@ -201,7 +201,9 @@ async def scenario(factory: Factory) -> Scenario:
         )
     for label, primary in PRIMARY_PROVIDER.items():
         rows[label] = await factory.patient(
-            cognito_sub=LINKED_LOGIN[label], primary_provider_id=rows[primary]["id"]
+            cognito_sub=LINKED_LOGIN[label],
+            primary_provider_id=rows[primary]["id"],
+            preferred_language=LANGUAGE[label],
         )
     for label, spec in RECORDS.items():
         record = rows[label] = await factory.record(
@@ -708,6 +710,51 @@ READS += (
             ]
         ),
         from_sees(staff_notes_seen(tuple(RECORDS))),
+    ),
+)
+
+
+LANGUAGE = {"P": "es-MX", "Q": "fr-CA"}
+
+
+def languages_seen(s: Sees) -> dict[str, str | None]:
+    """Each patient's preferred language, wherever the caller can read the patient."""
+    return {patient: LANGUAGE[patient] if patient in s.patients else None for patient in LANGUAGE}
+
+
+READS += (
+    Read(
+        "Patient.preferredLanguage by id",
+        by_ids("patient", tuple(LANGUAGE), "preferredLanguage"),
+        each(tuple(LANGUAGE), lambda patient, _: patient["preferredLanguage"]),
+        from_sees(languages_seen),
+    ),
+    Read(
+        "Patient.preferredLanguage in patients",
+        lambda _: ("{ patients(first: 50) { edges { node { id preferredLanguage } } } }", {}),
+        lambda data, scenario: {
+            patient: next(
+                (
+                    edge["node"]["preferredLanguage"]
+                    for edge in data["patients"]["edges"]
+                    if scenario.label_of(edge["node"]["id"]) == patient
+                ),
+                None,
+            )
+            for patient in LANGUAGE
+        },
+        from_sees(languages_seen),
+    ),
+    Read(
+        "Patient.preferredLanguage through a record",
+        by_ids("record", tuple(RECORDS), "patient { preferredLanguage }"),
+        each(tuple(RECORDS), lambda record, _: record["patient"]["preferredLanguage"]),
+        from_sees(
+            lambda s: {
+                record: LANGUAGE[RECORDS[record].patient] if record in s.records else None
+                for record in RECORDS
+            }
+        ),
     ),
 )
 

@@ -39,7 +39,10 @@ async def _clinic(factory: Factory) -> dict[str, Any]:
     doctor = await factory.provider(given_name=AWKWARD, created_at=PRECISE)
     other = await factory.provider(specialty=None, email=None)
     alice = await factory.patient(
-        primary_provider_id=doctor["id"], cognito_sub="alice-sub", family_name=AWKWARD
+        primary_provider_id=doctor["id"],
+        cognito_sub="alice-sub",
+        family_name=AWKWARD,
+        preferred_language="es-MX",
     )
     bob = await factory.patient(primary_provider_id=None, email=None, phone=None, sex=Sex.OTHER)
     carol = await factory.patient(primary_provider_id=other["id"], created_at=PRECISE)
@@ -74,7 +77,8 @@ async def _clinic(factory: Factory) -> dict[str, Any]:
 
 FULL_QUERY = """query Full($n: Int!) {
   patients(first: $n) { edges { node { __typename
-    id mrn givenName familyName dateOfBirth sex email phone createdAt updatedAt version
+    id mrn givenName familyName dateOfBirth sex email phone preferredLanguage createdAt updatedAt
+    version
     primaryProvider { id npi givenName familyName specialty email active createdAt }
     records(first: 3) { edges { node {
       id recordType visitDate chiefComplaint notes staffNote status finalizedAt followUpDate
