@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+import weakref
 from collections import namedtuple
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
@@ -14,8 +16,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-
-from app.request_reads import allow_direct_checkout
+from sqlalchemy.pool import QueuePool
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -97,6 +98,32 @@ class DriverStatement:
             value = values[name] if name in values else defaults[name]
             arguments.append(value if process is None else process(value))
         return arguments
+
+
+# Pools configured (create_engine) so that taking an idle connection and giving one back need no
+# I/O: no pre-ping, no recycling, and the connection given back last is taken first, so one that
+# must reconnect is the next one SQLAlchemy's own checkout takes (app/request_reads.py's _take).
+_DIRECT_POOLS: weakref.WeakSet[QueuePool] = weakref.WeakSet()
+
+
+def allow_direct_checkout(engine: AsyncEngine) -> None:
+    """For an engine whose QueuePool never pre-pings or recycles and is last in, first out."""
+    pool = engine.sync_engine.pool
+    assert isinstance(pool, QueuePool)
+    _DIRECT_POOLS.add(pool)
+    # When request_reads' _take finds a connection to reconnect, SQLAlchemy closes the connect
+    # coroutine it will not run off its greenlet, and Python would warn that it was never
+    # awaited. (Set once here: a catch_warnings around every checkout cost more than it.)
+    warnings.filterwarnings(
+        "ignore", "coroutine 'connect' was never awaited", RuntimeWarning, r"sqlalchemy\."
+    )
+
+
+def direct_pool(engine: AsyncEngine) -> QueuePool | None:
+    """``engine``'s pool when app/request_reads.py may take and give back its connections
+    directly (see allow_direct_checkout)."""
+    pool = engine.sync_engine.pool
+    return pool if isinstance(pool, QueuePool) and pool in _DIRECT_POOLS else None
 
 
 def create_engine(settings: Settings) -> AsyncEngine:

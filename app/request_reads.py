@@ -23,16 +23,14 @@ reconnecting is taken SQLAlchemy's way.
 from __future__ import annotations
 
 import asyncio
-import warnings
-import weakref
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import TYPE_CHECKING, NamedTuple, TypeAlias
 
 from sqlalchemy.exc import MissingGreenlet
-from sqlalchemy.pool import QueuePool
 from sqlalchemy.util import greenlet_spawn
 
+from app.database import direct_pool
 from app.errors import refused_input
 
 if TYPE_CHECKING:
@@ -84,32 +82,8 @@ def _connection_sound(error: BaseException) -> bool:
     return isinstance(error, Exception) and refused_input(error) is not None
 
 
-# Pools configured (app/database.py's create_engine) so that taking an idle connection and
-# giving one back need no I/O: no pre-ping, no recycling, and the connection given back last is
-# taken first, so one that must reconnect is the next one SQLAlchemy's own checkout takes.
-_DIRECT_POOLS: weakref.WeakSet[QueuePool] = weakref.WeakSet()
-
-
-def allow_direct_checkout(engine: AsyncEngine) -> None:
-    """For an engine whose QueuePool never pre-pings or recycles and is last in, first out."""
-    pool = engine.sync_engine.pool
-    assert isinstance(pool, QueuePool)
-    _DIRECT_POOLS.add(pool)
-    # When _take finds a connection to reconnect, SQLAlchemy closes the connect coroutine it
-    # will not run off its greenlet, and Python would warn that it was never awaited. (Set once
-    # here: a catch_warnings around every checkout cost more than the checkout.)
-    warnings.filterwarnings(
-        "ignore", "coroutine 'connect' was never awaited", RuntimeWarning, r"sqlalchemy\."
-    )
-
-
-def _direct_pool(engine: AsyncEngine) -> QueuePool | None:
-    pool = engine.sync_engine.pool
-    return pool if isinstance(pool, QueuePool) and pool in _DIRECT_POOLS else None
-
-
 async def _take(engine: AsyncEngine) -> PoolProxiedConnection:
-    pool = _direct_pool(engine)
+    pool = direct_pool(engine)
     if pool is not None and pool.checkedin() > 0:
         try:
             return engine.sync_engine.raw_connection()
@@ -126,7 +100,7 @@ async def _give_back(engine: AsyncEngine, pooled: PoolProxiedConnection, *, fail
         # connection's state is unknown, and a dead one must not go back to the pool.
         await greenlet_spawn(pooled.invalidate)
     else:
-        pool = _direct_pool(engine)
+        pool = direct_pool(engine)
         driver = pooled.driver_connection
         # Back into the pool's queue without I/O: there is room (an overflow connection is
         # closed instead) and no transaction to roll back.

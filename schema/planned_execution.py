@@ -51,11 +51,10 @@ if TYPE_CHECKING:
     from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
     from graphql.execution.values import VariableValues
     from strawberry.schema.schema import Schema as StrawberrySchema
+    from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
     from strawberry.types import Info
     from strawberry.types.arguments import StrawberryArgument
     from strawberry.types.field import StrawberryField
-
-    from schema.execution import LeafShortcutExecutionContext
 
 
 class PlanUnavailable(Exception):
@@ -96,7 +95,7 @@ class QueryPlan:
     """The plan of one query operation for one request (its variables fix every argument), or
     of one subscription event."""
 
-    def __init__(self, execution: LeafShortcutExecutionContext) -> None:
+    def __init__(self, execution: StrawberryGraphQLCoreExecutionContext) -> None:
         self._execution = execution
         schema = execution.schema
         strawberry_schema: StrawberrySchema = schema._strawberry_schema  # type: ignore[attr-defined]

@@ -14,14 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.util import greenlet_spawn
 
-from app.database import create_engine
+from app.database import allow_direct_checkout, create_engine
 from app.errors import refused_input
-from app.request_reads import (
-    RequestReads,
-    allow_direct_checkout,
-    autocommit_engine,
-    pooled_driver,
-)
+from app.request_reads import RequestReads, autocommit_engine, pooled_driver
 from app.settings import Settings
 
 if TYPE_CHECKING:
