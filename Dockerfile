@@ -16,8 +16,8 @@ RUN pip install --upgrade pip \
  && pip install -r requirements.lock
 
 # The package is installed in editable mode on purpose: the code stays at /app, beside
-# alembic.ini and alembic/ (app/migrations.py finds them relative to the package), and the final
-# stage puts the very same files at the very same path.
+# alembic.ini and alembic/ (app/data/migrations.py finds them relative to the package), and the
+# final stage puts the very same files at the very same path.
 COPY pyproject.toml alembic.ini ./
 COPY alembic/ alembic/
 COPY app/ app/

@@ -503,9 +503,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     config = Config.from_env(args.peers)
     _raise_file_limit()
-    from app.dev_issuer import JWKSServer, LocalTokenIssuer
-    from app.local_s3 import local_s3
-    from app.seed import synthetic_admin_subject
+    from app.ops.dev_issuer import JWKSServer, LocalTokenIssuer
+    from app.ops.local_s3 import local_s3
+    from app.ops.seed import synthetic_admin_subject
 
     # moto's S3 server logs every request it serves; only its warnings matter here.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)

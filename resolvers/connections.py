@@ -7,17 +7,17 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 
-from app.pagination import RowsShown, shown_rows
+from app.data.pagination import RowsShown, shown_rows
 from schema.connections import Connection, connection
 
 if TYPE_CHECKING:
     from strawberry.types.nodes import Selection
 
-    from app.context import Info, RequestContext
-    from app.database import Reader
-    from app.opaque_ids import OpaqueIds
-    from app.pagination import KeysetOrder, PageRequest
-    from app.viewer import Viewer
+    from app.data.database import Reader
+    from app.data.pagination import KeysetOrder, PageRequest
+    from app.domain.opaque_ids import OpaqueIds
+    from app.domain.viewer import Viewer
+    from resolvers.context import Info, RequestContext
 
 NodeT = TypeVar("NodeT")
 

@@ -11,9 +11,9 @@ from strawberry.dataloader import DataLoader
 from resolvers.loaders import Loaders
 
 if TYPE_CHECKING:
-    from app.context import RequestContext
-    from app.status_fanout import SharedStatements
-    from app.viewer import Viewer
+    from app.data.status_fanout import SharedStatements
+    from app.domain.viewer import Viewer
+    from resolvers.context import RequestContext
 
 V = TypeVar("V")
 
@@ -21,7 +21,7 @@ V = TypeVar("V")
 class EventLoaders(Loaders):
     """One per subscription, emptied before each event, so nested fields read the rows as they
     are now. Each statement runs once for the subscribers of the scope delivering the same events
-    (app/status_fanout.py); the rows become objects, and audit-trail entries, per subscriber.
+    (app/data/status_fanout.py); the rows become objects, and audit-trail entries, per subscriber.
 
     Made once rather than per event: hundreds of deliveries per change each building eight
     DataLoaders made the garbage collector a large part of the fan-out's time.

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from app import validation
-from app.opaque_ids import NodeType
-from app.repositories import audit_events
-from app.repositories.patients import PatientListFilter
-from app.repositories.records import RecordListFilter
+from app.data.repositories import audit_events
+from app.data.repositories.patients import PatientListFilter
+from app.data.repositories.records import RecordListFilter
+from app.domain import validation
+from app.domain.opaque_ids import NodeType
 
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from app.opaque_ids import OpaqueIds
+    from app.domain.opaque_ids import OpaqueIds
     from schema.inputs import AuditEventFilter, PatientFilter, RecordFilter
 
 MAX_SEARCH_LENGTH = 100

@@ -1,6 +1,6 @@
 """Per-request DataLoaders: one SQL statement per relation level, whatever the number of parents.
 
-Each batch gets a session of its own from ``reads`` (app/request_reads.py): an ``AsyncSession``
+Each batch gets a session of its own from ``reads`` (app/data/request_reads.py): an ``AsyncSession``
 must not be shared by the concurrent tasks GraphQL execution starts.
 """
 
@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 from strawberry.dataloader import DataLoader
 
 import models as tables
-from app.opaque_ids import NodeType
-from app.repositories import patients, providers, records
-from app.viewer import effective_role
+from app.data.repositories import patients, providers, records
+from app.domain.opaque_ids import NodeType
+from app.domain.viewer import effective_role
 from resolvers.cached_loads import required
 from schema.types import (
     Attachment,
@@ -33,14 +33,14 @@ if TYPE_CHECKING:
 
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from app.audit import AuditTrail
-    from app.database import FetchedRow
-    from app.opaque_ids import OpaqueIds
-    from app.pagination import PageRequest
-    from app.repositories.patients import PatientListFilter
-    from app.repositories.records import RecordListFilter, RecordParent
-    from app.request_reads import ReaderSource
-    from app.viewer import Viewer
+    from app.data.database import FetchedRow
+    from app.data.pagination import PageRequest
+    from app.data.repositories.patients import PatientListFilter
+    from app.data.repositories.records import RecordListFilter, RecordParent
+    from app.data.request_reads import ReaderSource
+    from app.domain.audit import AuditTrail
+    from app.domain.opaque_ids import OpaqueIds
+    from app.domain.viewer import Viewer
 
 K = TypeVar("K")
 V = TypeVar("V")

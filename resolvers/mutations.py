@@ -14,17 +14,17 @@ from typing import TYPE_CHECKING, Any
 import strawberry
 from strawberry.scalars import JSON
 
-from app import attachment_rules, validation
-from app.audit import append
-from app.commands import attachments as attachment_commands
-from app.commands import patients as patient_commands
-from app.commands import providers as provider_commands
-from app.commands import records as record_commands
-from app.context import Info
-from app.errors import BadUserInput
-from app.opaque_ids import NodeType
-from app.record_workflow import require_reason
+from app.data.audit_writer import append
+from app.data.commands import attachments as attachment_commands
+from app.data.commands import patients as patient_commands
+from app.data.commands import providers as provider_commands
+from app.data.commands import records as record_commands
+from app.domain import attachment_rules, validation
+from app.domain.errors import BadUserInput
+from app.domain.opaque_ids import NodeType
+from app.domain.record_workflow import require_reason
 from models.enums import AuditOutcome
+from resolvers.context import Info
 from schema.inputs import (
     AddDiagnosisInput,
     ChangeRecordStatusInput,
@@ -54,9 +54,9 @@ if TYPE_CHECKING:
     from sqlalchemy import Row
     from sqlalchemy.ext.asyncio import AsyncSession
 
-    from app.context import RequestContext
-    from app.storage import AttachmentStorage
-    from app.viewer import Viewer
+    from app.data.storage import AttachmentStorage
+    from app.domain.viewer import Viewer
+    from resolvers.context import RequestContext
 
 UNSET: Any = strawberry.UNSET
 

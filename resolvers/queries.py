@@ -6,16 +6,16 @@ from functools import partial
 
 import strawberry
 
-from app.access import require_admin
-from app.context import Info
-from app.opaque_ids import NodeType
-from app.pagination import page_request
-from app.repositories import audit_events, patients, providers, records
-from app.repositories.patients import PATIENT_ORDER
-from app.repositories.providers import PROVIDER_ORDER
-from app.repositories.records import RECORD_ORDER
-from app.viewer import with_links
+from app.auth.callers import with_links
+from app.data.pagination import page_request
+from app.data.repositories import audit_events, patients, providers, records
+from app.data.repositories.patients import PATIENT_ORDER
+from app.data.repositories.providers import PROVIDER_ORDER
+from app.data.repositories.records import RECORD_ORDER
+from app.domain.access import require_admin
+from app.domain.opaque_ids import NodeType
 from resolvers.connections import node_fields, root_connection, shows_rows
+from resolvers.context import Info
 from resolvers.filters import audit_event_list_filter, patient_list_filter, record_list_filter
 from schema import types
 from schema.connections import Connection

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING
 
 import strawberry
 
-from app.context import Info
-from app.errors import (
+from app.data.repositories.subject_links import acts_through_linked_row
+from app.data.status_fanout import PAGE, Scope
+from app.domain.errors import (
     DATABASE_UNAVAILABLE,
     INPUT_REFUSED,
     ApiError,
@@ -23,14 +24,13 @@ from app.errors import (
     is_database_outage,
     refused_input,
 )
-from app.opaque_ids import NodeType
-from app.status_fanout import PAGE, Scope
-from app.viewer import acts_through_linked_row
+from app.domain.opaque_ids import NodeType
 from models.enums import Role
+from resolvers.context import Info
 from schema import types
 
 if TYPE_CHECKING:
-    from app.services import Services
+    from app.server.services import Services
 
 log = logging.getLogger("medrec.subscriptions")
 

@@ -13,8 +13,8 @@ from starlette.websockets import WebSocket
 from strawberry.extensions import SchemaExtension
 from strawberry.types.graphql import OperationType
 
-from app.audit import AuditTrail
-from app.errors import DATABASE_UNAVAILABLE, ErrorCode, is_database_outage
+from app.domain.audit import AuditTrail
+from app.domain.errors import DATABASE_UNAVAILABLE, ErrorCode, is_database_outage
 from models.enums import AuditOutcome
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from strawberry.types import ExecutionResult
     from strawberry.types.execution import StreamExecutionResult
 
-    from app.context import RequestContext
+    from resolvers.context import RequestContext
 
 log = logging.getLogger("medrec.audit")
 

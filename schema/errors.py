@@ -14,7 +14,7 @@ from graphql import GraphQLError
 from strawberry.extensions import SchemaExtension
 from strawberry.types.execution import StreamExecutionResult
 
-from app.errors import (
+from app.domain.errors import (
     DATABASE_UNAVAILABLE,
     INPUT_REFUSED,
     ApiError,

@@ -20,8 +20,8 @@ from graphql import ExecutionResult, OperationType, Visitor, visit
 from graphql.pyutils import Path
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from app.observability import count_query_execution
 from schema.leaves import ORDINARY, Leaf, leaf_of, leaf_value
+from schema.observation import count_query_execution
 from schema.planned_execution import QueryPlan, StatementRoot
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from strawberry.types.field import StrawberryField
 
-    from app.repositories.json_trees import Relation
+    from app.data.repositories.json_trees import Relation
     from models.enums import Role
 
 _COLUMN = "medrec.column"
@@ -61,7 +61,7 @@ def column_metadata(name: str) -> dict[str, Column]:
 
 
 def relation_metadata(relation: Relation) -> dict[str, Relation]:
-    """The declaration of a field following ``relation`` (app/repositories/json_trees.py
+    """The declaration of a field following ``relation`` (app/data/repositories/json_trees.py
     defines its keys)."""
     return {_RELATION: relation}
 

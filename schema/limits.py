@@ -20,7 +20,7 @@ the limit (all configurable, see ``app.settings``):
     and at least once (``first: 0`` still returns a ``pageInfo``).
     ``first`` is the value graphql-core coerces and the resolvers page by (a variable's ``100.0``
     is the Int 100; an absent variable its definition's default, else the argument's, 20), and
-    20 when that is null (``app.pagination.requested_page_size``);
+    20 when that is null (``app.data.pagination.requested_page_size``);
   - a list of rows without ``first`` (a record's diagnoses, attachments, status history) costs
     the most rows it can hold x (1 + what is selected in each); the writes keep those numbers
     (``LIST_BOUNDS``: 25 diagnoses, 20 attachments, 32 status changes). A record's prescriptions
@@ -77,19 +77,19 @@ from graphql.language import Lexer, TokenKind
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
-from app.errors import ApiError, BadUserInput, ErrorCode
-from app.pagination import requested_page_size
-from app.record_workflow import MAX_ATTACHMENTS, MAX_DIAGNOSES, MAX_STATUS_CHANGES
-from app.viewer import effective_role
+from app.data.pagination import requested_page_size
+from app.domain.errors import ApiError, BadUserInput, ErrorCode
+from app.domain.record_workflow import MAX_ATTACHMENTS, MAX_DIAGNOSES, MAX_STATUS_CHANGES
+from app.domain.viewer import effective_role
 from models.enums import Role
 from schema.strawberry_adapter import provided_operation_name
 
 if TYPE_CHECKING:
     from graphql.execution.values import VariableValues
 
-    from app.context import RequestContext
+    from app.domain.viewer import Viewer
     from app.settings import Settings
-    from app.viewer import Viewer
+    from resolvers.context import RequestContext
 
 # Fields whose type is (or may be) an object type: those whose fields can be looked up.
 _FieldsOwner = GraphQLObjectType | GraphQLInterfaceType
@@ -209,9 +209,10 @@ def alias_count(operation: OperationDefinitionNode, document: DocumentNode) -> i
     return _Aliases(_fragments(document)).selection_set(operation.selection_set)
 
 
-# The lists of rows read without `first`, and the most rows each can hold (app/record_workflow.py
-# keeps these numbers when it writes them): every row, with what it selects, counts. A record's
-# prescriptions and lab results are parts of its own row, not rows: they count once.
+# The lists of rows read without `first`, and the most rows each can hold
+# (app/domain/record_workflow.py keeps these numbers when it writes them): every row, with what it
+# selects, counts. A record's prescriptions and lab results are parts of its own row, not rows:
+# they count once.
 LIST_BOUNDS: Mapping[tuple[str, str], int] = {
     ("MedicalRecord", "diagnoses"): MAX_DIAGNOSES,
     ("MedicalRecord", "attachments"): MAX_ATTACHMENTS,

@@ -32,7 +32,6 @@ from strawberry.extensions import AddValidationRules, SchemaExtension
 from strawberry.types import ExecutionContext, ExecutionResult
 from strawberry.types.graphql import OperationType as StrawberryOperationType
 
-from app.observability import OperationObserver, count_query_execution, note_operation
 from schema.audit import AuditTrailExtension, DeliveryAudit, append_operation_row
 from schema.errors import ErrorCodes
 from schema.execution import LeafShortcutExecutionContext, one_statement_operations
@@ -44,6 +43,7 @@ from schema.limits import (
     operation_fixed_cost,
     query_cost,
 )
+from schema.observation import OperationObserver, count_query_execution, note_operation
 from schema.planned_execution import callable_field, converted_arguments, field_arguments
 from schema.sql_trees import compiled_root
 
@@ -57,7 +57,7 @@ if TYPE_CHECKING:
     from graphql.execution.values import VariableValues
     from strawberry import Schema
 
-    from app.context import RequestContext
+    from resolvers.context import RequestContext
 
 # The extensions whose work for a successful one-statement query is done here instead: the
 # audit trail's description of the operation and its row (AuditTrailExtension), the cost

@@ -1,4 +1,5 @@
-"""Root fields answered by one statement that writes their JSON (app/repositories/json_trees.py).
+"""Root fields answered by one statement that writes their JSON
+(app/data/repositories/json_trees.py).
 
 A root field whose whole selection is columns and the relations json_trees knows (``patient``,
 ``provider``, ``record``, ``patients`` and ``records``, down through providers, records,
@@ -30,10 +31,9 @@ from sqlalchemy import Boolean, Date, DateTime, Integer, String
 from sqlalchemy import Enum as SQLEnum
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
-from app.errors import ApiError
-from app.pagination import page_parameters, page_request
-from app.repositories import json_trees
-from app.repositories.json_trees import (
+from app.data.pagination import page_parameters, page_request
+from app.data.repositories import json_trees
+from app.data.repositories.json_trees import (
     Child,
     ConnectionField,
     Encoding,
@@ -45,9 +45,10 @@ from app.repositories.json_trees import (
     Root,
     RootKind,
 )
-from app.repositories.patients import PATIENT_ORDER
-from app.repositories.records import RECORD_ORDER
-from app.viewer import effective_role
+from app.data.repositories.patients import PATIENT_ORDER
+from app.data.repositories.records import RECORD_ORDER
+from app.domain.errors import ApiError
+from app.domain.viewer import effective_role
 from resolvers.filters import patient_list_filter, record_list_filter
 from schema.fields import declared_column, declared_relation
 
@@ -70,7 +71,7 @@ if TYPE_CHECKING:
     from sqlalchemy import ColumnElement
     from strawberry.types.field import StrawberryField
 
-    from app.context import RequestContext
+    from resolvers.context import RequestContext
 
     ArgumentsOf = Callable[[GraphQLField, FieldDetailsList], dict[str, Any]]
 

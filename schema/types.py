@@ -11,14 +11,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import strawberry
 
-from app.context import Info
-from app.opaque_ids import NodeType, OpaqueIds
-from app.pagination import page_request
-from app.repositories.json_trees import Relation
-from app.repositories.patients import PATIENT_ORDER
-from app.repositories.records import RECORD_ORDER
+from app.data.pagination import page_request
+from app.data.repositories.json_trees import Relation
+from app.data.repositories.patients import PATIENT_ORDER
+from app.data.repositories.records import RECORD_ORDER
+from app.domain.opaque_ids import NodeType, OpaqueIds
 from resolvers.cached_loads import now_or_later, required_now_or_later
 from resolvers.connections import node_fields, page_connection, shows_rows
+from resolvers.context import Info
 from resolvers.filters import patient_list_filter, record_list_filter
 from schema.connections import Connection
 from schema.enums import (
@@ -35,7 +35,7 @@ from schema.inputs import PatientFilter, RecordFilter
 from schema.leaves import plain_resolver
 
 if TYPE_CHECKING:
-    from app.repositories.records import RecordParent
+    from app.data.repositories.records import RecordParent
 
 
 @strawberry.interface
@@ -83,7 +83,7 @@ async def _records_connection(
     )
 
 
-# The fields of MedicalRecord computed from its JSON columns (app/repositories/records.py).
+# The fields of MedicalRecord computed from its JSON columns (app/data/repositories/records.py).
 _RECORD_JSON_FIELDS = frozenset({"vitalSigns", "prescriptions", "labResults"})
 
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from asyncpg.connection import LoggedQuery
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-    from app.dev_issuer import LocalTokenIssuer
+    from app.ops.dev_issuer import LocalTokenIssuer
 
 
 class Api:
@@ -100,7 +100,7 @@ _DRIVER_HOUSEKEEPING = re.compile(
 @asynccontextmanager
 async def count_statements(engine: AsyncEngine) -> AsyncIterator[StatementLog]:
     """Every SQL statement the engine sends while the block runs: through SQLAlchemy (its cursor
-    events) or on asyncpg's connection directly (app/database.py's DriverStatement), which
+    events) or on asyncpg's connection directly (app/data/database.py's DriverStatement), which
     asyncpg's query logger reports, from a callback it schedules on the loop."""
     log = StatementLog()
     drivers: list[Any] = []

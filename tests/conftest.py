@@ -25,10 +25,10 @@ os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="medrec-runtime
 import httpx
 from starlette.applications import Starlette
 
-from app import migrations
-from app.dev_issuer import JWKSServer, LocalTokenIssuer
-from app.local_s3 import local_s3
-from app.main import create_app
+from app.data import migrations
+from app.ops.dev_issuer import JWKSServer, LocalTokenIssuer
+from app.ops.local_s3 import local_s3
+from app.server.main import create_app
 from app.settings import Settings
 from models import Patient, Provider
 from tests.api_client import Api

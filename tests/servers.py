@@ -55,7 +55,7 @@ def serving_process(
 ) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
     """A `medrec serve` process, once ready; yields its base URL and the process."""
     port = free_port()
-    command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port)]
+    command = [sys.executable, "-m", "app.ops.cli", "serve", "--port", str(port)]
     process = subprocess.Popen(
         [*command, "--workers", str(workers)],
         env=environment,

@@ -10,7 +10,9 @@ from sqlalchemy import select
 from sqlalchemy.exc import InvalidRequestError
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app.access import (
+from app.data.commands import attachments, patients, records
+from app.data.repositories import batched
+from app.domain.access import (
     readable_attachments_for,
     readable_diagnoses_for,
     readable_patients_for,
@@ -18,8 +20,6 @@ from app.access import (
     readable_records_for,
     readable_status_events_for,
 )
-from app.commands import attachments, patients, records
-from app.repositories import batched
 from models import Patient
 from models.enums import Role
 

@@ -12,9 +12,9 @@ import asyncpg
 import pytest
 from sqlalchemy import select, text
 
-from app.audit import AuditTrail
-from app.audit_writer import AuditWriter
-from app.viewer import Viewer
+from app.data.audit_writer import AuditWriter
+from app.domain.audit import AuditTrail
+from app.domain.viewer import Viewer
 from models import AuditEvent
 from models.enums import AuditOutcome, Role
 from tests.api_client import count_statements

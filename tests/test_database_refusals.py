@@ -8,7 +8,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.errors import is_database_outage, refused_input
+from app.domain.errors import is_database_outage, refused_input
 
 
 @pytest.mark.parametrize(

@@ -44,7 +44,7 @@ class DevServer:
 def _start(data_home: Path) -> DevServer:
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "app.cli", "dev", "--port", str(port)],
+        [sys.executable, "-m", "app.ops.cli", "dev", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -11,7 +11,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from app import migrations
+from app.data import migrations
 from models import Base
 from tests.postgres import scratch_database
 

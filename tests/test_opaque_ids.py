@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.errors import BadUserInput
-from app.opaque_ids import NodeType, OpaqueIds
+from app.domain.errors import BadUserInput
+from app.domain.opaque_ids import NodeType, OpaqueIds
 
 
 @pytest.mark.parametrize("key", ["", "medrec-opaque-id-v1", "k" * 200, "ключ"])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.rate_limit import TokenBuckets
+from app.server.rate_limit import TokenBuckets
 
 
 class Clock:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from app.logging_config import LOG_LEVEL_ENV
+from app.server.logging_config import LOG_LEVEL_ENV
 from app.settings import Settings
 
 README = Path(__file__).resolve().parent.parent / "README.md"

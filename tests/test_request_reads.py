@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.util import greenlet_spawn
 
-from app.database import allow_direct_checkout, create_engine
-from app.errors import refused_input
-from app.request_reads import RequestReads, autocommit_engine, pooled_driver
+from app.data.database import allow_direct_checkout, create_engine
+from app.data.request_reads import RequestReads, autocommit_engine, pooled_driver
+from app.domain.errors import refused_input
 from app.settings import Settings
 
 if TYPE_CHECKING:

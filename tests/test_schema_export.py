@@ -19,7 +19,7 @@ def test_committed_sdl_matches_the_code() -> None:
 
 def test_export_schema_command_prints_the_sdl() -> None:
     printed = subprocess.run(
-        [sys.executable, "-m", "app.cli", "export-schema"],
+        [sys.executable, "-m", "app.ops.cli", "export-schema"],
         check=True,
         capture_output=True,
         text=True,

@@ -35,7 +35,7 @@ def test_migrate_then_serve_with_two_workers() -> None:
     with scratch_database() as database_url:
         env = {**os.environ, "MEDREC_DATABASE_URL": database_url}
         port = _free_port()
-        command = [sys.executable, "-m", "app.cli"]
+        command = [sys.executable, "-m", "app.ops.cli"]
         serve = [*command, "serve", "--port", str(port), "--workers", "2"]
 
         process = subprocess.Popen(serve, env=env, stderr=subprocess.DEVNULL)

@@ -18,7 +18,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.opaque_ids import NodeType, OpaqueIds
+from app.domain.opaque_ids import NodeType, OpaqueIds
 from models import MedicalRecord, Patient
 from models.enums import AuditOutcome, RecordStatus
 from tests.api_client import Api, audit_rows, error_codes
@@ -836,7 +836,7 @@ async def test_reading_audit_events_lists_the_patients_they_name(
 
 
 def test_every_table_is_declared_as_patient_data_or_not() -> None:
-    from app.audit import OWNERSHIP
+    from app.domain.audit import OWNERSHIP
     from models import Base
 
     served = {

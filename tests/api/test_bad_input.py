@@ -12,9 +12,9 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
-from app.opaque_ids import NodeType, OpaqueIds
-from app.pagination import KeysetOrder
-from app.repositories import audit_events, patients, providers, records
+from app.data.pagination import KeysetOrder
+from app.data.repositories import audit_events, patients, providers, records
+from app.domain.opaque_ids import NodeType, OpaqueIds
 from app.settings import Settings
 from tests.api.test_mutation_validation import snapshot
 from tests.api_client import Api, error_codes

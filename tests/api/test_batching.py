@@ -120,7 +120,7 @@ async def test_a_request_reads_through_one_pooled_connection(
         event.remove(pool, "checkout", checked_out)
     assert len(data["patients"]["edges"]) == 6
     # The caller and every DataLoader batch: one checkout, not one per statement; the audit
-    # row's flush takes its own (app/audit_writer.py).
+    # row's flush takes its own (app/data/audit_writer.py).
     assert len(checkouts) == 2
 
 

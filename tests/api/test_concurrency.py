@@ -23,7 +23,7 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from app.opaque_ids import NodeType, OpaqueIds
+from app.domain.opaque_ids import NodeType, OpaqueIds
 from models import AuditEvent, Diagnosis, MedicalRecord, Patient, RecordStatusEvent
 from models.enums import AuditOutcome, RecordStatus
 from tests.api_client import Api, error_codes

@@ -8,7 +8,7 @@ import pytest
 from graphql import GraphQLObjectType
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
-from app.repositories.json_trees import Entity
+from app.data.repositories.json_trees import Entity
 from schema.fields import declared_column, declared_relation
 from schema.schema import build_schema
 from schema.sql_trees import declared_leaf

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.opaque_ids import NodeType, OpaqueIds
+from app.domain.opaque_ids import NodeType, OpaqueIds
 from app.settings import Settings
 from models.enums import RecordStatus, RecordType
 from tests.api_client import Api, error_codes

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.main import create_app
+from app.server.main import create_app
 from app.settings import Settings
 from tests.api_client import Api, error_codes, uncoded_errors
 

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.opaque_ids import NodeType, OpaqueIds
+from app.domain.opaque_ids import NodeType, OpaqueIds
 from models.base import Base
 from models.enums import DiagnosisType, RecordStatus
 from tests.api_client import Api, error_codes

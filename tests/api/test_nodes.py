@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from app.opaque_ids import NodeType, OpaqueIds
+from app.domain.opaque_ids import NodeType, OpaqueIds
 from tests.api_client import Api, error_codes
 from tests.factories import Factory
 

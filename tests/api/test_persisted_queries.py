@@ -13,8 +13,8 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.main import create_app
-from app.persisted_queries import register
+from app.server.main import create_app
+from app.server.persisted_queries import register
 from app.settings import Settings
 from tests.api_client import Api, error_codes
 
@@ -99,7 +99,7 @@ def test_register_queries_command_prints_the_hashes(tmp_path: Path, database_url
     path = tmp_path / "from-a-file.graphql"
     path.write_text(document)
     printed = subprocess.run(
-        [sys.executable, "-m", "app.cli", "register-queries", str(path)],
+        [sys.executable, "-m", "app.ops.cli", "register-queries", str(path)],
         env={**os.environ, "MEDREC_DATABASE_URL": database_url},
         check=True,
         capture_output=True,

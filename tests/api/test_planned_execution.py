@@ -18,7 +18,7 @@ import strawberry
 from starlette.routing import Route
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from app.graphql_view import GraphQLView
+from app.server.graphql_view import GraphQLView
 from models.enums import AttachmentStatus, RecordStatus
 from tests.api.test_batching import MOBILE_QUERY
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 from sqlalchemy import select
 
-from app.opaque_ids import NodeType, OpaqueIds
+from app.domain.opaque_ids import NodeType, OpaqueIds
 from models import Patient
 
 if TYPE_CHECKING:

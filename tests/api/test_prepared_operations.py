@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import pytest
 
-from app.main import create_app
-from app.opaque_ids import NodeType
+from app.domain.opaque_ids import NodeType
+from app.server.main import create_app
 from tests.api.test_planned_execution import graphql_core_executor
 from tests.api.test_sql_trees import ONE_QUERY, _audit_rows, _clinic, _tokens, _tree_statements
 from tests.api_client import Api, count_statements, error_codes
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
     from starlette.applications import Starlette
 
-    from app.dev_issuer import LocalTokenIssuer
+    from app.ops.dev_issuer import LocalTokenIssuer
     from app.settings import Settings
     from tests.factories import Factory
 

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from app.main import create_app
+from app.server.main import create_app
 from app.settings import Settings
 from tests.api_client import Api, error_codes
 

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from graphql import build_schema, get_named_type, get_nullable_type, is_list_type, is_object_type
 
-from app.opaque_ids import NodeType, OpaqueIds
-from app.record_workflow import MAX_ATTACHMENTS, MAX_DIAGNOSES, MAX_STATUS_CHANGES
+from app.domain.opaque_ids import NodeType, OpaqueIds
+from app.domain.record_workflow import MAX_ATTACHMENTS, MAX_DIAGNOSES, MAX_STATUS_CHANGES
 from models.enums import AttachmentStatus, DiagnosisType, RecordStatus
 from schema.limits import LIST_BOUNDS
 from tests.api.test_mutation_validation import snapshot

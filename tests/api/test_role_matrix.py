@@ -30,7 +30,7 @@ from graphql import build_schema
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.opaque_ids import NodeType, OpaqueIds
+from app.domain.opaque_ids import NodeType, OpaqueIds
 from models import Attachment, Diagnosis, MedicalRecord, Patient, Provider, RecordStatusEvent
 from models.enums import AttachmentStatus, RecordStatus
 from tests.api_client import Api, error_codes
@@ -339,7 +339,7 @@ SEES: dict[Caller, Sees | Refused] = {
     ),
     NO_ROLE: FORBIDDEN,
     OTHER_ADMIN: sees(providers="", patients="", records="", attachments=""),
-    # Provider and patient tokens linked to no row act in no role (app/access.py).
+    # Provider and patient tokens linked to no row act in no role (app/domain/access.py).
     UNLINKED_DR: FORBIDDEN,
     UNLINKED_PT: FORBIDDEN,
 }

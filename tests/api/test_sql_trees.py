@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from sqlalchemy import select
 
-from app.opaque_ids import NodeType
+from app.domain.opaque_ids import NodeType
 from models import AuditEvent
 from models.enums import AttachmentStatus, AuditOutcome, RecordStatus, Sex
 from tests.api.test_batching import MOBILE_QUERY

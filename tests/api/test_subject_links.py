@@ -10,7 +10,9 @@ import pytest
 from sqlalchemy import delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 
-from app.viewer import Viewer, acts_through_linked_row, resolve_viewer
+from app.auth.callers import resolve_viewer
+from app.data.repositories.subject_links import acts_through_linked_row
+from app.domain.viewer import Viewer
 from models import Patient, Provider, SubjectLink, table_of
 from tests.api_client import Api, error_codes
 from tests.factories import Factory

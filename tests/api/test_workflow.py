@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.opaque_ids import NodeType, OpaqueIds
+from app.domain.opaque_ids import NodeType, OpaqueIds
 from models import Diagnosis, MedicalRecord, Patient, RecordStatusEvent
 from models.enums import DiagnosisType, RecordStatus
 from tests.api_client import Api, error_codes

@@ -1,6 +1,6 @@
 """Attachments end to end: the API, a real S3-compatible store on loopback, and the database.
 
-The store (moto's server, see ``app/local_s3.py``) neither checks signatures nor enforces POST
+The store (moto's server, see ``app/ops/local_s3.py``) neither checks signatures nor enforces POST
 policies, so the tests also decode the signed policy and assert what it pins. These helpers are
 shared by the modules of this package; fixtures stay in the modules that use them.
 """
@@ -23,7 +23,7 @@ from botocore.exceptions import ClientError
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.opaque_ids import NodeType, OpaqueIds
+from app.domain.opaque_ids import NodeType, OpaqueIds
 from models import Attachment, AuditEvent
 from models.enums import AttachmentStatus, RecordStatus
 from tests.api_client import Api

@@ -17,7 +17,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.opaque_ids import NodeType
+from app.domain.opaque_ids import NodeType
 from models.enums import AttachmentStatus
 from tests.api_client import Api, error_codes
 from tests.attachments import (

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.dev_issuer import JWKSServer, LocalTokenIssuer
-from app.main import create_app
+from app.ops.dev_issuer import JWKSServer, LocalTokenIssuer
+from app.server.main import create_app
 from app.settings import Settings
 from tests.api_client import error_codes
 

@@ -24,10 +24,10 @@ import pytest
 from jose import jws
 from pydantic import ValidationError
 
-from app.dev_issuer import JWKSServer, LocalTokenIssuer
-from app.jwks import JWKSCache
+from app.auth.jwks import JWKSCache
+from app.auth.tokens import TokenError, TokenVerifier, VerifiedToken, bearer_token
+from app.ops.dev_issuer import JWKSServer, LocalTokenIssuer
 from app.settings import Settings
-from app.tokens import TokenError, TokenVerifier, VerifiedToken, bearer_token
 from models.enums import Role
 
 CLIENT_ID = "client-web"

@@ -9,11 +9,11 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from app.opaque_ids import NodeType, OpaqueIds
+from app.domain.opaque_ids import NodeType, OpaqueIds
 from models.enums import RecordStatus
 
 if TYPE_CHECKING:
-    from app.dev_issuer import LocalTokenIssuer
+    from app.ops.dev_issuer import LocalTokenIssuer
     from app.settings import Settings
     from tests.browser.cdp import Page
     from tests.factories import Factory

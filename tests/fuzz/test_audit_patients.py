@@ -36,9 +36,9 @@ from hypothesis_graphql import queries
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from app.errors import BadUserInput
-from app.opaque_ids import NodeType, OpaqueIds
-from app.pagination import parse_int, parse_uuid
+from app.data.pagination import parse_int, parse_uuid
+from app.domain.errors import BadUserInput
+from app.domain.opaque_ids import NodeType, OpaqueIds
 from models import AuditEvent
 from models.enums import AttachmentStatus, RecordStatus
 from tests.api_client import Api

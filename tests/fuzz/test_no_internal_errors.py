@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from hypothesis_graphql import from_schema, nodes
 
-from app.opaque_ids import NodeType, OpaqueIds
-from app.pagination import KeysetOrder
-from app.repositories import audit_events, patients, providers, records
+from app.data.pagination import KeysetOrder
+from app.data.repositories import audit_events, patients, providers, records
+from app.domain.opaque_ids import NodeType, OpaqueIds
 from tests.api_client import error_codes
 from tests.fuzz.conftest import ROLES, Caller, Seeded, fuzz_settings
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from app.logging_config import JsonFormatter
+from app.server.logging_config import JsonFormatter
 
 
 def request_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:

@@ -2,7 +2,7 @@
 
 Every record any logger emits at DEBUG is captured and searched, in every form it could be
 written: the message, its arguments, the exception text Python's own formatter makes, and the
-JSON line of app/logging_config.py.
+JSON line of app/server/logging_config.py.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from app.logging_config import JsonFormatter
+from app.server.logging_config import JsonFormatter
 from tests.api_client import Api, error_codes
 from tests.observability.helpers import request_lines
 

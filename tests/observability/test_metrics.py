@@ -12,13 +12,13 @@ from starlette.applications import Starlette
 from starlette.responses import PlainTextResponse
 from starlette.types import Receive, Scope, Send
 
-from app.observability import (
+from app.server.observability import (
     Observability,
     ObservabilityMiddleware,
     _cost_of,
-    count_rate_limit_rejection,
 )
-from app.services import Services
+from app.server.services import Services
+from schema.observation import count_rate_limit_rejection
 from tests.api_client import Api, error_codes
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]

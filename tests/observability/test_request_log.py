@@ -16,13 +16,13 @@ from starlette.routing import WebSocketRoute
 from starlette.types import Message, Scope
 from starlette.websockets import WebSocket
 
-from app.logging_config import (
+from app.server.logging_config import (
     JsonFormatter,
     describe_exception,
     json_lines_handler,
     logging_config,
 )
-from app.observability import Observability, ObservabilityMiddleware
+from app.server.observability import Observability, ObservabilityMiddleware
 from tests.api_client import Api
 from tests.observability.helpers import request_lines
 

@@ -9,7 +9,7 @@ import time
 
 import httpx
 
-from app.dev_issuer import LocalTokenIssuer
+from app.ops.dev_issuer import LocalTokenIssuer
 from app.settings import Settings
 from tests.servers import free_port, server_environment
 
@@ -17,7 +17,7 @@ from tests.servers import free_port, server_environment
 def test_serve_logs_json_lines(settings: Settings, issuer: LocalTokenIssuer) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--workers", "2"]
+    command = [sys.executable, "-m", "app.ops.cli", "serve", "--port", str(port), "--workers", "2"]
     process = subprocess.Popen(
         command, env=server_environment(settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )

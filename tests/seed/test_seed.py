@@ -1,4 +1,4 @@
-"""``app.seed`` and ``app.demo_data`` against the real schema."""
+"""``app.ops.seed`` and ``app.ops.demo_data`` against the real schema."""
 
 from __future__ import annotations
 
@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import Row, Table, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.demo_data import DEMO_TENANTS, DemoLogin, load_demo_data
-from app.errors import Conflict
-from app.seed import (
+from app.domain.errors import Conflict
+from app.ops.demo_data import DEMO_TENANTS, DemoLogin, load_demo_data
+from app.ops.seed import (
     REFERENCE_INSTANT,
     SeedError,
     SeedSummary,
@@ -105,7 +105,7 @@ async def seeded_snapshot(
 
 
 def luhn_npi(npi: str) -> bool:
-    """Independent of app.seed: the Luhn check over 80840 followed by all ten digits."""
+    """Independent of app.ops.seed: the Luhn check over 80840 followed by all ten digits."""
     digits = [int(ch) for ch in "80840" + npi]
     total = 0
     for index, digit in enumerate(reversed(digits)):

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 from sqlalchemy import func, select, text
 
-from app.opaque_ids import NodeType, OpaqueIds
+from app.domain.opaque_ids import NodeType, OpaqueIds
 from models import MedicalRecord, RecordStatusEvent
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from tests.subscriptions.helpers import (
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-    from app.dev_issuer import LocalTokenIssuer
+    from app.ops.dev_issuer import LocalTokenIssuer
     from app.settings import Settings
     from tests.api_client import Api
     from tests.factories import Factory

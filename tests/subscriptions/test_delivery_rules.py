@@ -11,7 +11,7 @@ import pytest
 import websockets
 from sqlalchemy import update
 
-from app.dev_issuer import JWKSServer, LocalTokenIssuer
+from app.ops.dev_issuer import JWKSServer, LocalTokenIssuer
 from models import Patient, Provider
 from models.enums import RecordStatus
 from tests.servers import server_environment, serving

@@ -1,4 +1,5 @@
-"""The doorbell a subscriber waits on (app/status_stream.py): rings coalesce and are not lost."""
+"""The doorbell a subscriber waits on (app/data/status_stream.py): rings coalesce and are not
+lost."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import asyncio
 
 import pytest
 
-from app.status_stream import Doorbell
+from app.data.status_stream import Doorbell
 
 
 async def test_a_ring_before_the_wait_is_not_lost_and_rings_coalesce() -> None:

@@ -10,8 +10,8 @@ import pytest
 import websockets
 from websockets.typing import Subprotocol
 
-from app.errors import ErrorCode
-from app.persisted_queries import register
+from app.domain.errors import ErrorCode
+from app.server.persisted_queries import register
 from tests.servers import server_environment, serving
 from tests.subscriptions.conftest import PROTOCOL, Server, connect
 from tests.subscriptions.helpers import SUBSCRIPTION

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import text
 
-from app.status_stream import LISTENER_APPLICATION_NAME
+from app.data.status_stream import LISTENER_APPLICATION_NAME
 from models.enums import RecordStatus
 from tests.subscriptions.conftest import connect
 from tests.subscriptions.helpers import (

@@ -16,7 +16,7 @@ from tests.subscriptions.helpers import changed, latest_sequence, record_gid, st
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-    from app.dev_issuer import LocalTokenIssuer
+    from app.ops.dev_issuer import LocalTokenIssuer
     from tests.api_client import Api
     from tests.factories import Factory
 
@@ -47,7 +47,7 @@ async def test_watch_prints_events_as_json_lines(
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "app.cli",
+        "app.ops.cli",
         "watch",
         "--url",
         servers[0].ws_url,
@@ -84,7 +84,7 @@ async def _watch_until_exit(server: Server, token: str) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "app.cli",
+        "app.ops.cli",
         "watch",
         "--url",
         server.ws_url,

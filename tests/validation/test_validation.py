@@ -1,4 +1,4 @@
-"""``app.validation``: pure unit tests, no database."""
+"""``app.domain.validation``: pure unit tests, no database."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from sqlalchemy import String, Table
 
-from app import validation as v
-from app.errors import BadUserInput, ErrorCode
-from app.seed import npi_check_digit
+from app.domain import validation as v
+from app.domain.errors import BadUserInput, ErrorCode
+from app.ops.seed import npi_check_digit
 from models import Diagnosis, MedicalRecord, Patient, Provider, RecordStatusEvent
 
 # A stand-in for patient data: no rejection message may contain it.

@@ -1,0 +1,147 @@
+"""Audit rows of many operations, written together: one round trip, one transaction.
+
+Every operation still waits for its own row to commit before its answer (a response, a
+subscription's event) is sent. A flush starts as soon as a row is due and none is running;
+rows that become due while it runs go in the next one. Under load, the concurrent requests of a
+process share one commit (one WAL flush) instead of one each, and their reads stay read-only
+statements that write nothing. A failed flush fails the operations whose rows it carried, as a
+failed audit append fails a request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+from sqlalchemy import bindparam, insert
+
+from app.data.database import DriverStatement
+from app.data.request_reads import pooled_driver
+from models import AuditEvent, table_of
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from app.data.database import Reader
+
+log = logging.getLogger("medrec.audit")
+
+MAX_ROWS_PER_FLUSH = 1000
+
+# Built once: every operation appends a row, and building a statement costs more than running it.
+# The table, not the mapped class: a Core insert, without the ORM's bulk DML path. Inline: no
+# RETURNING of the new id, which nobody reads. Its parameters are AuditTrail.event's keys
+# (app/domain/audit.py).
+_EVENTS = table_of(AuditEvent)
+INSERT_EVENT = (
+    insert(_EVENTS)
+    .inline()
+    .values(
+        {
+            column.key: bindparam(column.key, type_=column.type)
+            for column in _EVENTS.c
+            if column.key not in ("id", "occurred_at")
+        }
+    )
+)
+
+
+async def append(session: Reader, event: dict[str, Any]) -> None:
+    """Appends one row inside ``session``'s transaction (a change audited with its work)."""
+    await session.execute(INSERT_EVENT, event)
+
+
+class AuditWriter:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        connections: asyncio.Semaphore | None = None,
+        collect_seconds: float = 0.0,
+    ) -> None:
+        """``connections``: a limit shared with other users of the pool (the fan-out's reads);
+        ``collect_seconds``: how long a flush waits for more rows before it starts (rows that
+        come due a moment apart, such as subscribers woken by the same change)."""
+        self._engine = engine
+        self._connections: AbstractAsyncContextManager[Any] = (
+            connections or contextlib.nullcontext()
+        )
+        self._collect_seconds = collect_seconds
+        self._insert = DriverStatement(INSERT_EVENT, engine.dialect)
+        self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def append(self, event: dict[str, Any]) -> None:
+        """Returns once the row has committed; raises what the flush carrying it raised."""
+        done = asyncio.get_running_loop().create_future()
+        # Retrieved here, so a failure whose waiter went away is not logged by asyncio with its
+        # text (which quotes the statement).
+        done.add_done_callback(_retrieve)
+        self._pending.append((event, done))
+        if self._flushing is None:
+            self._flushing = asyncio.create_task(self._flush_pending(), name="medrec-audit-flush")
+        # Shielded: a caller that goes away must not cancel the other rows' transaction.
+        await asyncio.shield(done)
+
+    async def stop(self) -> None:
+        """Lets the rows already handed over commit (shutdown)."""
+        if self._flushing is not None:
+            with contextlib.suppress(Exception):
+                await self._flushing
+
+    async def _flush_pending(self) -> None:
+        try:
+            # Rows handed over in the same turn of the event loop share the first flush.
+            await asyncio.sleep(self._collect_seconds)
+            while self._pending:
+                async with self._connections:
+                    batch = self._pending[:MAX_ROWS_PER_FLUSH]
+                    del self._pending[:MAX_ROWS_PER_FLUSH]
+                    await self._write(batch)
+        finally:
+            self._flushing = None
+
+    async def _write(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
+        try:
+            async with pooled_driver(self._engine) as driver:
+                await self._insert.executemany(driver.connection, [event for event, _ in batch])
+        except asyncpg.PostgresError as error:
+            if len(batch) == 1:
+                _settle(batch, error)
+                return
+            # The database refused the statement (a row the table refused): rows that are fine
+            # still commit, each in a transaction of its own, so one bad row fails only its own
+            # operation.
+            log.warning(
+                "audit flush of %d rows failed with %s; appending them one by one",
+                len(batch),
+                type(error).__name__,
+            )
+            for one in batch:
+                await self._write([one])
+            return
+        except Exception as error:  # the pool timed out, the connection failed: every row fails
+            _settle(batch, error)
+            return
+        _settle(batch, None)
+
+
+def _settle(
+    batch: list[tuple[dict[str, Any], asyncio.Future[None]]], error: BaseException | None
+) -> None:
+    for _, done in batch:
+        if done.done():
+            continue
+        if error is None:
+            done.set_result(None)
+        else:
+            done.set_exception(error)
+
+
+def _retrieve(done: asyncio.Future[None]) -> None:
+    if not done.cancelled():
+        done.exception()

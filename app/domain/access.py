@@ -1,0 +1,173 @@
+"""Which rows a viewer may read, as SQL predicates added to every statement that fetches rows.
+
+Rows outside these predicates are never fetched, so another tenant's id, or a row the caller's
+role may not see, behaves exactly like an id that does not exist. The rules are the contract's:
+
+- admin: everything in its tenant;
+- provider: all patients and all non-draft records of its tenant, plus its own drafts;
+- patient: only its own patient row and its own FINALIZED/AMENDED records, with their diagnoses
+  and AVAILABLE attachments.
+
+Providers (a clinic's directory) are readable by every role of the tenant. A provider or patient
+token whose subject is linked to no row acts in no role: it reads and writes nothing. Diagnoses,
+attachments and status events are readable exactly when their record is.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import any_, bindparam, exists, false, literal, select, true
+from sqlalchemy.dialects.postgresql import array
+from sqlalchemy.orm import aliased
+
+from app.domain.errors import Forbidden
+from app.domain.viewer import effective_role
+from models import Attachment, Diagnosis, MedicalRecord, Patient, Provider, RecordStatusEvent
+from models.enums import AttachmentStatus, RecordStatus, Role
+
+if TYPE_CHECKING:
+    import uuid
+
+    from sqlalchemy import BindParameter, ColumnElement
+    from sqlalchemy.orm import InstrumentedAttribute, QueryableAttribute
+
+    from app.domain.viewer import Viewer
+
+PATIENT_VISIBLE_STATUSES = (RecordStatus.FINALIZED, RecordStatus.AMENDED)
+
+
+def viewer_parameters(viewer: Viewer) -> dict[str, Any]:
+    """The values of the ``*_for(role)`` predicates' bind parameters, passed when a statement runs.
+
+    Those predicates name the viewer only through these parameters, so a statement built for a
+    role is the same for every viewer of that role, and is built (and its cache key computed) once.
+    """
+    return {
+        "viewer_tenant_id": viewer.tenant_id,
+        "viewer_provider_id": viewer.provider_id,
+        "viewer_patient_id": viewer.patient_id,
+    }
+
+
+# The predicates name the viewer through these alone. A statement is built once per role (and
+# cached where it is built) and run with viewer_parameters(), reads and writes alike; without
+# values, a statement run without viewer_parameters() fails instead of matching NULL.
+_TENANT: BindParameter[str] = bindparam("viewer_tenant_id")
+_PROVIDER: BindParameter[uuid.UUID] = bindparam("viewer_provider_id")
+_PATIENT: BindParameter[uuid.UUID] = bindparam("viewer_patient_id")
+
+
+def readable_providers_for(role: Role | None) -> ColumnElement[bool]:
+    if role is None:
+        return false()
+    return Provider.tenant_id == _TENANT
+
+
+def readable_patients_for(role: Role | None) -> ColumnElement[bool]:
+    if role is Role.ADMIN or role is Role.PROVIDER:
+        return Patient.tenant_id == _TENANT
+    if role is Role.PATIENT:
+        return (Patient.tenant_id == _TENANT) & (Patient.id == _PATIENT)
+    return false()
+
+
+def _patient_visible(status: QueryableAttribute[RecordStatus]) -> ColumnElement[bool]:
+    # = ANY(ARRAY[...]) rather than IN (...), which SQLAlchemy expands at execution: the text of a
+    # statement compiled once (app/data/database.py's DriverStatement) is fixed. PostgreSQL plans
+    # both alike.
+    return status == any_(
+        array([literal(value, status.type) for value in PATIENT_VISIBLE_STATUSES])
+    )
+
+
+def _records(role: Role | None, record: type[MedicalRecord] = MedicalRecord) -> ColumnElement[bool]:
+    """``record`` may be an alias, for statements that read medical_records twice."""
+    in_tenant = record.tenant_id == _TENANT
+    if role is Role.ADMIN:
+        return in_tenant
+    if role is Role.PROVIDER:
+        own = record.provider_id == _PROVIDER
+        return in_tenant & ((record.status != RecordStatus.DRAFT) | own)
+    if role is Role.PATIENT:
+        return in_tenant & (record.patient_id == _PATIENT) & _patient_visible(record.status)
+    return false()
+
+
+def _of_readable_record(
+    role: Role | None,
+    tenant_id: InstrumentedAttribute[str],
+    record_id: InstrumentedAttribute[uuid.UUID],
+) -> ColumnElement[bool]:
+    in_tenant = tenant_id == _TENANT
+    if role is Role.ADMIN:
+        return in_tenant
+    if role is None:
+        return false()
+    # The child is readable when its record is: the record's own predicate, in a correlated
+    # EXISTS over an alias, so it stays correct in statements that join medical_records too.
+    record = aliased(MedicalRecord)
+    return in_tenant & exists(
+        select(record.id).where(
+            record.tenant_id == tenant_id, record.id == record_id, _records(role, record)
+        )
+    )
+
+
+def readable_records_for(role: Role | None) -> ColumnElement[bool]:
+    return _records(role)
+
+
+def readable_diagnoses_for(role: Role | None) -> ColumnElement[bool]:
+    return _of_readable_record(role, Diagnosis.tenant_id, Diagnosis.record_id)
+
+
+def readable_attachments_for(role: Role | None) -> ColumnElement[bool]:
+    # A deleted attachment's object is gone; the row stays for the audit trail only.
+    visible = Attachment.status != AttachmentStatus.DELETED
+    if role is Role.PATIENT:
+        visible = Attachment.status == AttachmentStatus.AVAILABLE
+    return visible & _of_readable_record(role, Attachment.tenant_id, Attachment.record_id)
+
+
+def readable_status_events_for(role: Role | None) -> ColumnElement[bool]:
+    """An event is readable with its record, but a record's DRAFT events stay as private as the
+    draft was: patients never see them, providers only for their own records."""
+    readable = _of_readable_record(role, RecordStatusEvent.tenant_id, RecordStatusEvent.record_id)
+    if role is Role.PATIENT:
+        readable = readable & _patient_visible(RecordStatusEvent.status)
+    elif role is Role.PROVIDER:
+        own = exists(
+            select(MedicalRecord.id).where(
+                MedicalRecord.tenant_id == RecordStatusEvent.tenant_id,
+                MedicalRecord.id == RecordStatusEvent.record_id,
+                MedicalRecord.provider_id == _PROVIDER,
+            )
+        )
+        readable = readable & ((RecordStatusEvent.status != RecordStatus.DRAFT) | own)
+    return readable
+
+
+# --- Writing. Patients write nothing; the checks below run in the statement that locks the row.
+
+
+def require_writer(viewer: Viewer) -> Role:
+    """Admins and providers write; everyone else is refused before any row is touched."""
+    role = effective_role(viewer)
+    if role is not Role.ADMIN and role is not Role.PROVIDER:
+        raise Forbidden("this operation needs the admin or provider role")
+    return role
+
+
+def require_admin(viewer: Viewer) -> None:
+    if effective_role(viewer) is not Role.ADMIN:
+        raise Forbidden("this operation needs the admin role")
+
+
+def editable_records_for(role: Role | None) -> ColumnElement[bool]:
+    """Admins edit every record of the tenant, providers their own."""
+    if role is Role.ADMIN:
+        return true()
+    if role is Role.PROVIDER:
+        return MedicalRecord.provider_id == _PROVIDER
+    return false()
