@@ -15,9 +15,11 @@ from strawberry.dataloader import DataLoader
 
 import models as tables
 from app.data.repositories import patients, providers, records
+from app.data.repositories.json_trees import Relation
 from app.domain.opaque_ids import NodeType
 from app.domain.viewer import effective_role
 from resolvers.cached_loads import required
+from schema.fields import relations_of
 from schema.types import (
     Attachment,
     AuditEvent,
@@ -45,7 +47,19 @@ if TYPE_CHECKING:
 K = TypeVar("K")
 V = TypeVar("V")
 # A loader and the keys to load with it.
-Relation: TypeAlias = "tuple[DataLoader[uuid.UUID, Any], list[uuid.UUID]]"
+Load: TypeAlias = "tuple[DataLoader[uuid.UUID, Any], list[uuid.UUID]]"
+
+
+# What a page's nodes prefetch for a relation selected on them: the loader, and the attribute of
+# each node that is its key. (A page of records under a patient is a connection: not here.)
+_PREFETCHED: dict[Relation, tuple[Callable[[Loaders], DataLoader[uuid.UUID, Any]], str]] = {
+    Relation.PRIMARY_PROVIDER: (lambda loaders: loaders.provider, "primary_provider_id"),
+    Relation.RECORD_PROVIDER: (lambda loaders: loaders.provider, "provider_id"),
+    Relation.RECORD_PATIENT: (lambda loaders: loaders.patient, "patient_id"),
+    Relation.DIAGNOSES: (lambda loaders: loaders.diagnoses_of_record, "row_id"),
+    Relation.ATTACHMENTS: (lambda loaders: loaders.attachments_of_record, "row_id"),
+    Relation.STATUS_HISTORY: (lambda loaders: loaders.status_history_of_record, "row_id"),
+}
 
 
 class Loaders:
@@ -217,32 +231,27 @@ class Loaders:
 
     # A page of nodes loads, one batch per relation, what the query selects on those nodes; the
     # relation fields then find it in the loaders' caches and complete without a task per node.
-    # `fields` are the GraphQL names selected on the nodes (resolvers/connections.py).
+    # `fields` are the GraphQL names selected on the nodes (resolvers/connections.py); which
+    # relation each follows is its field's declaration (schema/fields.py).
 
-    async def prefetch_for_records(
-        self, nodes: Sequence[MedicalRecord], fields: Collection[str]
+    async def prefetch(
+        self,
+        node_type: type,
+        nodes: Sequence[Any],
+        fields: Collection[str],
     ) -> None:
-        relations: list[Relation] = []
-        if "provider" in fields:
-            relations.append((self.provider, [node.provider_id for node in nodes]))
-        if "patient" in fields:
-            relations.append((self.patient, [node.patient_id for node in nodes]))
-        if "diagnoses" in fields:
-            relations.append((self.diagnoses_of_record, [node.row_id for node in nodes]))
-        if "attachments" in fields:
-            relations.append((self.attachments_of_record, [node.row_id for node in nodes]))
-        if "statusHistory" in fields:
-            relations.append((self.status_history_of_record, [node.row_id for node in nodes]))
-        await self._prefetch(relations)
+        relations = relations_of(node_type)
+        loads: list[Load] = []
+        for name in fields:
+            follows = relations.get(name)
+            prefetched = None if follows is None else _PREFETCHED.get(follows)
+            if prefetched is not None:
+                loader, key = prefetched
+                keys = [value for node in nodes if (value := getattr(node, key)) is not None]
+                loads.append((loader(self), keys))
+        await self._prefetch(loads)
 
-    async def prefetch_for_patients(
-        self, nodes: Sequence[Patient], fields: Collection[str]
-    ) -> None:
-        if "primaryProvider" in fields:
-            keys = [node.primary_provider_id for node in nodes if node.primary_provider_id]
-            await self._prefetch([(self.provider, keys)])
-
-    async def _prefetch(self, relations: Sequence[Relation]) -> None:
+    async def _prefetch(self, relations: Sequence[Load]) -> None:
         pages = [self._primer(loader).load(tuple(keys)) for loader, keys in relations if keys]
         if pages:
             # A failed batch leaves its keys unloaded; the fields that need them load them

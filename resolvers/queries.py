@@ -85,7 +85,9 @@ async def patient_list(
         count=lambda session: patients.count_patients(session, viewer, list_filter),
         node=context.loaders.patient_node,
         shown=shows_rows(info, "Query"),
-        prefetch=partial(context.loaders.prefetch_for_patients, fields=node_fields(info, "Query")),
+        prefetch=partial(
+            context.loaders.prefetch, types.Patient, fields=node_fields(info, "Query")
+        ),
     )
 
 
@@ -128,7 +130,7 @@ async def record_list(
         count=lambda session: records.count_records(session, viewer, list_filter),
         node=context.loaders.record_node,
         shown=shows_rows(info, "Query"),
-        prefetch=partial(context.loaders.prefetch_for_records, fields=fields),
+        prefetch=partial(context.loaders.prefetch, types.MedicalRecord, fields=fields),
     )
 
 

@@ -2,7 +2,8 @@
 who may read it.
 
 The declaration rides on the Strawberry field (its public ``metadata``). The objects made from
-rows (``values_from_row``) and the one-statement trees (schema/sql_trees.py) read it; nothing is
+rows (``values_from_row``), the one-statement trees (schema/sql_trees.py), the DataLoaders'
+prefetch (``relations_of``) and the cost estimate (schema/limits.py) read it; nothing is
 inferred from Python names. A field declaring neither is computed by its resolver, and the trees
 leave a selection of it to the DataLoaders (tests/api/test_field_declarations.py lists them).
 """
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import strawberry
+from strawberry.schema.name_converter import NameConverter
 from strawberry.types import get_object_definition
 
 if TYPE_CHECKING:
@@ -60,10 +62,20 @@ def column_metadata(name: str) -> dict[str, Column]:
     return {_COLUMN: Column(name)}
 
 
-def relation_metadata(relation: Relation) -> dict[str, Relation]:
+@dataclass(frozen=True, slots=True)
+class Follows:
+    """A field that follows a relation to rows of another table."""
+
+    relation: Relation
+    # A list read without `first`: the most rows it can hold (the writes keep it), which the
+    # cost estimate counts (schema/limits.py).
+    most: int | None = None
+
+
+def relation_metadata(relation: Relation, *, most: int | None = None) -> dict[str, Follows]:
     """The declaration of a field following ``relation`` (app/data/repositories/json_trees.py
     defines its keys)."""
-    return {_RELATION: relation}
+    return {_RELATION: Follows(relation, most)}
 
 
 def declared_column(field: StrawberryField) -> Column | None:
@@ -71,9 +83,21 @@ def declared_column(field: StrawberryField) -> Column | None:
     return declared
 
 
-def declared_relation(field: StrawberryField) -> Relation | None:
-    declared: Relation | None = field.metadata.get(_RELATION)
+def declared_relation(field: StrawberryField) -> Follows | None:
+    declared: Follows | None = field.metadata.get(_RELATION)
     return declared
+
+
+@functools.cache
+def relations_of(cls: type) -> dict[str, Relation]:
+    """The relations ``cls``'s fields follow, by the fields' GraphQL names."""
+    definition = get_object_definition(cls, strict=True)
+    converter = NameConverter()  # the schema's config keeps Strawberry's default names
+    return {
+        converter.get_graphql_name(field): declared.relation
+        for field in definition.fields
+        if (declared := declared_relation(field)) is not None
+    }
 
 
 @functools.cache

@@ -22,9 +22,9 @@ the limit (all configurable, see ``app.settings``):
     is the Int 100; an absent variable its definition's default, else the argument's, 20), and
     20 when that is null (``app.data.pagination.requested_page_size``);
   - a list of rows without ``first`` (a record's diagnoses, attachments, status history) costs
-    the most rows it can hold x (1 + what is selected in each); the writes keep those numbers
-    (``LIST_BOUNDS``: 25 diagnoses, 20 attachments, 32 status changes). A record's prescriptions
-    and lab results are in its own row and count once;
+    the most rows it can hold x (1 + what is selected in each), as its field declares it
+    (schema/fields.py) and the writes keep it: 25 diagnoses, 20 attachments, 32 status changes.
+    A record's prescriptions and lab results are in its own row and count once;
   - every selection counts, whatever its type condition or ``@skip``/``@include``: the estimate
     is an upper bound.
 
@@ -76,12 +76,13 @@ from graphql.execution.values import get_argument_values, get_variable_values
 from graphql.language import Lexer, TokenKind
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
+from strawberry.schema.schema_converter import GraphQLCoreConverter
 
 from app.data.pagination import requested_page_size
 from app.domain.errors import ApiError, BadUserInput, ErrorCode
-from app.domain.record_workflow import MAX_ATTACHMENTS, MAX_DIAGNOSES, MAX_STATUS_CHANGES
 from app.domain.viewer import effective_role
 from models.enums import Role
+from schema.fields import declared_relation
 from schema.strawberry_adapter import provided_operation_name
 
 if TYPE_CHECKING:
@@ -209,15 +210,11 @@ def alias_count(operation: OperationDefinitionNode, document: DocumentNode) -> i
     return _Aliases(_fragments(document)).selection_set(operation.selection_set)
 
 
-# The lists of rows read without `first`, and the most rows each can hold
-# (app/domain/record_workflow.py keeps these numbers when it writes them): every row, with what it
-# selects, counts. A record's prescriptions and lab results are parts of its own row, not rows:
-# they count once.
-LIST_BOUNDS: Mapping[tuple[str, str], int] = {
-    ("MedicalRecord", "diagnoses"): MAX_DIAGNOSES,
-    ("MedicalRecord", "attachments"): MAX_ATTACHMENTS,
-    ("MedicalRecord", "statusHistory"): MAX_STATUS_CHANGES,
-}
+def list_bound(field_def: GraphQLField) -> int | None:
+    """The most rows a list field read without ``first`` can hold, as its field declares it."""
+    declared = field_def.extensions.get(GraphQLCoreConverter.DEFINITION_BACKREF)
+    follows = None if declared is None else declared_relation(declared)
+    return None if follows is None else follows.most
 
 
 class _Cost:
@@ -278,7 +275,7 @@ class _Cost:
             node.selection_set, child if isinstance(child, _FieldsOwner) else None
         )
         if definition is None or "first" not in definition.args:
-            bound = None if owner is None else LIST_BOUNDS.get((owner.name, node.name.value))
+            bound = None if definition is None else list_bound(definition)
             return 1 + children if bound is None else bound * (1 + children)
         # An empty page still has its pageInfo: what is selected exists at least once.
         return 1 + max(self.first(node, definition), 1) * children

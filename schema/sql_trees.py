@@ -316,11 +316,13 @@ class TreeCompiler:
             if field_def is None:
                 raise NotCompiled(name)
             declared = _declared(field_def)
-            relation = None if declared is None else declared_relation(declared)
-            if relation is None:
+            follows = None if declared is None else declared_relation(declared)
+            if follows is None:
                 fields.append(_leaf(key, entity, field_def))
+            elif follows.relation in json_trees.TREE_RELATIONS:
+                fields.append(self._child(key, follows.relation, field_def, field_details))
             else:
-                fields.append(self._child(key, relation, field_def, field_details))
+                raise NotCompiled(key)  # a relation the DataLoaders follow
         return Node(entity, tuple(fields))
 
     def _child(

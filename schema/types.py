@@ -16,6 +16,7 @@ from app.data.repositories.json_trees import Relation
 from app.data.repositories.patients import PATIENT_ORDER
 from app.data.repositories.records import RECORD_ORDER
 from app.domain.opaque_ids import NodeType, OpaqueIds
+from app.domain.record_workflow import MAX_ATTACHMENTS, MAX_DIAGNOSES, MAX_STATUS_CHANGES
 from resolvers.cached_loads import now_or_later, required_now_or_later
 from resolvers.connections import node_fields, page_connection, shows_rows
 from resolvers.context import Info
@@ -79,7 +80,7 @@ async def _records_connection(
         page=page,
         count=lambda: counts.load(parent_id),
         shown=shows_rows(info, parent),
-        prefetch=partial(loaders.prefetch_for_records, fields=fields),
+        prefetch=partial(loaders.prefetch, MedicalRecord, fields=fields),
     )
 
 
@@ -133,7 +134,7 @@ class Provider(Node):
             page=page,
             count=lambda: counts.load(self.row_id),
             shown=shows_rows(info, "Provider"),
-            prefetch=partial(loaders.prefetch_for_patients, fields=node_fields(info, "Provider")),
+            prefetch=partial(loaders.prefetch, Patient, fields=node_fields(info, "Provider")),
         )
 
     @strawberry.field
@@ -435,7 +436,7 @@ class MedicalRecord(Node):
             raise LookupError("the JSON columns of this record were not read")
 
     # The relations are usually loaded already, by the page these records came in
-    # (Loaders.prefetch_for_records): then they are plain values, and no task is made per record.
+    # (Loaders.prefetch): then they are plain values, and no task is made per record.
 
     @strawberry.field(graphql_type=Patient, metadata=relation_metadata(Relation.RECORD_PATIENT))
     def patient(self, info: Info) -> Patient | Awaitable[Patient]:
@@ -445,12 +446,16 @@ class MedicalRecord(Node):
     def provider(self, info: Info) -> Provider | Awaitable[Provider]:
         return required_now_or_later(info.context.loaders.provider, self.provider_id)
 
-    @strawberry.field(graphql_type=list[Diagnosis], metadata=relation_metadata(Relation.DIAGNOSES))
+    @strawberry.field(
+        graphql_type=list[Diagnosis],
+        metadata=relation_metadata(Relation.DIAGNOSES, most=MAX_DIAGNOSES),
+    )
     def diagnoses(self, info: Info) -> list[Diagnosis] | Awaitable[list[Diagnosis]]:
         return now_or_later(info.context.loaders.diagnoses_of_record, self.row_id)
 
     @strawberry.field(
-        graphql_type=list[Attachment], metadata=relation_metadata(Relation.ATTACHMENTS)
+        graphql_type=list[Attachment],
+        metadata=relation_metadata(Relation.ATTACHMENTS, most=MAX_ATTACHMENTS),
     )
     def attachments(self, info: Info) -> list[Attachment] | Awaitable[list[Attachment]]:
         return now_or_later(info.context.loaders.attachments_of_record, self.row_id)
@@ -458,6 +463,7 @@ class MedicalRecord(Node):
     @strawberry.field(
         graphql_type=list[RecordStatusEvent],
         description="Every status change of this record, oldest first",
+        metadata=relation_metadata(Relation.STATUS_HISTORY, most=MAX_STATUS_CHANGES),
     )
     def status_history(
         self, info: Info

@@ -1,6 +1,6 @@
 """Every field of a row type is declared once (schema/fields.py): a column, a relation, or
 computed by its resolver. The one-statement trees write every declared column and follow every
-declared relation; only the computed fields, listed here, leave a selection to the DataLoaders."""
+declared relation; only the fields listed here leave a selection to the DataLoaders."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from graphql import GraphQLObjectType
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
-from app.data.repositories.json_trees import Entity
+from app.data.repositories.json_trees import TREE_RELATIONS, Entity
 from schema.fields import declared_column, declared_relation
 from schema.schema import build_schema
 from schema.sql_trees import declared_leaf
@@ -26,10 +26,12 @@ ENTITIES = {
 COMPUTED = {
     "Provider": {"patients", "records"},
     "Patient": set(),
-    "MedicalRecord": {"vitalSigns", "prescriptions", "labResults", "statusHistory"},
+    "MedicalRecord": {"vitalSigns", "prescriptions", "labResults"},
     "Diagnosis": {"record"},
     "Attachment": {"record", "downloadUrl"},
 }
+# Relations the DataLoaders follow and the trees do not.
+NOT_FOLLOWED = {("MedicalRecord", "statusHistory")}
 # Columns the statement cannot write as graphql-core would: a bigint beyond GraphQL's Int is an
 # error there.
 NOT_WRITTEN = {("Attachment", "sizeBytes")}
@@ -53,8 +55,11 @@ def test_every_field_is_a_compiled_column_a_relation_or_listed_as_computed(
             assert leaf is not None, f"{type_name}.{name} declares a column the trees cannot write"
             assert leaf.column == column.name
             assert leaf.readers == column.readers
-        elif declared_relation(declared) is None:
+        elif (follows := declared_relation(declared)) is None:
             computed.add(name)
+        else:
+            followed = follows.relation in TREE_RELATIONS
+            assert followed is ((type_name, name) not in NOT_FOLLOWED), f"{type_name}.{name}"
     assert computed == COMPUTED[type_name]
 
 

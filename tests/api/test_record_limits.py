@@ -6,12 +6,19 @@ from __future__ import annotations
 import hashlib
 from typing import TYPE_CHECKING, Any
 
-from graphql import build_schema, get_named_type, get_nullable_type, is_list_type, is_object_type
+from graphql import (
+    GraphQLObjectType,
+    get_named_type,
+    get_nullable_type,
+    is_list_type,
+    is_object_type,
+)
 
 from app.domain.opaque_ids import NodeType, OpaqueIds
 from app.domain.record_workflow import MAX_ATTACHMENTS, MAX_DIAGNOSES, MAX_STATUS_CHANGES
 from models.enums import AttachmentStatus, DiagnosisType, RecordStatus
-from schema.limits import LIST_BOUNDS
+from schema.limits import list_bound
+from schema.schema import build_schema
 from tests.api.test_mutation_validation import snapshot
 from tests.api_client import error_codes
 
@@ -124,17 +131,23 @@ async def test_a_record_takes_no_status_change_past_its_limit(
 
 
 def test_every_list_of_rows_read_without_first_is_bounded() -> None:
-    """A new list of rows needs a limit its writes keep, or its cost bounds nothing."""
-    with open("schema/schema.graphql", encoding="utf-8") as sdl:
-        schema = build_schema(sdl.read())
+    """A new list of rows needs a limit its writes keep, declared on its field, or its cost
+    bounds nothing."""
+    schema = build_schema()._schema
     # Parts of a record's own row, bounded by input validation, not rows.
     json_lists = {("MedicalRecord", "prescriptions"), ("MedicalRecord", "labResults")}
-    unpaged = set()
+    unbounded = set()
     for name, type_ in schema.type_map.items():
         if name.startswith("__") or not is_object_type(type_) or name.endswith("Connection"):
             continue
         for field_name, field in type_.fields.items():
             listed = is_list_type(get_nullable_type(field.type))
-            if listed and is_object_type(get_named_type(field.type)) and "first" not in field.args:
-                unpaged.add((name, field_name))
-    assert unpaged - json_lists == set(LIST_BOUNDS)
+            rows = listed and is_object_type(get_named_type(field.type))
+            if rows and "first" not in field.args and list_bound(field) is None:
+                unbounded.add((name, field_name))
+    assert unbounded == json_lists
+    record = schema.type_map["MedicalRecord"]
+    assert isinstance(record, GraphQLObjectType)
+    assert list_bound(record.fields["diagnoses"]) == MAX_DIAGNOSES
+    assert list_bound(record.fields["attachments"]) == MAX_ATTACHMENTS
+    assert list_bound(record.fields["statusHistory"]) == MAX_STATUS_CHANGES

@@ -106,7 +106,7 @@ class Encoding(enum.Enum):
 
 
 class Relation(enum.Enum):
-    """The relations a tree may follow: (entity, key on the parent, key on the child)."""
+    """The relations between the served tables that a field may follow (schema/fields.py)."""
 
     PRIMARY_PROVIDER = "primary_provider"  # patient -> provider, nullable
     RECORD_PROVIDER = "record_provider"  # record -> provider
@@ -114,6 +114,8 @@ class Relation(enum.Enum):
     DIAGNOSES = "diagnoses"  # record -> its diagnoses, oldest first
     ATTACHMENTS = "attachments"  # record -> its attachments, oldest first
     PATIENT_RECORDS = "patient_records"  # patient -> first page of its records, newest first
+    # Not followed by a tree: a selection of it is left to the DataLoaders.
+    STATUS_HISTORY = "status_history"  # record -> its status events, oldest first
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,6 +214,8 @@ _RELATIONS: dict[Relation, tuple[Entity, Entity, str, str]] = {
     Relation.ATTACHMENTS: (Entity.RECORD, Entity.ATTACHMENT, "id", "record_id"),
     Relation.PATIENT_RECORDS: (Entity.PATIENT, Entity.RECORD, "id", "patient_id"),
 }
+# The relations a tree follows.
+TREE_RELATIONS = frozenset(_RELATIONS)
 _NULLABLE = frozenset({Relation.PRIMARY_PROVIDER})
 _LISTS = frozenset({Relation.DIAGNOSES, Relation.ATTACHMENTS})
 # The order of each list, as the DataLoaders' reads give it: (column names, descending).
