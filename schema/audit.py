@@ -18,7 +18,8 @@ from app.domain.errors import DATABASE_UNAVAILABLE, ErrorCode, is_database_outag
 from models.enums import AuditOutcome
 
 if TYPE_CHECKING:
-    from strawberry.schema._graphql_core import GraphQLExecutionResult
+    from graphql import ExecutionResult as GraphQLExecutionResult
+    from graphql import InitialIncrementalExecutionResult
     from strawberry.types import ExecutionResult
     from strawberry.types.execution import StreamExecutionResult
 
@@ -119,7 +120,8 @@ def _own_trail(context: RequestContext) -> RequestContext:
 
 
 async def append_operation_row(
-    context: RequestContext, result: GraphQLExecutionResult | ExecutionResult | None
+    context: RequestContext,
+    result: GraphQLExecutionResult | InitialIncrementalExecutionResult | ExecutionResult | None,
 ) -> None:
     """Appends the row of an operation that touched data, unless it was audited inside its own
     transaction, and returns once it committed. If it cannot be appended, ``result`` loses its

@@ -83,7 +83,7 @@ from app.domain.errors import ApiError, BadUserInput, ErrorCode
 from app.domain.viewer import effective_role
 from models.enums import Role
 from schema.fields import declared_relation
-from schema.strawberry_adapter import provided_operation_name
+from schema.strawberry_adapter import graphql_schema, provided_operation_name
 
 if TYPE_CHECKING:
     from graphql.execution.values import VariableValues
@@ -538,7 +538,7 @@ class QueryLimits(SchemaExtension):
             # Validated here, once per document and rules, so that the cost below is checked
             # after validation; Strawberry then sees the errors set and does not validate again.
             execution_context.pre_execution_errors = _cached_validation(
-                execution_context.schema._schema,
+                graphql_schema(execution_context.schema),
                 _Parsed(document),
                 execution_context.validation_rules,
             )
@@ -548,7 +548,7 @@ class QueryLimits(SchemaExtension):
             # Nothing to measure, so nothing may run (Strawberry would run the first operation).
             execution_context.pre_execution_errors = [_no_operation(requested)]
         if operation is not None:
-            schema = execution_context.schema._schema
+            schema = graphql_schema(execution_context.schema)
             cost = operation_fixed_cost(schema, document, operation)
             if cost is None:
                 # Coerced only when validation passed: graphql-core refuses to coerce (or even

@@ -45,12 +45,12 @@ from strawberry.types.base import StrawberryMaybe, StrawberryOptional
 
 from schema.leaves import ORDINARY, Leaf, leaf_of, leaf_value, output_coercer, plain_reader
 from schema.sql_trees import compiled_root
+from schema.strawberry_adapter import handles_exceptions, strawberry_schema
 
 if TYPE_CHECKING:
     from graphql import GraphQLField, GraphQLOutputType, GraphQLResolveInfo
     from graphql.execution.collect_fields import FieldDetailsList, GroupedFieldSet
     from graphql.execution.values import VariableValues
-    from strawberry.schema.schema import Schema as StrawberrySchema
     from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
     from strawberry.types import Info
     from strawberry.types.arguments import StrawberryArgument
@@ -98,9 +98,8 @@ class QueryPlan:
     def __init__(self, execution: StrawberryGraphQLCoreExecutionContext) -> None:
         self._execution = execution
         schema = execution.schema
-        strawberry_schema: StrawberrySchema = schema._strawberry_schema  # type: ignore[attr-defined]
-        self._converter: GraphQLCoreConverter = strawberry_schema.schema_converter
-        if getattr(self._converter, "_exception_handler_specs", None):
+        self._converter: GraphQLCoreConverter = strawberry_schema(schema).schema_converter
+        if handles_exceptions(self._converter):
             raise PlanUnavailable("exception handlers convert errors into results")
         operation = execution.operation
         root_type = schema.get_root_type(operation.operation)

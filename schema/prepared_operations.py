@@ -46,6 +46,7 @@ from schema.limits import (
 from schema.observation import OperationObserver, count_query_execution, note_operation
 from schema.planned_execution import callable_field, converted_arguments, field_arguments
 from schema.sql_trees import compiled_root
+from schema.strawberry_adapter import graphql_schema
 
 if TYPE_CHECKING:
     from graphql import DocumentNode, GraphQLField, GraphQLObjectType, GraphQLSchema
@@ -108,21 +109,21 @@ async def execute_prepared(
     operation = get_operation_ast(document, operation_name)
     if operation is None or operation.operation is not OperationType.QUERY:
         return None
-    graphql_schema = schema._schema
+    served = graphql_schema(schema)
     if not _replayable(schema):
         return None
-    root = one_statement_operations(graphql_schema).recorded(operation)
+    root = one_statement_operations(served).recorded(operation)
     if root is None:
         return None
     # Coerced as graphql-core's execution context coerces them; no context is built unless the
     # statement for this selection is not cached (below).
-    variable_values = coerced_variables(graphql_schema, operation, variables)
+    variable_values = coerced_variables(served, operation, variables)
     if variable_values is None:  # the variables do not coerce
         return None
     # The cost of the values the statement is given, as QueryLimits measures it.
-    cost = operation_fixed_cost(graphql_schema, document, operation)
+    cost = operation_fixed_cost(served, document, operation)
     if cost is None:
-        cost = query_cost(graphql_schema, document, operation, variable_values)
+        cost = query_cost(served, document, operation, variable_values)
     if cost > cost_limit(settings, context.viewer)[1]:
         return None
     source = _PreparedSource(schema, document, context, variables, operation_name, variable_values)
@@ -187,7 +188,7 @@ class _PreparedSource:
 
     @property
     def schema(self) -> GraphQLSchema:
-        return self._schema._schema
+        return graphql_schema(self._schema)
 
     @property
     def fragments(self) -> dict[str, FragmentDetails]:
@@ -204,7 +205,7 @@ class _PreparedSource:
     def _built(self) -> LeafShortcutExecutionContext:
         if self._execution is None:
             built = self._schema.execution_context_class.build(
-                self._schema._schema,
+                graphql_schema(self._schema),
                 self._document,
                 None,
                 self.context_value,

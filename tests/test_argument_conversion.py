@@ -10,6 +10,7 @@ from strawberry.schema.schema_converter import get_arguments
 
 from schema.planned_execution import PlanUnavailable, callable_field, converted_arguments
 from schema.schema import build_schema
+from schema.strawberry_adapter import graphql_schema
 
 SCHEMA = build_schema()
 # Values graphql-core hands over for each argument type the query root uses.
@@ -23,7 +24,7 @@ RAW: dict[str, Any] = {
 
 def _root_fields() -> list[str]:
     names = []
-    for name, field_def in SCHEMA._schema.query_type.fields.items():  # type: ignore[union-attr]
+    for name, field_def in graphql_schema(SCHEMA).query_type.fields.items():  # type: ignore[union-attr]
         try:
             callable_field(field_def)
         except PlanUnavailable:
@@ -34,7 +35,7 @@ def _root_fields() -> list[str]:
 
 @pytest.mark.parametrize("name", _root_fields())
 def test_root_arguments_are_strawberrys(name: str) -> None:
-    field_def = SCHEMA._schema.query_type.fields[name]  # type: ignore[union-attr]
+    field_def = graphql_schema(SCHEMA).query_type.fields[name]  # type: ignore[union-attr]
     field = callable_field(field_def)
     converter = SCHEMA.schema_converter
     raw = {

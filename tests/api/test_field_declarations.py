@@ -12,8 +12,9 @@ from app.data.repositories.json_trees import TREE_RELATIONS, Entity
 from schema.fields import declared_column, declared_relation
 from schema.schema import build_schema
 from schema.sql_trees import declared_leaf
+from schema.strawberry_adapter import graphql_schema
 
-SCHEMA = build_schema()._schema
+SCHEMA = graphql_schema(build_schema())
 ENTITIES = {
     "Provider": Entity.PROVIDER,
     "Patient": Entity.PATIENT,

@@ -19,6 +19,7 @@ from app.domain.record_workflow import MAX_ATTACHMENTS, MAX_DIAGNOSES, MAX_STATU
 from models.enums import AttachmentStatus, DiagnosisType, RecordStatus
 from schema.limits import list_bound
 from schema.schema import build_schema
+from schema.strawberry_adapter import graphql_schema
 from tests.api.test_mutation_validation import snapshot
 from tests.api_client import error_codes
 
@@ -133,7 +134,7 @@ async def test_a_record_takes_no_status_change_past_its_limit(
 def test_every_list_of_rows_read_without_first_is_bounded() -> None:
     """A new list of rows needs a limit its writes keep, declared on its field, or its cost
     bounds nothing."""
-    schema = build_schema()._schema
+    schema = graphql_schema(build_schema())
     # Parts of a record's own row, bounded by input validation, not rows.
     json_lists = {("MedicalRecord", "prescriptions"), ("MedicalRecord", "labResults")}
     unbounded = set()

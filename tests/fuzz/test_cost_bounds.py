@@ -49,11 +49,12 @@ from hypothesis_graphql import from_schema
 
 from models.enums import RecordStatus
 from schema.schema import build_schema
+from schema.strawberry_adapter import graphql_schema
 from tests.api_client import Api
 from tests.factories import Factory
 from tests.fuzz.conftest import fuzz_settings
 
-SCHEMA: GraphQLSchema = build_schema()._schema
+SCHEMA: GraphQLSchema = graphql_schema(build_schema())
 # Root fields that list or reach the seeded rows (by-id lookups would find nothing).
 ROOT_FIELDS = ("me", "patients", "providers", "records", "auditEvents")
 # Enough rows that pages over the default 20 fill: the float bug costed 30.0 as 20.

@@ -24,6 +24,7 @@ from schema.limits import (
     query_cost,
 )
 from schema.schema import build_schema
+from schema.strawberry_adapter import graphql_schema
 from tests.api_client import Api, count_statements, error_codes
 from tests.factories import Factory
 
@@ -273,7 +274,7 @@ async def test_variables_for_first_are_honoured(api: Api) -> None:
 
 def test_a_cost_no_variable_changes_is_fixed() -> None:
     """The prepared path (schema/prepared_operations.py) keeps such a cost per operation."""
-    schema = build_schema()._schema
+    schema = graphql_schema(build_schema())
     literal = NESTED.replace("first: $p", "first: 3").replace("first: $r", "first: 4")
     for document, fixed in ((literal, nested_cost(3, 4)), (NESTED, None)):
         parsed = parse(document)
@@ -476,7 +477,7 @@ async def test_page_sizes_int_does_not_accept_are_bad_user_input(
 
 
 def test_a_float_variable_costs_what_its_integer_costs() -> None:
-    schema = build_schema()._schema
+    schema = graphql_schema(build_schema())
     parsed = parse(NESTED)
     operation = parsed.definitions[0]
     assert isinstance(operation, OperationDefinitionNode)
@@ -488,7 +489,7 @@ def test_a_float_variable_costs_what_its_integer_costs() -> None:
 
 def test_a_literal_page_size_is_fixed_whatever_the_other_arguments_variables() -> None:
     """A filter's variable, unknown when the fixed cost is measured, leaves ``first`` as given."""
-    schema = build_schema()._schema
+    schema = graphql_schema(build_schema())
     parsed = parse("""query Filtered($status: RecordStatus!) {
       records(first: 5, filter: {status: [$status]}) { edges { node { id } } } }""")
     operation = parsed.definitions[0]
