@@ -17,7 +17,6 @@ import models as tables
 from app.data.repositories import patients, providers, records
 from app.data.repositories.json_trees import Relation
 from app.domain.opaque_ids import NodeType
-from app.domain.viewer import effective_role
 from resolvers.cached_loads import required
 from schema.fields import relations_of
 from schema.types import (
@@ -72,8 +71,6 @@ class Loaders:
     ) -> None:
         self._reads = reads
         self._viewer = viewer
-        # The role the objects made here are read as (fields some roles read as null).
-        self._role = None if viewer is None else effective_role(viewer)
         self._ids = ids
         self._audit = audit
         self._keyed: dict[Hashable, DataLoader[Any, Any]] = {}
@@ -117,23 +114,23 @@ class Loaders:
 
     def provider_node(self, row: Any) -> Provider:
         self._audit.touch_row(tables.Provider, row)
-        return Provider.from_row(row, self._ids, self._role)
+        return Provider.from_row(row, self._ids)
 
     def patient_node(self, row: Any) -> Patient:
         self._audit.touch_row(tables.Patient, row)
-        return Patient.from_row(row, self._ids, self._role)
+        return Patient.from_row(row, self._ids)
 
     def record_node(self, row: Any) -> MedicalRecord:
         self._audit.touch_row(tables.MedicalRecord, row)
-        return MedicalRecord.from_row(row, self._ids, self._role)
+        return MedicalRecord.from_row(row, self._ids)
 
     def diagnosis_node(self, row: Any) -> Diagnosis:
         self._audit.touch_row(tables.Diagnosis, row)
-        return Diagnosis.from_row(row, self._ids, self._role)
+        return Diagnosis.from_row(row, self._ids)
 
     def attachment_node(self, row: Any) -> Attachment:
         self._audit.touch_row(tables.Attachment, row)
-        return Attachment.from_row(row, self._ids, self._role)
+        return Attachment.from_row(row, self._ids)
 
     def status_event_node(self, row: Any) -> RecordStatusEvent:
         self._audit.touch_row(tables.RecordStatusEvent, row)

@@ -1,5 +1,7 @@
-"""Each field of a row type, declared once: the column it shows or the relation it follows, and
-who may read it.
+"""Each field of a row type, declared once: the column it shows or the relation it follows.
+
+Who may read a column is an access rule, in the SQL that fetches it (app/domain/access.py's
+``readable_columns``): a role that may not read it gets null on every path.
 
 The declaration rides on the Strawberry field (its public ``metadata``). The objects made from
 rows (``values_from_row``), the one-statement trees (schema/sql_trees.py), the DataLoaders'
@@ -19,12 +21,9 @@ from strawberry.schema.name_converter import NameConverter
 from strawberry.types import get_object_definition
 
 if TYPE_CHECKING:
-    from collections.abc import Collection
-
     from strawberry.types.field import StrawberryField
 
     from app.data.repositories.json_trees import Relation
-    from models.enums import Role
 
 _COLUMN = "medrec.column"
 _RELATION = "medrec.relation"
@@ -35,24 +34,12 @@ class Column:
     """A field that shows one column of its type's table."""
 
     name: str
-    # The roles that read its value; everyone else reads null. None: whoever may read the row.
-    readers: frozenset[Role] | None = None
-
-    def readable_by(self, role: Role | None) -> bool:
-        return self.readers is None or role in self.readers
 
 
-def column(
-    name: str,
-    *,
-    readers: Collection[Role] | None = None,
-    description: str | None = None,
-    graphql_name: str | None = None,
-) -> Any:
-    """A field showing column ``name`` (null for callers whose role is not among ``readers``)."""
-    declared = Column(name, None if readers is None else frozenset(readers))
+def column(name: str, *, description: str | None = None, graphql_name: str | None = None) -> Any:
+    """A field showing column ``name``."""
     return strawberry.field(
-        name=graphql_name, description=description, metadata={_COLUMN: declared}
+        name=graphql_name, description=description, metadata={_COLUMN: Column(name)}
     )
 
 
@@ -110,9 +97,6 @@ def _columns_of(cls: type) -> tuple[tuple[str, Column], ...]:
     )
 
 
-def values_from_row(cls: type, row: Any, role: Role | None) -> dict[str, Any]:
-    """The declared column fields of ``cls``, as ``role`` reads them from ``row``."""
-    return {
-        python_name: getattr(row, declared.name) if declared.readable_by(role) else None
-        for python_name, declared in _columns_of(cls)
-    }
+def values_from_row(cls: type, row: Any) -> dict[str, Any]:
+    """The declared column fields of ``cls``, from ``row``."""
+    return {python_name: getattr(row, declared.name) for python_name, declared in _columns_of(cls)}

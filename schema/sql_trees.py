@@ -434,7 +434,7 @@ def declared_leaf(entity: Entity, field_def: GraphQLField) -> Leaf | None:
     encoding = _encoding(get_named_type(field_def.type), table_column)
     if encoding is None:
         return None
-    return Leaf("", encoding, table_column.key, bool(table_column.nullable), column.readers)
+    return Leaf("", encoding, table_column.key, bool(table_column.nullable))
 
 
 def _encoding(named: Any, column: ColumnElement[Any]) -> Encoding | None:

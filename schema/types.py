@@ -105,11 +105,11 @@ class Provider(Node):
     node_type: ClassVar[NodeType] = NodeType.PROVIDER
 
     @classmethod
-    def from_row(cls, row: Any, ids: OpaqueIds, role: Role | None) -> Provider:
+    def from_row(cls, row: Any, ids: OpaqueIds) -> Provider:
         return cls(
             ids=ids,
             row_id=row.id,
-            **values_from_row(cls, row, role),
+            **values_from_row(cls, row),
         )
 
     @strawberry.field
@@ -169,12 +169,12 @@ class Patient(Node):
     node_type: ClassVar[NodeType] = NodeType.PATIENT
 
     @classmethod
-    def from_row(cls, row: Any, ids: OpaqueIds, role: Role | None) -> Patient:
+    def from_row(cls, row: Any, ids: OpaqueIds) -> Patient:
         return cls(
             ids=ids,
             row_id=row.id,
             primary_provider_id=row.primary_provider_id,
-            **values_from_row(cls, row, role),
+            **values_from_row(cls, row),
         )
 
     @strawberry.field(
@@ -280,13 +280,13 @@ class Diagnosis(Node):
     node_type: ClassVar[NodeType] = NodeType.DIAGNOSIS
 
     @classmethod
-    def from_row(cls, row: Any, ids: OpaqueIds, role: Role | None) -> Diagnosis:
+    def from_row(cls, row: Any, ids: OpaqueIds) -> Diagnosis:
         return cls(
             ids=ids,
             row_id=row.id,
             record_id=row.record_id,
             patient_id=row.patient_id,
-            **values_from_row(cls, row, role),
+            **values_from_row(cls, row),
         )
 
     @strawberry.field(graphql_type="MedicalRecord")
@@ -313,14 +313,14 @@ class Attachment(Node):
     node_type: ClassVar[NodeType] = NodeType.ATTACHMENT
 
     @classmethod
-    def from_row(cls, row: Any, ids: OpaqueIds, role: Role | None) -> Attachment:
+    def from_row(cls, row: Any, ids: OpaqueIds) -> Attachment:
         return cls(
             ids=ids,
             row_id=row.id,
             record_id=row.record_id,
             patient_id=row.patient_id,
             storage_key=row.storage_key,
-            **values_from_row(cls, row, role),
+            **values_from_row(cls, row),
         )
 
     @strawberry.field(graphql_type="MedicalRecord")
@@ -380,7 +380,6 @@ class MedicalRecord(Node):
     notes: str | None = column("notes")
     staff_note: str | None = column(
         "staff_note",
-        readers=(Role.ADMIN, Role.PROVIDER),
         description=(
             "For clinic staff only: null for patients, whatever the path that reaches the record"
         ),
@@ -402,7 +401,7 @@ class MedicalRecord(Node):
     node_type: ClassVar[NodeType] = NodeType.MEDICAL_RECORD
 
     @classmethod
-    def from_row(cls, row: Any, ids: OpaqueIds, role: Role | None) -> MedicalRecord:
+    def from_row(cls, row: Any, ids: OpaqueIds) -> MedicalRecord:
         return cls(
             ids=ids,
             row_id=row.id,
@@ -412,7 +411,7 @@ class MedicalRecord(Node):
             stored_prescriptions=getattr(row, "prescriptions", []),
             stored_lab_results=getattr(row, "lab_results", []),
             json_read=hasattr(row, "vital_signs"),
-            **values_from_row(cls, row, role),
+            **values_from_row(cls, row),
         )
 
     @strawberry.field

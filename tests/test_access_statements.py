@@ -14,13 +14,14 @@ from app.data.commands import attachments, patients, records
 from app.data.repositories import batched
 from app.domain.access import (
     readable_attachments_for,
+    readable_columns,
     readable_diagnoses_for,
     readable_patients_for,
     readable_providers_for,
     readable_records_for,
     readable_status_events_for,
 )
-from models import Patient
+from models import MedicalRecord, Patient, table_of
 from models.enums import Role
 
 if TYPE_CHECKING:
@@ -80,3 +81,18 @@ def test_a_write_reads_through_a_statement_built_once_per_role(
     assert "viewer_tenant_id" in compiled.binds
     with pytest.raises(InvalidRequestError, match="viewer_"):
         compiled.construct_params({})
+
+
+@pytest.mark.parametrize(
+    ("role", "reads_note"),
+    [(Role.ADMIN, True), (Role.PROVIDER, True), (Role.PATIENT, False), (None, False)],
+)
+def test_a_column_only_staff_read_is_a_null_in_everyone_elses_statement(
+    role: Role | None, reads_note: bool
+) -> None:
+    table = table_of(MedicalRecord)
+    columns = readable_columns(table, role)
+    assert [column.key for column in columns] == [column.key for column in table.c]
+    sql = str(select(*columns).compile(dialect=DIALECT))
+    assert ("medical_records.staff_note" in sql) is reads_note
+    assert ("NULL AS staff_note" in sql) is not reads_note

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import any_, bindparam, exists, false, literal, select, true
+from sqlalchemy import any_, bindparam, exists, false, literal, null, select, true, type_coerce
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.orm import aliased
 
@@ -28,13 +28,32 @@ from models.enums import AttachmentStatus, RecordStatus, Role
 
 if TYPE_CHECKING:
     import uuid
+    from collections.abc import Mapping
 
-    from sqlalchemy import BindParameter, ColumnElement
+    from sqlalchemy import BindParameter, ColumnElement, Table
     from sqlalchemy.orm import InstrumentedAttribute, QueryableAttribute
 
     from app.domain.viewer import Viewer
 
 PATIENT_VISIBLE_STATUSES = (RecordStatus.FINALIZED, RecordStatus.AMENDED)
+
+
+# Columns only some roles read (the contract's field rules); every other role reads null in their
+# place, from the statement itself.
+_COLUMN_READERS: Mapping[str, frozenset[Role]] = {
+    "medical_records.staff_note": frozenset({Role.ADMIN, Role.PROVIDER}),
+}
+
+
+def readable_columns(table: Table, role: Role | None) -> tuple[ColumnElement[Any], ...]:
+    """Every column of ``table`` as ``role`` reads it: a column kept from it is a null of the
+    column's type, under the column's name."""
+    return tuple(
+        column
+        if (readers := _COLUMN_READERS.get(f"{table.name}.{column.key}")) is None or role in readers
+        else type_coerce(null(), column.type).label(column.key)
+        for column in table.c
+    )
 
 
 def viewer_parameters(viewer: Viewer) -> dict[str, Any]:

@@ -55,21 +55,9 @@ def test_every_field_is_a_compiled_column_a_relation_or_listed_as_computed(
                 continue
             assert leaf is not None, f"{type_name}.{name} declares a column the trees cannot write"
             assert leaf.column == column.name
-            assert leaf.readers == column.readers
         elif (follows := declared_relation(declared)) is None:
             computed.add(name)
         else:
             followed = follows.relation in TREE_RELATIONS
             assert followed is ((type_name, name) not in NOT_FOLLOWED), f"{type_name}.{name}"
     assert computed == COMPUTED[type_name]
-
-
-def test_a_field_declared_for_some_roles_is_null_for_the_others() -> None:
-    from models.enums import Role
-    from schema.fields import Column
-
-    staff_only = Column("notes", frozenset({Role.ADMIN, Role.PROVIDER}))
-    assert staff_only.readable_by(Role.PROVIDER)
-    assert not staff_only.readable_by(Role.PATIENT)
-    assert not staff_only.readable_by(None)
-    assert Column("notes").readable_by(None)

@@ -14,8 +14,9 @@ from sqlalchemy import any_, select
 
 from app.data.database import fetched_rows
 from app.data.pagination import uuid_array
-from app.domain.access import viewer_parameters
+from app.domain.access import readable_columns, viewer_parameters
 from app.domain.viewer import effective_role
+from models import table_of
 
 if TYPE_CHECKING:
     import uuid
@@ -35,8 +36,10 @@ if TYPE_CHECKING:
 
 @cache
 def _by_ids(model: type[Base], readable: Readable, role: Role | None) -> Select[Any]:
-    table = model.__table__
-    return select(*table.c).where(readable(role), table.c.id == any_(uuid_array("ids")))
+    table = table_of(model)
+    return select(*readable_columns(table, role)).where(
+        readable(role), table.c.id == any_(uuid_array("ids"))
+    )
 
 
 @cache
@@ -47,7 +50,7 @@ def _by_parent(
     role: Role | None,
 ) -> Select[Any]:
     return (
-        select(*parent_column.class_.__table__.c)
+        select(*readable_columns(table_of(parent_column.parent.class_), role))
         .where(readable(role), parent_column == any_(uuid_array("parent_ids")))
         .order_by(parent_column, *order_by)
     )

@@ -45,6 +45,7 @@ from app.data.pagination import RowsShown
 from app.data.repositories import patients, records
 from app.domain.access import (
     readable_attachments_for,
+    readable_columns,
     readable_diagnoses_for,
     readable_patients_for,
     readable_providers_for,
@@ -53,7 +54,7 @@ from app.domain.access import (
 )
 from app.domain.audit import OWNERSHIP
 from app.domain.opaque_ids import NodeType
-from models import Attachment, Diagnosis, MedicalRecord, Patient, Provider
+from models import Attachment, Diagnosis, MedicalRecord, Patient, Provider, table_of
 
 if TYPE_CHECKING:
     import uuid
@@ -124,8 +125,6 @@ class Leaf:
     encoding: Encoding
     column: str  # the column name (the type name for TYPENAME)
     nullable: bool
-    # The roles that read the value; the others read null. None: whoever reads the row.
-    readers: frozenset[Role] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -403,8 +402,7 @@ class _Statement:
         for index, field in enumerate(node.fields):
             parts.append(_text(("{" if index == 0 else ",") + _key(field.key)))
             if isinstance(field, Leaf):
-                shown = field.readers is None or self._role in field.readers
-                parts.append(_leaf_json(field, node.entity, rows) if shown else _text("null"))
+                parts.append(_leaf_json(field, node.entity, rows))
                 continue
             child = self.child_json(field, rows)
             _, _, parent_column, _ = _RELATIONS[field.relation]
@@ -557,7 +555,7 @@ def _readable_rows(entity: Entity, role: Role | None) -> Select[Any]:
     """The rows of ``entity`` the role may read; records without their JSON columns."""
     if entity is Entity.RECORD:
         return records.filtered_statement(role, frozenset(), False)
-    return select(*entity.model.__table__.c).where(entity.readable(role))
+    return select(*readable_columns(table_of(entity.model), role)).where(entity.readable(role))
 
 
 def _page_statements(root: Root, role: Role | None) -> tuple[Select[Any], Select[Any]]:

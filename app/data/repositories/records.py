@@ -28,13 +28,14 @@ from app.data.pagination import (
 from app.data.repositories.batched import rows_by_ids, rows_by_parent
 from app.domain.access import (
     readable_attachments_for,
+    readable_columns,
     readable_diagnoses_for,
     readable_records_for,
     readable_status_events_for,
     viewer_parameters,
 )
 from app.domain.viewer import effective_role
-from models import Attachment, Diagnosis, MedicalRecord, RecordStatusEvent
+from models import Attachment, Diagnosis, MedicalRecord, RecordStatusEvent, table_of
 
 if TYPE_CHECKING:
     import uuid
@@ -58,11 +59,9 @@ RECORD_ORDER = KeysetOrder(
 
 RecordParent = Literal["patient", "provider"]
 
-_COLUMNS = tuple(MedicalRecord.__table__.c)
 # Lists read the JSON columns only for queries that select them: decoding them costs more than
 # reading all the other columns of a record together.
 _JSON_COLUMNS = frozenset({"vital_signs", "prescriptions", "lab_results"})
-_WITHOUT_JSON = tuple(column for column in _COLUMNS if column.key not in _JSON_COLUMNS)
 # Lists of a record's children, oldest first.
 DIAGNOSIS_ORDER = (Diagnosis.created_at, Diagnosis.id)
 ATTACHMENT_ORDER = (Attachment.created_at, Attachment.id)
@@ -104,7 +103,10 @@ class RecordListFilter:
 
 @cache
 def filtered_statement(role: Role | None, filters: frozenset[str], with_json: bool) -> Select[Any]:
-    return select(*(_COLUMNS if with_json else _WITHOUT_JSON)).where(
+    columns = readable_columns(table_of(MedicalRecord), role)
+    if not with_json:
+        columns = tuple(column for column in columns if column.key not in _JSON_COLUMNS)
+    return select(*columns).where(
         readable_records_for(role),
         *(predicate for name, predicate in _FILTERS.items() if name in filters),
     )
