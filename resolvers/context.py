@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeAlias
 
 import strawberry
 from starlette.websockets import WebSocket
 
+from app.domain.audit import AuditTrail
 from app.domain.errors import ApiError, Forbidden, Unauthenticated
 from app.domain.viewer import effective_role
 
@@ -24,7 +26,6 @@ if TYPE_CHECKING:
     from app.data.request_reads import DriverSource, ReaderSource
     from app.data.status_stream import StatusStream
     from app.data.storage import AttachmentStorage
-    from app.domain.audit import AuditTrail
     from app.domain.opaque_ids import OpaqueIds
     from app.domain.viewer import Viewer
     from app.settings import Settings
@@ -78,6 +79,26 @@ class RequestContext:
                     await websocket.close(code=code, reason=reason)
 
             self._closing = asyncio.create_task(close())
+
+    def for_operation(self) -> RequestContext:
+        """The context one operation runs with. A WebSocket's operations run concurrently on
+        one context, so each gets an audit trail, loaders and per-operation caches of its own
+        (a row names only its own reads); an HTTP request runs one operation on its own."""
+        if not isinstance(self.request, WebSocket):
+            return self
+        audit = AuditTrail(
+            request_id=self.request_id,
+            client_address=self.audit.client_address,
+            viewer=self.viewer,
+        )
+        return dataclasses.replace(
+            self,
+            audit=audit,
+            loaders=self.loaders.with_trail(audit),
+            node_selections={},
+            shown_rows={},
+            _closing=None,
+        )
 
     def signed_in(self) -> Viewer:
         if self.refusal is not None:

@@ -75,6 +75,11 @@ class Loaders:
         self._audit = audit
         self._keyed: dict[Hashable, DataLoader[Any, Any]] = {}
 
+    def with_trail(self, audit: AuditTrail) -> Loaders:
+        """Loaders for the same caller and connection, noting into ``audit``, with caches of
+        their own."""
+        return Loaders(self._reads, self._viewer, self._ids, audit)
+
     # Made when first used: most requests need two or three of them, and an idle subscription
     # none (they count in its memory).
 

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import logging
 import traceback
-from collections.abc import Iterator
 
 from graphql import GraphQLError
-from strawberry.extensions import SchemaExtension
-from strawberry.types.execution import StreamExecutionResult
 
 from app.domain.errors import (
     DATABASE_UNAVAILABLE,
@@ -26,71 +23,64 @@ from app.domain.errors import (
 log = logging.getLogger("medrec.errors")
 
 
-class ErrorCodes(SchemaExtension):
-    def on_operation(self) -> Iterator[None]:
-        yield
-        self._process(self.execution_context.result)
+def with_codes(errors: list[GraphQLError], request_id: str | None) -> list[GraphQLError]:
+    """``errors`` as they leave: each with a contract code, unexpected ones with nothing else."""
+    return [coded(error, request_id) for error in errors]
 
-    def on_stream_result(self, result: StreamExecutionResult) -> Iterator[None]:
-        """Subscription results leave one by one, while the operation is still open."""
-        self._process(result)
-        yield
 
-    def _process(self, result: object) -> None:
-        errors = getattr(result, "errors", None)
-        if errors:
-            result.errors = [self._classify(error) for error in errors]  # type: ignore[attr-defined]
-
-    def _request_id(self) -> str | None:
-        return getattr(self.execution_context.context, "request_id", None)
-
-    def _classify(self, error: GraphQLError) -> GraphQLError:
-        original = error.original_error
-        if isinstance(original, ApiError):
-            return _with_code(error, original.message, original.code, original.extensions)
-        refusal = None if original is None else refused_input(original)
-        if refusal is not None:
-            # A value no check caught before the statement: the input was wrong, the database is
-            # fine. The type and SQLSTATE tell operators which check is missing; values stay out.
-            log.warning(
-                "database refused a value: %s (SQLSTATE %s) in %s (request %s)",
-                type(refusal).__name__,
-                getattr(refusal, "sqlstate", None),
-                ".".join(map(str, error.path or ())),
-                self._request_id(),
-            )
-            return _with_code(error, INPUT_REFUSED, ErrorCode.BAD_USER_INPUT)
-        if original is not None and is_database_outage(original):
-            # The database (or the network to it) failed; say so, and nothing more.
-            return _with_code(
-                error,
-                DATABASE_UNAVAILABLE,
-                ErrorCode.INTERNAL_SERVER_ERROR,
-                {"requestId": self._request_id()},
-            )
-        if error.path is None:
-            # No field was executing: a parse or validation error, or a variable or literal the
-            # schema refused (scalars' messages included). What the client sent was wrong.
-            return _with_code(error, error.message, ErrorCode.BAD_USER_INPUT)
-        request_id = self._request_id()
-        # The exception's text is left out: database errors quote the values (an MRN, a name)
-        # and the SQL. Its type and the frames say where to look; the request id says when.
-        frames = "".join(traceback.format_tb(original.__traceback__)) if original else ""
-        log.error(
-            "unexpected %s in %s (request %s)\n%s",
-            type(original).__name__,
-            ".".join(map(str, error.path)),
+def coded(error: GraphQLError, request_id: str | None) -> GraphQLError:
+    original = error.original_error
+    if original is None and "code" in (error.extensions or {}):
+        return error  # made with its code (``unexpected``)
+    if isinstance(original, ApiError):
+        return _with_code(error, original.message, original.code, original.extensions)
+    refusal = None if original is None else refused_input(original)
+    if refusal is not None:
+        # A value no check caught before the statement: the input was wrong, the database is
+        # fine. The type and SQLSTATE tell operators which check is missing; values stay out.
+        log.warning(
+            "database refused a value: %s (SQLSTATE %s) in %s (request %s)",
+            type(refusal).__name__,
+            getattr(refusal, "sqlstate", None),
+            ".".join(map(str, error.path or ())),
             request_id,
-            frames,
         )
-        return GraphQLError(
-            "Internal server error",
-            nodes=error.nodes,
-            source=error.source,
-            positions=error.positions,
-            path=error.path,
-            extensions={"code": ErrorCode.INTERNAL_SERVER_ERROR.value, "requestId": request_id},
+        return _with_code(error, INPUT_REFUSED, ErrorCode.BAD_USER_INPUT)
+    if original is not None and is_database_outage(original):
+        # The database (or the network to it) failed; say so, and nothing more.
+        return _with_code(
+            error,
+            DATABASE_UNAVAILABLE,
+            ErrorCode.INTERNAL_SERVER_ERROR,
+            {"requestId": request_id},
         )
+    if error.path is None:
+        # No field was executing: a parse or validation error, or a variable or literal the
+        # schema refused (scalars' messages included). What the client sent was wrong.
+        return _with_code(error, error.message, ErrorCode.BAD_USER_INPUT)
+    return unexpected(original, request_id, error)
+
+
+def unexpected(
+    original: BaseException | None, request_id: str | None, error: GraphQLError | None = None
+) -> GraphQLError:
+    """A bare ``INTERNAL_SERVER_ERROR`` for an exception nobody expected, logged here with its
+    type, where it happened and its frames."""
+    where = ".".join(map(str, error.path or ())) if error is not None else "the operation"
+    # The exception's text is left out: database errors quote the values (an MRN, a name)
+    # and the SQL. Its type and the frames say where to look; the request id says when.
+    frames = "".join(traceback.format_tb(original.__traceback__)) if original else ""
+    log.error(
+        "unexpected %s in %s (request %s)\n%s", type(original).__name__, where, request_id, frames
+    )
+    return GraphQLError(
+        "Internal server error",
+        nodes=error.nodes if error else None,
+        source=error.source if error else None,
+        positions=error.positions if error else None,
+        path=error.path if error else None,
+        extensions={"code": ErrorCode.INTERNAL_SERVER_ERROR.value, "requestId": request_id},
+    )
 
 
 def _with_code(

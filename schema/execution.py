@@ -12,62 +12,83 @@ are exactly the same.
 
 from __future__ import annotations
 
-import weakref
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from graphql import ExecutionResult, OperationType, Visitor, visit
 from graphql.pyutils import Path
+from strawberry.execution import optimized_is_awaitable
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from schema.leaves import ORDINARY, Leaf, leaf_of, leaf_value
+from schema.limits import coerced_variables
 from schema.observation import count_query_execution
-from schema.planned_execution import QueryPlan, StatementRoot
+from schema.planned_execution import (
+    QueryPlan,
+    StatementRoot,
+    callable_field,
+    converted_arguments,
+    field_arguments,
+)
+from schema.sql_trees import compiled_root
+from schema.strawberry_adapter import graphql_schema
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable
 
-    from graphql import GraphQLObjectType, GraphQLSchema, OperationDefinitionNode
+    import strawberry
+    from graphql import (
+        DocumentNode,
+        GraphQLField,
+        GraphQLObjectType,
+        GraphQLSchema,
+        OperationDefinitionNode,
+    )
     from graphql.execution import ExperimentalIncrementalExecutionResults
-    from graphql.execution.collect_fields import FragmentDetails, GroupedFieldSet
+    from graphql.execution.collect_fields import (
+        CollectedFields,
+        FieldDetailsList,
+        FragmentDetails,
+        GroupedFieldSet,
+    )
+    from graphql.execution.values import VariableValues
     from graphql.pyutils import AwaitableOrValue
 
+    from models.enums import Role
+    from resolvers.context import RequestContext
 
-class OneStatementOperations:
-    """Query operations that ran, validated, as one statement, with the root field that
-    statement answers (schema/prepared_operations.py); the least recently recorded are dropped
-    first."""
+
+class PlanKey(NamedTuple):
+    """What decides whether an operation is answered by one statement: its document (one object
+    per query text while the parse cache holds it, compared by identity), the operation asked
+    for, and the caller's role class. Variables only fill the statement's parameters; a document
+    with directives is not recorded, since their variables decide which fields there are."""
+
+    document: int
+    operation_name: str | None
+    role: Role | None
+
+
+class StatementPlans:
+    """Operations that ran, validated, as one statement, with the root field that statement
+    answers; the least recently recorded are dropped first."""
 
     def __init__(self, size: int = 256) -> None:
         self._size = size
-        # By the node's id; the node is held, so the id stays its own. Documents come from
-        # schema.limits.cached_parse: one object per query text while it is cached there.
-        self._operations: OrderedDict[int, tuple[OperationDefinitionNode, StatementRoot]] = (
-            OrderedDict()
-        )
+        # The document is held with its plan, so its id stays its own.
+        self._plans: OrderedDict[PlanKey, tuple[DocumentNode, StatementRoot]] = OrderedDict()
 
-    def record(self, operation: OperationDefinitionNode, root: StatementRoot) -> None:
-        self._operations[id(operation)] = (operation, root)
-        self._operations.move_to_end(id(operation))
-        if len(self._operations) > self._size:
-            self._operations.popitem(last=False)
+    def record(self, key: PlanKey, document: DocumentNode, root: StatementRoot) -> None:
+        if _has_directives(document):
+            return
+        self._plans[key] = (document, root)
+        self._plans.move_to_end(key)
+        if len(self._plans) > self._size:
+            self._plans.popitem(last=False)
 
-    def recorded(self, operation: OperationDefinitionNode) -> StatementRoot | None:
-        entry = self._operations.get(id(operation))
-        return entry[1] if entry is not None and entry[0] is operation else None
-
-
-# Per schema: validation rules, limits among them, differ between apps.
-_RECORDED: weakref.WeakKeyDictionary[GraphQLSchema, OneStatementOperations] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def one_statement_operations(schema: GraphQLSchema) -> OneStatementOperations:
-    recorded = _RECORDED.get(schema)
-    if recorded is None:
-        recorded = _RECORDED[schema] = OneStatementOperations()
-    return recorded
+    def recorded(self, key: PlanKey, document: DocumentNode) -> StatementRoot | None:
+        entry = self._plans.get(key)
+        return entry[1] if entry is not None and entry[0] is document else None
 
 
 class _SelectionPlan(NamedTuple):
@@ -90,6 +111,8 @@ class LeafShortcutExecutionContext(StrawberryGraphQLCoreExecutionContext):
         # A subscription's events are run by copies of this context (graphql-core's per-event
         # executors), which share this list: the events' plan is made once per subscription.
         self._event_plan: list[QueryPlan | None] = []  # empty until the first event
+        # Set when a query ran as one statement: the pipeline may answer it so next time.
+        self.statement_root: StatementRoot | None = None
 
     def execute_operation(
         self, serially: bool | None = None
@@ -136,16 +159,7 @@ class LeafShortcutExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return cast("ExecutionResult", result)
         if counted:
             count_query_execution("planned")
-            root = plan.statement_root
-            operations = one_statement_operations(self.schema)
-            # Validated and planned as one statement: later requests may skip the pipeline.
-            # Not with directives: @skip and @include make the root's fields the variables'.
-            if (
-                root is not None
-                and operations.recorded(self.operation) is None
-                and not _has_directives(self.operation, self.fragments)
-            ):
-                operations.record(self.operation, root)
+            self.statement_root = plan.statement_root
         return self.build_response(data)
 
     def _plan(self, parent_type: GraphQLObjectType, fields: GroupedFieldSet) -> _SelectionPlan:
@@ -203,9 +217,7 @@ class LeafShortcutExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return _in_order(plan.order, values, rest)  # type: ignore[arg-type]
 
 
-def _has_directives(
-    operation: OperationDefinitionNode, fragments: dict[str, FragmentDetails]
-) -> bool:
+def _has_directives(document: DocumentNode) -> bool:
     found = False
 
     class Directives(Visitor):
@@ -213,8 +225,7 @@ def _has_directives(
             nonlocal found
             found = True
 
-    for node in (operation, *(fragment.definition for fragment in fragments.values())):
-        visit(node, Directives())
+    visit(document, Directives())
     return found
 
 
@@ -227,3 +238,98 @@ def _in_order(
         for name in order
         if name in leaves or name in rest
     }
+
+
+async def run_statement(
+    schema: strawberry.Schema,
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+    operation_name: str | None,
+    variables: dict[str, Any] | None,
+    context: RequestContext,
+    root: StatementRoot,
+) -> dict[str, Any] | None:
+    """The data of a query whose plan is one statement (``StatementPlans``): the root field's
+    arguments converted as graphql-core and Strawberry convert them, the field compiled by the
+    same compiled_root (its statement cached per selection) and answered by that statement.
+    None, with nothing read, when these variables or arguments do not fit the plan: then the
+    executor runs the operation and reports exactly what is wrong."""
+    served = graphql_schema(schema)
+    variable_values = coerced_variables(served, operation, variables)
+    if variable_values is None:
+        return None
+    source = _StatementSource(schema, document, context, variables, operation_name, variable_values)
+    try:
+        arguments = converted_arguments(
+            schema.schema_converter,
+            callable_field(root.field_def),
+            field_arguments(root.field_def, root.details, variable_values),
+            None,
+        )
+        read = compiled_root(
+            source, root.name, root.field_def, root.details, arguments, source.arguments
+        )
+    except Exception:  # an argument that does not convert
+        return None
+    if read is None:
+        return None
+    try:
+        value = await read(None)
+    except Exception:  # the statement wrote nothing
+        return None
+    count_query_execution("prepared")
+    return {root.key: value}
+
+
+class _StatementSource:
+    """What compiled_root reads of an execution context. The context itself, which costs more
+    than the rest of the request, is built only when the selection's statement is not cached
+    and has to be compiled from the document."""
+
+    def __init__(
+        self,
+        schema: strawberry.Schema,
+        document: DocumentNode,
+        context: RequestContext,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+        variable_values: VariableValues,
+    ) -> None:
+        self._schema = schema
+        self._document = document
+        self._variables = variables
+        self._operation_name = operation_name
+        self.context_value = context
+        self.variable_values = variable_values
+        self._execution: LeafShortcutExecutionContext | None = None
+
+    @property
+    def schema(self) -> GraphQLSchema:
+        return graphql_schema(self._schema)
+
+    @property
+    def fragments(self) -> dict[str, FragmentDetails]:
+        return self._built().fragments
+
+    def collect_subfields(
+        self, return_type: GraphQLObjectType, field_details_list: FieldDetailsList
+    ) -> CollectedFields:
+        return self._built().collect_subfields(return_type, field_details_list)
+
+    def arguments(self, field_def: GraphQLField, details: FieldDetailsList) -> dict[str, Any]:
+        return field_arguments(field_def, details, self.variable_values)
+
+    def _built(self) -> LeafShortcutExecutionContext:
+        if self._execution is None:
+            built = LeafShortcutExecutionContext.build(
+                graphql_schema(self._schema),
+                self._document,
+                None,
+                self.context_value,
+                self._variables,
+                self._operation_name,
+                is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]  # as Strawberry's
+            )
+            assert not isinstance(built, list), "the variables coerced once already"
+            self._execution = cast("LeafShortcutExecutionContext", built)
+        return self._execution

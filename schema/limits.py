@@ -35,7 +35,7 @@ the limit (all configurable, see ``app.settings``):
 Depth and aliases are validation rules, built once per process for each limit value, so the
 validation cache here (keyed by parsed document and rule classes) keeps hitting; parsed
 documents are cached here too. The cost is checked per request (the limit depends on the
-caller's role), after validation and before execution, by ``QueryLimits``; it is measured once
+caller's role), after validation and before execution (schema/pipeline.py); it is measured once
 per document unless a variable gives a page size, and then from the coerced variables.
 Strawberry's ``QueryDepthLimiter`` and ``MaxAliasesLimiter`` are not used: they build a new rule
 class per instance, name no measured depth, expand fragments without memoizing (a few fragments
@@ -44,7 +44,6 @@ spreading each other twice take exponential time) and carry no error code.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -69,12 +68,11 @@ from graphql import (
     ValidationRule,
     VariableNode,
     get_named_type,
-    get_operation_ast,
     parse,
 )
 from graphql.execution.values import get_argument_values, get_variable_values
 from graphql.language import Lexer, TokenKind
-from strawberry.extensions import SchemaExtension
+from graphql.validation import NoSchemaIntrospectionCustomRule, specified_rules
 from strawberry.schema.schema import validate_document
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
@@ -83,14 +81,13 @@ from app.domain.errors import ApiError, BadUserInput, ErrorCode
 from app.domain.viewer import effective_role
 from models.enums import Role
 from schema.fields import declared_relation
-from schema.strawberry_adapter import graphql_schema, provided_operation_name
 
 if TYPE_CHECKING:
+    from graphql import ASTValidationRule
     from graphql.execution.values import VariableValues
 
     from app.domain.viewer import Viewer
     from app.settings import Settings
-    from resolvers.context import RequestContext
 
 # Fields whose type is (or may be) an object type: those whose fields can be looked up.
 _FieldsOwner = GraphQLObjectType | GraphQLInterfaceType
@@ -107,7 +104,7 @@ def too_complex(
     source: Source | None = None,
     positions: Collection[int] | None = None,
 ) -> GraphQLError:
-    """The error entry; ``ErrorCodes`` keeps the code of its ``ApiError``."""
+    """The error entry; schema/errors.py keeps the code of its ``ApiError``."""
     return GraphQLError(
         message,
         nodes=nodes,
@@ -431,7 +428,7 @@ def alias_rule(limit: int) -> type[ValidationRule]:
     )
 
 
-# --- The extension.
+# --- Caches, and what the pipeline (schema/pipeline.py) asks of the limits.
 
 # Documents by (query, token limit). Bounded: every distinct query text would stay otherwise.
 cached_parse = functools.lru_cache(maxsize=256)(parse)
@@ -493,113 +490,91 @@ def cost_limit(settings: Settings, viewer: Viewer | None) -> tuple[str, int]:
     return "callers without a role", lowest
 
 
-class QueryLimits(SchemaExtension):
-    """Register after ``ErrorCodes``, so its token-limit error is rewritten before codes are
-    given. It parses and validates documents through per-process caches."""
+def parsed_document(query: str, max_tokens: int) -> DocumentNode | GraphQLError:
+    """The document of ``query`` from the parse cache, or why it does not parse (the token
+    limit named as a limit, with the measured count)."""
+    try:
+        return cached_parse(query, max_tokens=max_tokens)
+    except GraphQLError as error:
+        return _explained(error, query, max_tokens)
+    except RecursionError as error:  # nesting deeper than the parser can descend
+        return GraphQLError("the document is nested too deeply to parse", original_error=error)
 
-    cost = 0
 
-    def _settings(self) -> Settings:
-        context: RequestContext = self.execution_context.context
-        return context.settings
+def _explained(error: GraphQLError, query: str, limit: int) -> GraphQLError:
+    """graphql-core aborts with a syntax error; say it is the limit, and by how much."""
+    aborted = f"Syntax Error: Document contains more than {limit} tokens. Parsing aborted."
+    if not isinstance(error, GraphQLSyntaxError) or error.message != aborted:
+        return error
+    # Counting on stops at a multiple of the limit: a huge document costs little.
+    counted = count_tokens(query, stop_after=4 * limit)
+    if counted is None:
+        measured = f"more than {4 * limit}"
+    elif counted <= limit:  # pragma: no cover - the parser counts the same way
+        measured = f"more than {limit}"
+    else:
+        measured = str(counted)
+    return too_complex(
+        f"the document has {measured} tokens; the limit is {limit}",
+        source=error.source,
+        positions=error.positions,
+    )
 
-    def on_operation(self) -> Iterator[None]:
-        settings = self._settings()
-        execution_context = self.execution_context
-        execution_context.parse_options["max_tokens"] = settings.query_max_tokens
-        execution_context.validation_rules = (
-            *execution_context.validation_rules,
-            depth_rule(settings.query_max_depth),
-            alias_rule(settings.query_max_aliases),
-        )
-        yield
-        self._explain_token_limit(settings.query_max_tokens)
 
-    def on_parse(self) -> Iterator[None]:
-        """Parses through a per-process cache. Strawberry's ``ParserCache`` is not used: its
-        syntax errors escape the hook, and then no extension gives them their code."""
-        execution_context = self.execution_context
-        query = execution_context.query
-        if execution_context.graphql_document is None and query:
-            # A document that does not parse is left to Strawberry, which reports the error.
-            with contextlib.suppress(GraphQLError):
-                execution_context.graphql_document = cached_parse(
-                    query, max_tokens=execution_context.parse_options.get("max_tokens")
-                )
-        yield
+def validation_rules(
+    settings: Settings, *, introspection: bool
+) -> tuple[type[ASTValidationRule], ...]:
+    """The specification's rules, the depth and alias limits, and the refusal of
+    ``__schema``/``__type`` where introspection is off; one tuple per settings, so the
+    validation cache keeps hitting."""
+    return _rules(settings.query_max_depth, settings.query_max_aliases, introspection)
 
-    def on_validate(self) -> Iterator[None]:
-        execution_context = self.execution_context
-        document = execution_context.graphql_document
-        if document is None:  # pragma: no cover - validation follows a successful parse
-            yield
-            return
-        if execution_context.pre_execution_errors is None:
-            # Validated here, once per document and rules, so that the cost below is checked
-            # after validation; Strawberry then sees the errors set and does not validate again.
-            execution_context.pre_execution_errors = _cached_validation(
-                graphql_schema(execution_context.schema),
-                _Parsed(document),
-                execution_context.validation_rules,
-            )
-        requested = provided_operation_name(execution_context)
-        operation = get_operation_ast(document, requested)
-        if operation is None and not execution_context.pre_execution_errors:
-            # Nothing to measure, so nothing may run (Strawberry would run the first operation).
-            execution_context.pre_execution_errors = [_no_operation(requested)]
-        if operation is not None:
-            schema = graphql_schema(execution_context.schema)
-            cost = operation_fixed_cost(schema, document, operation)
-            if cost is None:
-                # Coerced only when validation passed: graphql-core refuses to coerce (or even
-                # look at) the variables of an invalid document, and nothing executes then.
-                variable_values = (
-                    None
-                    if execution_context.pre_execution_errors
-                    else coerced_variables(schema, operation, execution_context.variables)
-                )
-                cost = query_cost(schema, document, operation, variable_values)
-            self.cost = cost
-        if not execution_context.pre_execution_errors:
-            context: RequestContext = execution_context.context
-            who, limit = cost_limit(context.settings, context.viewer)
-            if self.cost > limit:
-                # A new list: the one validation returned may be a cached one.
-                execution_context.pre_execution_errors = [
-                    too_complex(
-                        f"the query's estimated cost is {self.cost}; "
-                        f"the limit for {who} is {limit}",
-                        nodes=None if operation is None else [operation],
-                    )
-                ]
-        yield
 
-    def get_results(self) -> dict[str, Any]:
-        return {"cost": self.cost}
+@functools.cache
+def _rules(depth: int, aliases: int, introspection: bool) -> tuple[type[ASTValidationRule], ...]:
+    hidden = () if introspection else (NoSchemaIntrospectionCustomRule,)
+    return (*specified_rules, depth_rule(depth), alias_rule(aliases), *hidden)
 
-    def _explain_token_limit(self, limit: int) -> None:
-        """graphql-core aborts with a syntax error; say it is the limit, and by how much."""
-        result = self.execution_context.result
-        errors = getattr(result, "errors", None)
-        if not errors or self.execution_context.graphql_document is not None:
-            return
-        aborted = f"Syntax Error: Document contains more than {limit} tokens. Parsing aborted."
-        query = self.execution_context.query or ""
-        replaced: list[GraphQLError] = []
-        for error in errors:
-            if isinstance(error, GraphQLSyntaxError) and error.message == aborted:
-                # Counting on stops at a multiple of the limit: a huge document costs little.
-                counted = count_tokens(query, stop_after=4 * limit)
-                if counted is None:
-                    measured = f"more than {4 * limit}"
-                elif counted <= limit:  # pragma: no cover - the parser counts the same way
-                    measured = f"more than {limit}"
-                else:
-                    measured = str(counted)
-                error = too_complex(
-                    f"the document has {measured} tokens; the limit is {limit}",
-                    source=error.source,
-                    positions=error.positions,
-                )
-            replaced.append(error)
-        result.errors = replaced  # type: ignore[union-attr]
+
+def validation_errors(
+    schema: GraphQLSchema, document: DocumentNode, rules: tuple[type[ASTValidationRule], ...]
+) -> list[GraphQLError]:
+    """The errors of a document from ``cached_parse`` against ``rules``, once per both."""
+    return _cached_validation(schema, _Parsed(document), rules)
+
+
+def no_operation(operation_name: str | None) -> GraphQLError:
+    """A document of several operations whose operationName picks none: nothing may run (the
+    first operation is not a stand-in)."""
+    return _no_operation(operation_name)
+
+
+def operation_cost(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+    variables: Mapping[str, Any] | None,
+    *,
+    valid: bool,
+) -> int:
+    """The estimate for these variables. They are coerced only for a ``valid`` document:
+    graphql-core refuses to coerce (or even look at) the variables of an invalid one, and
+    nothing executes then."""
+    cost = operation_fixed_cost(schema, document, operation)
+    if cost is None:
+        variable_values = coerced_variables(schema, operation, variables) if valid else None
+        cost = query_cost(schema, document, operation, variable_values)
+    return cost
+
+
+def cost_refusal(
+    cost: int, settings: Settings, viewer: Viewer | None, operation: OperationDefinitionNode
+) -> GraphQLError | None:
+    """The error of an operation whose estimate exceeds the caller's limit, or None."""
+    who, limit = cost_limit(settings, viewer)
+    if cost <= limit:
+        return None
+    return too_complex(
+        f"the query's estimated cost is {cost}; the limit for {who} is {limit}",
+        nodes=[operation],
+    )

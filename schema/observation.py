@@ -12,13 +12,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
-
-from strawberry.extensions import SchemaExtension
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    import strawberry
-    from strawberry.types import ExecutionContext
+    from graphql import DocumentNode, OperationDefinitionNode
+    from strawberry.types import ExecutionResult
+    from strawberry.types.graphql import OperationType
+
+    from resolvers.context import RequestContext
 
 
 class Counters(Protocol):
@@ -28,9 +29,32 @@ class Counters(Protocol):
 
 
 @dataclass(slots=True)
+class OperationRun:
+    """One operation as schema/pipeline.py runs it: filled in step by step."""
+
+    query: str | None
+    # The operationName the request gave (free text: never logged as it is).
+    requested_name: str | None
+    variables: dict[str, Any] | None
+    context: RequestContext
+    document: DocumentNode | None = None
+    type: OperationType | None = None
+    # The operation chosen; None when the document names none the request can run.
+    operation: OperationDefinitionNode | None = None
+    cost: int = 0
+    result: ExecutionResult | None = None
+
+    @property
+    def name(self) -> str | None:
+        """The chosen operation's name as its document defines it."""
+        operation = self.operation
+        return None if operation is None or operation.name is None else operation.name.value
+
+
+@dataclass(slots=True)
 class Observation:
     counters: Counters
-    operations: list[ExecutionContext] = field(default_factory=list)
+    operations: list[OperationRun] = field(default_factory=list)
 
 
 _current: ContextVar[Observation | None] = ContextVar("medrec_observation", default=None)
@@ -60,23 +84,8 @@ def count_rate_limit_rejection(limit: str) -> None:
         observation.counters.count_rate_limit_rejection(limit)
 
 
-class OperationObserver(SchemaExtension):
-    """Notes each operation of an HTTP request for the middleware, which reads it at the end."""
-
-    def on_operation(self) -> Iterator[None]:
-        note_operation(self.execution_context)
-        yield
-
-
-def note_operation(execution_context: ExecutionContext) -> None:
+def note_operation(run: OperationRun) -> None:
     """Tells the request log and metrics about an operation; its result is read at the end."""
     observation = _current.get()
     if observation is not None:
-        observation.operations.append(execution_context)
-
-
-def observe_operations(schema: strawberry.Schema) -> strawberry.Schema:
-    """Adds :class:`OperationObserver` to a schema's extensions (once)."""
-    if OperationObserver not in schema.extensions:
-        schema.extensions = (*schema.extensions, OperationObserver)
-    return schema
+        observation.operations.append(run)

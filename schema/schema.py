@@ -1,70 +1,90 @@
-"""Builds the ``strawberry.Schema``."""
+"""Builds the ``strawberry.Schema``, whose operations all run through schema/pipeline.py."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 import strawberry
-from graphql.validation import NoSchemaIntrospectionCustomRule
-from strawberry.extensions import AddValidationRules
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types.graphql import OperationType
 
 from schema import types
-from schema.audit import AuditTrailExtension, DeliveryAudit
-from schema.errors import ErrorCodes
 from schema.execution import LeafShortcutExecutionContext
-from schema.extension_hooks import CachedHooksRunner
-from schema.limits import QueryLimits
 from schema.mutation import Mutation
+from schema.pipeline import OperationPipeline
 from schema.query import Query
 from schema.scalars import SCALARS
 from schema.subscription import Subscription
 
 if TYPE_CHECKING:
-    from graphql import GraphQLError
-    from strawberry.extensions import SchemaExtension
-    from strawberry.extensions.runner import SchemaExtensionsRunner
-    from strawberry.types import ExecutionContext
+    from collections.abc import AsyncGenerator, Iterable
+
+    from strawberry.types import ExecutionResult
+
+    from resolvers.context import RequestContext
+
+_EVERY_TYPE = frozenset(OperationType)
 
 
 class MedrecSchema(strawberry.Schema):
-    def process_errors(
-        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
-    ) -> None:
-        """Strawberry would log each error with the query text; queries can quote patient data.
+    """Strawberry's schema, whose HTTP view and WebSocket handlers call ``execute`` and
+    ``stream``: both go to the one pipeline, in place of Strawberry's extension-driven one."""
 
-        Unexpected errors are logged, without the query, by the ErrorCodes extension.
-        """
+    def __init__(self, *, introspection: bool, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pipeline = OperationPipeline(self, introspection=introspection)
 
-    def create_extensions_runner(
-        self, execution_context: ExecutionContext, extensions: list[SchemaExtension]
-    ) -> SchemaExtensionsRunner:
-        return CachedHooksRunner(execution_context=execution_context, extensions=extensions)
+    async def execute(  # Strawberry's signature
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        return await self.pipeline.execute(
+            query,
+            variable_values,
+            cast("RequestContext", context_value),
+            operation_name,
+            _EVERY_TYPE if allowed_operation_types is None else allowed_operation_types,
+        )
+
+    async def stream(  # Strawberry's signature
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+    ) -> AsyncGenerator[ExecutionResult, None]:
+        return self.pipeline.stream(
+            query,
+            variable_values,
+            cast("RequestContext", context_value),
+            operation_name,
+            _EVERY_TYPE if allowed_operation_types is None else allowed_operation_types,
+        )
+
+    def execute_sync(self, *args: Any, **kwargs: Any) -> NoReturn:
+        """Every operation is asynchronous (the database driver is); there is no second,
+        synchronous pipeline."""
+        raise NotImplementedError("medrec executes operations with `execute` or `stream`")
 
 
-def build_schema(*, introspection: bool = True) -> strawberry.Schema:
+def build_schema(*, introspection: bool = True) -> MedrecSchema:
     """``introspection=False`` refuses ``__schema``/``__type`` (production may hide the schema)."""
-    hide_schema: list[Any] = (
-        [] if introspection else [lambda: AddValidationRules([NoSchemaIntrospectionCustomRule])]
-    )
     return MedrecSchema(
+        introspection=introspection,
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
         # Types reachable only through the Node interface must still be in the schema.
         types=[types.Diagnosis, types.Attachment],
-        # Listed first, so it runs after ErrorCodes has given every error its code. DeliveryAudit
-        # hooks in before each subscription result is sent: after ErrorCodes, so it reads codes.
-        # QueryLimits (which also caches parsed and validated documents) comes after ErrorCodes,
-        # see schema/limits.py; its validation rules are built once per process, so its caches
-        # keep hitting.
-        extensions=[
-            AuditTrailExtension,
-            ErrorCodes,
-            DeliveryAudit,
-            QueryLimits,
-            *hide_schema,
-        ],
         config=StrawberryConfig(scalar_map=SCALARS),
         execution_context_class=LeafShortcutExecutionContext,
     )

@@ -78,7 +78,7 @@ if TYPE_CHECKING:
 
 class TreeSource(Protocol):
     """What compiling a root field reads of its operation's execution: an execution context
-    (schema/execution.py), or a prepared operation's stand-in (schema/prepared_operations.py)."""
+    (schema/execution.py), or a one-statement plan's stand-in (``run_statement`` there)."""
 
     @property
     def schema(self) -> GraphQLSchema: ...

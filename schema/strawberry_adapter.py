@@ -12,20 +12,11 @@ if TYPE_CHECKING:
     from graphql import GraphQLSchema
     from strawberry import Schema
     from strawberry.schema.schema_converter import GraphQLCoreConverter
-    from strawberry.types import ExecutionContext
-
-
-def provided_operation_name(execution_context: ExecutionContext) -> str | None:
-    """The operationName the request gave. ``ExecutionContext.operation_name`` falls back to the
-    first operation's name, which hides a request that names none in a document of several:
-    the spec's error, not the first operation."""
-    name: str | None = execution_context._provided_operation_name
-    return name
 
 
 def graphql_schema(schema: Schema) -> GraphQLSchema:
-    """The graphql-core schema Strawberry built, which the limits and the prepared path
-    validate, coerce and cost against directly; Strawberry keeps no public handle on it."""
+    """The graphql-core schema Strawberry built, which the pipeline validates, coerces, costs
+    and executes against directly; Strawberry keeps no public handle on it."""
     built: GraphQLSchema = schema._schema
     return built
 

@@ -6,7 +6,7 @@ import functools
 import logging
 import re
 import secrets
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 import orjson
 from cross_web import HTTPException
@@ -37,13 +37,11 @@ from app.server.persisted_queries import PersistedQueries, PersistedQueryError
 from resolvers.context import RequestContext
 from resolvers.loaders import Loaders
 from schema.observation import count_rate_limit_rejection
-from schema.prepared_operations import execute_prepared
 
 if TYPE_CHECKING:
     from cross_web import AsyncHTTPRequestAdapter
     from starlette.types import Receive, Scope, Send
     from starlette.websockets import WebSocket
-    from strawberry import Schema
     from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
     from strawberry.http.base import BaseRequestProtocol
     from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Operation
@@ -111,35 +109,6 @@ def request_id_of(request: Request | WebSocket) -> str:
 
 
 GRAPHQL_RESPONSE_JSON = "application/graphql-response+json"
-_OPERATION_KEYS = frozenset({"query", "variables", "operationName"})
-
-
-async def _plain_operation(
-    request: Request,
-) -> tuple[str, dict[str, Any] | None, str | None] | None:
-    """query, variables and operationName of a plain JSON POST that asks for a JSON answer;
-    None for anything else (GET, uploads, batches, persisted queries, streamed answers, a body
-    Strawberry would refuse), which Strawberry's view handles."""
-    if request.method != "POST":
-        return None
-    media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
-    accept = request.headers.get("accept", "")
-    if media_type != "application/json" or "multipart" in accept or "event-stream" in accept:
-        return None
-    try:
-        data = orjson.loads(await request.body())
-    except orjson.JSONDecodeError:
-        return None
-    if not isinstance(data, dict) or not data.keys() <= _OPERATION_KEYS:
-        return None
-    query, variables, name = data.get("query"), data.get("variables"), data.get("operationName")
-    if (
-        not isinstance(query, str)
-        or not isinstance(variables, dict | None)
-        or not isinstance(name, str | None)
-    ):
-        return None
-    return query, variables, name
 
 
 class _SubResponse(Response):
@@ -221,7 +190,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
         if response is None:
             reads = request.state.reads = RequestReads(services.read_engine)
             try:
-                response = await self._answer(request)
+                response = await self.run(request)
             except HTTPException as error:
                 # Strawberry's refusals of the request itself (not JSON, no query, an unknown
                 # operation name, a mutation over GET): the client's mistake, with its status.
@@ -242,31 +211,8 @@ class GraphQLView(GraphQL[RequestContext, None]):
             _as_graphql_response_json(response)
         await response(scope, receive, send)
 
-    async def _answer(self, request: Request) -> Response:
-        """A recorded one-statement query (schema/prepared_operations.py) skips Strawberry's
-        operation pipeline; everything else, and whatever that path declines, goes through it
-        with the same context (its rate-limit token taken once)."""
-        operation = await _plain_operation(request)
-        if operation is None:
-            return await self.run(request)
-        query, variables, operation_name = operation
-        sub_response = request.state.sub_response = await self.get_sub_response(request)
-        context = await self.get_context(request, response=sub_response)
-        if context.viewer is not None and context.refusal is None:
-            assert self.persisted is not None, "set by the app's lifespan"
-            # The allow-list check parse_http_body makes (a request without persistedQuery).
-            await self.persisted.resolve(query, None)
-            schema = cast("Schema", self.schema)
-            result = await execute_prepared(schema, query, variables, operation_name, context)
-            if result is not None:
-                data = await self.process_result(request, result)
-                return self.create_response(response_data=data, sub_response=sub_response)
-        return await self.run(request, context=context)
-
     async def get_sub_response(self, request: Request | WebSocket) -> Response:
-        # The one _answer made, when it hands the request on: its context wrote headers to it.
-        made: Response | None = getattr(request.state, "sub_response", None)
-        return made if made is not None else _SubResponse()
+        return _SubResponse()
 
     def create_response(
         self,

@@ -23,7 +23,6 @@ from app.server.services import Services
 from app.server.shutdown import closing_sockets_on_exit_signal
 from app.settings import Settings
 from schema import build_schema
-from schema.observation import observe_operations
 
 
 async def healthz(_: Request) -> JSONResponse:
@@ -70,7 +69,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     observability = Observability()
     graphql = GraphQLView(
-        observe_operations(build_schema(introspection=settings.introspection)),
+        build_schema(introspection=settings.introspection),
         # The legacy `graphql-ws` protocol is not offered: only this one is authenticated.
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         allowed_origins=settings.ws_allowed_origins,

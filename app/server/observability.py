@@ -8,10 +8,8 @@ numbers, so run one worker per container (scale with containers) when scraping `
 
 :class:`ObservabilityMiddleware` times every HTTP request (and WebSocket connection) and, when it
 ends, writes one line to the ``medrec.request`` logger and counts the GraphQL operations it ran.
-The operations are found by schema/observation.py's ``OperationObserver``, a schema extension
-that only notes each operation's execution context; what it did (name, type, errors,
-``extensions.cost``, the caller) is read once the response is out, so the extension's place in
-the list does not matter.
+The pipeline notes each operation it runs (schema/observation.py); what it did (name, type,
+errors, ``extensions.cost``, the caller) is read once the response is out.
 
 Labels and log fields carry operation names only, and only names of operations the document
 really defines (others are ``anonymous``); names past :data:`OPERATION_NAME_LIMIT` characters
@@ -29,7 +27,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from graphql import DocumentNode, OperationDefinitionNode
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -51,9 +48,9 @@ if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
     from starlette.requests import Request
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
-    from strawberry.types import ExecutionContext
 
     from app.server.services import Services
+    from schema.observation import OperationRun
 
 request_log = logging.getLogger("medrec.request")
 
@@ -234,31 +231,6 @@ class _Operation:
     request_id: str | None
 
 
-def _operation_name(context: ExecutionContext) -> str | None:
-    """The operation's name if the document defines it; never a client's free text."""
-    document = context.graphql_document
-    try:
-        name = context.operation_name
-    except Exception:  # a document without operations
-        return None
-    if document is None or name is None or not _NAME.fullmatch(name):
-        return None
-    defined = any(
-        isinstance(definition, OperationDefinitionNode)
-        and definition.name is not None
-        and definition.name.value == name
-        for definition in document.definitions
-    )
-    return name[:OPERATION_NAME_LIMIT] if defined else None
-
-
-def _operation_type(context: ExecutionContext) -> str | None:
-    try:
-        return context.operation_type.value
-    except Exception:  # no document, or no operation of that name in it
-        return None
-
-
 def _outcome_of_errors(errors: Iterable[Any]) -> str:
     codes = {(getattr(error, "extensions", None) or {}).get("code") for error in errors}
     if not codes:
@@ -281,42 +253,20 @@ def _number(value: object) -> float | None:
     return None
 
 
-# Name and type of an operation, by its parsed document (held, so the id stays its own; the
-# parse cache hands out one object per query text) and the name it was asked for.
-_NAMED: dict[tuple[int, str | None], tuple[DocumentNode, str | None, str | None]] = {}
-_NAMED_KEPT = 512
-
-
-def _name_and_type(context: ExecutionContext) -> tuple[str | None, str | None]:
-    document = context.graphql_document
-    if document is None:
-        return _operation_name(context), _operation_type(context)
-    try:
-        key = (id(document), context.operation_name)
-    except Exception:  # a document without operations
-        return None, _operation_type(context)
-    known = _NAMED.get(key)
-    if known is None or known[0] is not document:
-        if len(_NAMED) >= _NAMED_KEPT:
-            _NAMED.clear()
-        known = _NAMED[key] = (document, _operation_name(context), _operation_type(context))
-    return known[1], known[2]
-
-
-def _describe(context: ExecutionContext) -> _Operation:
-    result = context.result
+def _describe(run: OperationRun) -> _Operation:
+    result = run.result
     errors = getattr(result, "errors", None) or []
     extensions = getattr(result, "extensions", None)
-    request_context = context.context
-    viewer = getattr(request_context, "viewer", None)
-    name, type_ = _name_and_type(context)
+    viewer = run.context.viewer
+    name = run.name
     return _Operation(
-        name=name,
-        type=type_,
+        # Defined by the document; the limit keeps a log line short.
+        name=name[:OPERATION_NAME_LIMIT] if name is not None and _NAME.fullmatch(name) else None,
+        type=None if run.type is None else run.type.value,
         outcome=None if result is None else _outcome_of_errors(errors),
         cost=_cost_of(extensions if isinstance(extensions, Mapping) else None),
-        subject=getattr(viewer, "subject", None),
-        request_id=getattr(request_context, "request_id", None),
+        subject=None if viewer is None else viewer.subject,
+        request_id=run.context.request_id,
     )
 
 

@@ -1,9 +1,9 @@
-"""Recorded one-statement queries, run again without Strawberry's pipeline
-(schema/prepared_operations.py).
+"""Recorded one-statement plans (``StatementPlans`` in schema/execution.py).
 
-The first request of a document goes through the whole pipeline and records it; later ones are
-answered by the prepared path. Every answer, audit row and request-log line must be the one the
-pipeline gives, and every request the prepared path declines must get the pipeline's answer.
+The first request of a document runs on the executor and records its plan; later ones are
+answered by the recorded statement. Every answer, audit row and request-log line must be the one
+the executor's run gives, and every request the statement declines must get the executor's
+answer.
 Documents carry a comment naming their test: the app is shared, and a text another test sent
 would already be recorded.
 """

@@ -273,7 +273,7 @@ async def test_variables_for_first_are_honoured(api: Api) -> None:
 
 
 def test_a_cost_no_variable_changes_is_fixed() -> None:
-    """The prepared path (schema/prepared_operations.py) keeps such a cost per operation."""
+    """A one-statement plan (schema/execution.py) keeps such a cost per operation."""
     schema = graphql_schema(build_schema())
     literal = NESTED.replace("first: $p", "first: 3").replace("first: $r", "first: 4")
     for document, fixed in ((literal, nested_cost(3, 4)), (NESTED, None)):
@@ -534,7 +534,7 @@ async def _executions(api: Api, executor: str) -> float:
 async def test_the_prepared_path_costs_float_page_sizes_as_their_integers(
     api: Api, factory: Factory, app: Starlette
 ) -> None:
-    """A document recorded as one statement (schema/prepared_operations.py) caches no cost when
+    """A document recorded as one statement (schema/execution.py) caches no cost when
     a variable gives a page size: floats are costed, refused and paged as their integers."""
     await _patients_with_records(factory, patients=3, records=3)
     token = api.token()
