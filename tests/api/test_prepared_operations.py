@@ -226,3 +226,25 @@ async def test_a_document_with_directives_is_not_prepared(
     assert hidden["patient"] == {"id": alice}
     assert await _executions(client, "prepared") == prepared
     assert await _executions(client, "planned") == planned + 2
+
+
+async def test_a_plan_is_kept_per_role_class(
+    api: Api,
+    factory: Factory,
+    app: Starlette,
+    client: httpx.AsyncClient,
+) -> None:
+    """The caller's role class is part of a plan's key: a text recorded for one role is run by
+    the executor, and recorded, the first time another role sends it."""
+    clinic = await _clinic(factory)
+    await factory.provider(cognito_sub="doctor-sub")
+    tokens = _tokens(api)
+    alice = app.state.services.ids.encode_id(NodeType.PATIENT, clinic["alice"]["id"])
+    query = _named(ONE_QUERY, "per-role")
+    for role, recorded_before in (("admin", False), ("admin", True), ("provider", False)):
+        prepared = await _executions(client, "prepared")
+        planned = await _executions(client, "planned")
+        response = await api.post(query, {"id": alice}, token=tokens[role])
+        assert b'"errors"' not in response.content
+        assert await _executions(client, "prepared") == prepared + recorded_before
+        assert await _executions(client, "planned") == planned + (not recorded_before)
