@@ -63,9 +63,9 @@ class RequestContext:
     token: VerifiedToken | None = None
     _closing: asyncio.Task[None] | None = None
     # The fields selected under each connection of the operation, by response path without list
-    # indices (resolvers/connections.py): worked out once, not once per parent in a list.
+    # indices (schema/connections.py): worked out once, not once per parent in a list.
     node_selections: dict[tuple[object, ...], frozenset[str]] = field(default_factory=dict)
-    # Which rows each such connection shows (resolvers/connections.py's shows_rows).
+    # Which rows each such connection shows (schema/connections.py's shows_rows).
     shown_rows: dict[tuple[object, ...], RowsShown] = field(default_factory=dict)
 
     async def close_connection(self, code: int, reason: str) -> None:

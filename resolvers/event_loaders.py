@@ -6,8 +6,6 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from strawberry.dataloader import DataLoader
-
 from resolvers.loaders import Loaders
 
 if TYPE_CHECKING:
@@ -33,9 +31,8 @@ class EventLoaders(Loaders):
 
     def next_event(self, statements: SharedStatements) -> EventLoaders:
         self._statements = statements
-        for loader in vars(self).values():
-            if isinstance(loader, DataLoader):
-                loader.clear_all()
+        for loader in (*self._by_ids.values(), *self._of_records.values()):
+            loader.clear_all()
         # Loaders made per set of connection arguments (Loaders._grouped) start afresh too.
         self._keyed.clear()
         return self

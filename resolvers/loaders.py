@@ -7,34 +7,19 @@ must not be shared by the concurrent tasks GraphQL execution starts.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Collection, Hashable, Sequence
-from functools import cached_property, partial
-from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
+from collections.abc import Awaitable, Callable, Hashable, Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, TypeAlias, TypeVar
 
 from strawberry.dataloader import DataLoader
 
 import models as tables
 from app.data.repositories import patients, providers, records
-from app.data.repositories.json_trees import Relation
-from app.domain.opaque_ids import NodeType
-from resolvers.cached_loads import required
-from schema.fields import relations_of
-from schema.types import (
-    Attachment,
-    AuditEvent,
-    Diagnosis,
-    MedicalRecord,
-    Patient,
-    Provider,
-    RecordStatusEvent,
-)
 
 if TYPE_CHECKING:
     import uuid
 
-    from sqlalchemy.ext.asyncio import AsyncSession
-
-    from app.data.database import FetchedRow
+    from app.data.database import FetchedRow, Reader
     from app.data.pagination import PageRequest
     from app.data.repositories.patients import PatientListFilter
     from app.data.repositories.records import RecordListFilter, RecordParent
@@ -43,25 +28,50 @@ if TYPE_CHECKING:
     from app.domain.opaque_ids import OpaqueIds
     from app.domain.viewer import Viewer
 
-K = TypeVar("K")
 V = TypeVar("V")
 # A loader and the keys to load with it.
 Load: TypeAlias = "tuple[DataLoader[uuid.UUID, Any], list[uuid.UUID]]"
 
 
-# What a page's nodes prefetch for a relation selected on them: the loader, and the attribute of
-# each node that is its key. (A page of records under a patient is a connection: not here.)
-_PREFETCHED: dict[Relation, tuple[Callable[[Loaders], DataLoader[uuid.UUID, Any]], str]] = {
-    Relation.PRIMARY_PROVIDER: (lambda loaders: loaders.provider, "primary_provider_id"),
-    Relation.RECORD_PROVIDER: (lambda loaders: loaders.provider, "provider_id"),
-    Relation.RECORD_PATIENT: (lambda loaders: loaders.patient, "patient_id"),
-    Relation.DIAGNOSES: (lambda loaders: loaders.diagnoses_of_record, "row_id"),
-    Relation.ATTACHMENTS: (lambda loaders: loaders.attachments_of_record, "row_id"),
-    Relation.STATUS_HISTORY: (lambda loaders: loaders.status_history_of_record, "row_id"),
+class RowObject(Protocol):
+    """A GraphQL object made from one row: its type declares the row's table and makes itself
+    from the row (schema/types.py)."""
+
+    table: ClassVar[type[tables.Base]]
+
+    @classmethod
+    def from_row(cls, row: Any, ids: OpaqueIds) -> Self: ...
+
+
+ObjectT = TypeVar("ObjectT", bound=RowObject)
+
+# The statement reading a table's rows by id, and the one reading its rows under records (by the
+# records' ids).
+RowsByIds: TypeAlias = (
+    "Callable[[Reader, Viewer, Sequence[uuid.UUID]], Awaitable[list[FetchedRow]]]"
+)
+RowsByParent: TypeAlias = (
+    "Callable[[Reader, Viewer, Sequence[uuid.UUID]], Awaitable[dict[uuid.UUID, list[FetchedRow]]]]"
+)
+_BY_IDS: dict[type[tables.Base], RowsByIds] = {
+    tables.Provider: providers.providers_by_ids,
+    tables.Patient: patients.patients_by_ids,
+    tables.MedicalRecord: records.records_by_ids,
+    tables.Diagnosis: records.diagnoses_by_ids,
+    tables.Attachment: records.attachments_by_ids,
+}
+_OF_RECORDS: dict[type[tables.Base], RowsByParent] = {
+    tables.Diagnosis: records.diagnoses_of_records,
+    tables.Attachment: records.attachments_of_records,
+    tables.RecordStatusEvent: records.status_events_of_records,
 }
 
 
 class Loaders:
+    """The request's DataLoaders, asked for by the object type they load (``by_id(Patient)``),
+    which makes its objects from the rows: the schema's types read their relations through these,
+    so these name none of them."""
+
     def __init__(
         self,
         reads: ReaderSource,
@@ -73,6 +83,10 @@ class Loaders:
         self._viewer = viewer
         self._ids = ids
         self._audit = audit
+        # Made when first used: most requests need two or three of them, and an idle
+        # subscription none (they count in its memory).
+        self._by_ids: dict[type[RowObject], DataLoader[uuid.UUID, Any]] = {}
+        self._of_records: dict[type[RowObject], DataLoader[uuid.UUID, Any]] = {}
         self._keyed: dict[Hashable, DataLoader[Any, Any]] = {}
 
     def with_trail(self, audit: AuditTrail) -> Loaders:
@@ -80,80 +94,25 @@ class Loaders:
         their own."""
         return Loaders(self._reads, self._viewer, self._ids, audit)
 
-    # Made when first used: most requests need two or three of them, and an idle subscription
-    # none (they count in its memory).
+    def by_id(self, cls: type[ObjectT]) -> DataLoader[uuid.UUID, ObjectT | None]:
+        loader = self._by_ids.get(cls)
+        if loader is None:
+            loader = self._by_ids[cls] = self._by_id(_BY_IDS[cls.table], partial(self.made, cls))
+        return loader
 
-    @cached_property
-    def provider(self) -> DataLoader[uuid.UUID, Provider | None]:
-        return self._by_id(providers.providers_by_ids, self.provider_node)
+    def of_record(self, cls: type[ObjectT]) -> DataLoader[uuid.UUID, list[ObjectT]]:
+        """The objects of ``cls`` under each record, by the record's id."""
+        loader = self._of_records.get(cls)
+        if loader is None:
+            loader = self._of_records[cls] = self._children(
+                _OF_RECORDS[cls.table], partial(self.made, cls)
+            )
+        return loader
 
-    @cached_property
-    def patient(self) -> DataLoader[uuid.UUID, Patient | None]:
-        return self._by_id(patients.patients_by_ids, self.patient_node)
-
-    @cached_property
-    def record(self) -> DataLoader[uuid.UUID, MedicalRecord | None]:
-        return self._by_id(records.records_by_ids, self.record_node)
-
-    @cached_property
-    def diagnosis(self) -> DataLoader[uuid.UUID, Diagnosis | None]:
-        return self._by_id(records.diagnoses_by_ids, self.diagnosis_node)
-
-    @cached_property
-    def attachment(self) -> DataLoader[uuid.UUID, Attachment | None]:
-        return self._by_id(records.attachments_by_ids, self.attachment_node)
-
-    @cached_property
-    def diagnoses_of_record(self) -> DataLoader[uuid.UUID, list[Diagnosis]]:
-        return self._children(records.diagnoses_of_records, self.diagnosis_node)
-
-    @cached_property
-    def attachments_of_record(self) -> DataLoader[uuid.UUID, list[Attachment]]:
-        return self._children(records.attachments_of_records, self.attachment_node)
-
-    @cached_property
-    def status_history_of_record(self) -> DataLoader[uuid.UUID, list[RecordStatusEvent]]:
-        return self._children(records.status_events_of_records, self.status_event_node)
-
-    # Rows become GraphQL objects here, and the audit trail notes what the caller is handed.
-
-    def provider_node(self, row: Any) -> Provider:
-        self._audit.touch_row(tables.Provider, row)
-        return Provider.from_row(row, self._ids)
-
-    def patient_node(self, row: Any) -> Patient:
-        self._audit.touch_row(tables.Patient, row)
-        return Patient.from_row(row, self._ids)
-
-    def record_node(self, row: Any) -> MedicalRecord:
-        self._audit.touch_row(tables.MedicalRecord, row)
-        return MedicalRecord.from_row(row, self._ids)
-
-    def diagnosis_node(self, row: Any) -> Diagnosis:
-        self._audit.touch_row(tables.Diagnosis, row)
-        return Diagnosis.from_row(row, self._ids)
-
-    def attachment_node(self, row: Any) -> Attachment:
-        self._audit.touch_row(tables.Attachment, row)
-        return Attachment.from_row(row, self._ids)
-
-    def status_event_node(self, row: Any) -> RecordStatusEvent:
-        self._audit.touch_row(tables.RecordStatusEvent, row)
-        return RecordStatusEvent.from_row(row)
-
-    def audit_event_node(self, row: Any) -> AuditEvent:
-        self._audit.touch_row(tables.AuditEvent, row)
-        return AuditEvent.from_row(row, self._ids)
-
-    def by_node_type(self, node_type: NodeType) -> DataLoader[uuid.UUID, Any]:
-        loaders: dict[NodeType, DataLoader[uuid.UUID, Any]] = {
-            NodeType.PROVIDER: self.provider,
-            NodeType.PATIENT: self.patient,
-            NodeType.MEDICAL_RECORD: self.record,
-            NodeType.DIAGNOSIS: self.diagnosis,
-            NodeType.ATTACHMENT: self.attachment,
-        }
-        return loaders[node_type]
+    def made(self, cls: type[ObjectT], row: Any) -> ObjectT:
+        """``row`` as an object of ``cls``; the audit trail notes what the caller is handed."""
+        self._audit.touch_row(cls.table, row)
+        return cls.from_row(row, self._ids)
 
     async def _run(self, query: Callable[..., Awaitable[V]], *args: Any) -> V:
         # Resolvers reach a loader only after the context has checked the caller.
@@ -163,7 +122,7 @@ class Loaders:
 
     def _by_id(
         self,
-        query: Callable[[AsyncSession, Viewer, Sequence[uuid.UUID]], Awaitable[list[FetchedRow]]],
+        query: RowsByIds,
         convert: Callable[[Any], V],
     ) -> DataLoader[uuid.UUID, V | None]:
         async def load(keys: list[uuid.UUID]) -> list[V | None]:
@@ -174,7 +133,7 @@ class Loaders:
 
     def _children(
         self,
-        query: Callable[..., Awaitable[dict[uuid.UUID, list[FetchedRow]]]],
+        query: RowsByParent,
         convert: Callable[[Any], V],
     ) -> DataLoader[uuid.UUID, list[V]]:
         async def load(keys: list[uuid.UUID]) -> list[list[V]]:
@@ -228,33 +187,12 @@ class Loaders:
             lambda keys: self._run(patients.count_patients_of_providers, keys, filter_),
         )
 
-    async def required_record(self, record_id: uuid.UUID) -> MedicalRecord:
-        return required(await self.record.load(record_id))
+    # A page of objects loads, one batch per relation, what the query selects on them; the
+    # relation fields then find it in the loaders' caches and complete without a task per object.
+    # Which loads a selection makes is the schema's to say (schema/types.py).
 
-    # A page of nodes loads, one batch per relation, what the query selects on those nodes; the
-    # relation fields then find it in the loaders' caches and complete without a task per node.
-    # `fields` are the GraphQL names selected on the nodes (resolvers/connections.py); which
-    # relation each follows is its field's declaration (schema/fields.py).
-
-    async def prefetch(
-        self,
-        node_type: type,
-        nodes: Sequence[Any],
-        fields: Collection[str],
-    ) -> None:
-        relations = relations_of(node_type)
-        loads: list[Load] = []
-        for name in fields:
-            follows = relations.get(name)
-            prefetched = None if follows is None else _PREFETCHED.get(follows)
-            if prefetched is not None:
-                loader, key = prefetched
-                keys = [value for node in nodes if (value := getattr(node, key)) is not None]
-                loads.append((loader(self), keys))
-        await self._prefetch(loads)
-
-    async def _prefetch(self, relations: Sequence[Load]) -> None:
-        pages = [self._primer(loader).load(tuple(keys)) for loader, keys in relations if keys]
+    async def prefetch(self, loads: Sequence[Load]) -> None:
+        pages = [self._primer(loader).load(tuple(keys)) for loader, keys in loads if keys]
         if pages:
             # A failed batch leaves its keys unloaded; the fields that need them load them
             # again, and report the error.

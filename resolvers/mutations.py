@@ -25,6 +25,7 @@ from app.domain.opaque_ids import NodeType
 from app.domain.record_workflow import require_reason
 from models.enums import AuditOutcome
 from resolvers.context import Info
+from schema import types
 from schema.inputs import (
     AddDiagnosisInput,
     ChangeRecordStatusInput,
@@ -226,7 +227,7 @@ async def create_provider(info: Info, input: CreateProviderInput) -> ProviderPay
     )
     async with _audited(context) as session:
         row = await provider_commands.create_provider(session, viewer, new)
-        provider = context.loaders.provider_node(row)
+        provider = context.loaders.made(types.Provider, row)
     return ProviderPayload(provider=provider)
 
 
@@ -256,7 +257,7 @@ async def create_patient(info: Info, input: CreatePatientInput) -> PatientPayloa
     )
     async with _audited(context) as session:
         row = await patient_commands.create_patient(session, viewer, new)
-        patient = context.loaders.patient_node(row)
+        patient = context.loaders.made(types.Patient, row)
     return PatientPayload(patient=patient)
 
 
@@ -282,7 +283,7 @@ async def update_patient(info: Info, input: UpdatePatientInput) -> PatientPayloa
     )
     async with _audited(context) as session:
         row = await patient_commands.update_patient(session, viewer, changes)
-        patient = context.loaders.patient_node(row)
+        patient = context.loaders.made(types.Patient, row)
     return PatientPayload(patient=patient)
 
 
@@ -302,7 +303,7 @@ async def create_record(info: Info, input: CreateRecordInput) -> RecordPayload:
     )
     async with _audited(context) as session:
         row = await record_commands.create_record(session, viewer, new)
-        record = context.loaders.record_node(row)
+        record = context.loaders.made(types.MedicalRecord, row)
     return RecordPayload(record=record)
 
 
@@ -317,7 +318,7 @@ async def update_record(info: Info, input: UpdateRecordInput) -> RecordPayload:
     )
     async with _audited(context) as session:
         row = await record_commands.update_record(session, viewer, changes)
-        record = context.loaders.record_node(row)
+        record = context.loaders.made(types.MedicalRecord, row)
     return RecordPayload(record=record)
 
 
@@ -334,7 +335,7 @@ async def add_diagnosis(info: Info, input: AddDiagnosisInput) -> DiagnosisPayloa
     )
     async with _audited(context) as session:
         diagnosis_row, _ = await record_commands.add_diagnosis(session, viewer, new)
-        diagnosis = context.loaders.diagnosis_node(diagnosis_row)
+        diagnosis = context.loaders.made(types.Diagnosis, diagnosis_row)
     return DiagnosisPayload(diagnosis=diagnosis)
 
 
@@ -344,7 +345,7 @@ async def remove_diagnosis(info: Info, id: strawberry.ID) -> RecordPayload:
     diagnosis_id = _id(context, id, NodeType.DIAGNOSIS, "id")
     async with _audited(context) as session:
         row = await record_commands.remove_diagnosis(session, viewer, diagnosis_id)
-        record = context.loaders.record_node(row)
+        record = context.loaders.made(types.MedicalRecord, row)
     return RecordPayload(record=record)
 
 
@@ -365,7 +366,7 @@ async def change_record_status(info: Info, input: ChangeRecordStatusInput) -> Re
     )
     async with _audited(context) as session:
         row = await record_commands.change_status(session, viewer, change)
-        record = context.loaders.record_node(row)
+        record = context.loaders.made(types.MedicalRecord, row)
     return RecordPayload(record=record)
 
 
@@ -390,7 +391,7 @@ async def request_attachment_upload(
         row, upload = await attachment_commands.request_upload(
             session, viewer, context.storage, new
         )
-        attachment = context.loaders.attachment_node(row)
+        attachment = context.loaders.made(types.Attachment, row)
         context.audit.touch_file(row.id, row.record_id, row.patient_id)
     return AttachmentUploadPayload(
         attachment=attachment,
@@ -423,6 +424,6 @@ async def _attachment_changed(
     attachment_id = _id(context, id, NodeType.ATTACHMENT, "id")
     async with _audited(context) as session:
         row = await change(session, viewer, context.storage, attachment_id)
-        attachment = context.loaders.attachment_node(row)
+        attachment = context.loaders.made(types.Attachment, row)
         context.audit.touch_file(row.id, row.record_id, row.patient_id)
     return AttachmentPayload(attachment=attachment)

@@ -14,12 +14,23 @@ from app.data.repositories.providers import PROVIDER_ORDER
 from app.data.repositories.records import RECORD_ORDER
 from app.domain.access import require_admin
 from app.domain.opaque_ids import NodeType
-from resolvers.connections import node_fields, root_connection, shows_rows
 from resolvers.context import Info
-from resolvers.filters import audit_event_list_filter, patient_list_filter, record_list_filter
 from schema import types
-from schema.connections import Connection
+from schema.connections import Connection, node_fields, root_connection, shows_rows
+from schema.filters import audit_event_list_filter, patient_list_filter, record_list_filter
 from schema.inputs import AuditEventFilter, PatientFilter, RecordFilter
+
+# The type of the object a global id names.
+_NODES: dict[
+    NodeType,
+    type[types.Provider | types.Patient | types.MedicalRecord | types.Diagnosis | types.Attachment],
+] = {
+    NodeType.PROVIDER: types.Provider,
+    NodeType.PATIENT: types.Patient,
+    NodeType.MEDICAL_RECORD: types.MedicalRecord,
+    NodeType.DIAGNOSIS: types.Diagnosis,
+    NodeType.ATTACHMENT: types.Attachment,
+}
 
 
 async def me(info: Info) -> types.Viewer:
@@ -38,15 +49,13 @@ async def node(info: Info, id: strawberry.ID) -> types.Node | None:
     context = info.context
     context.reader()
     node_type, row_id = context.ids.decode_id(id)
-    loader = context.loaders.by_node_type(node_type)
-    found: types.Node | None = await loader.load(row_id)
-    return found
+    return await context.loaders.by_id(_NODES[node_type]).load(row_id)
 
 
 async def patient(info: Info, id: strawberry.ID) -> types.Patient | None:
     context = info.context
     context.reader()
-    return await context.loaders.patient.load(
+    return await context.loaders.by_id(types.Patient).load(
         context.ids.decode_typed_id(id, NodeType.PATIENT, "id")
     )
 
@@ -54,7 +63,7 @@ async def patient(info: Info, id: strawberry.ID) -> types.Patient | None:
 async def provider(info: Info, id: strawberry.ID) -> types.Provider | None:
     context = info.context
     context.reader()
-    return await context.loaders.provider.load(
+    return await context.loaders.by_id(types.Provider).load(
         context.ids.decode_typed_id(id, NodeType.PROVIDER, "id")
     )
 
@@ -62,7 +71,7 @@ async def provider(info: Info, id: strawberry.ID) -> types.Provider | None:
 async def record(info: Info, id: strawberry.ID) -> types.MedicalRecord | None:
     context = info.context
     context.reader()
-    return await context.loaders.record.load(
+    return await context.loaders.by_id(types.MedicalRecord).load(
         context.ids.decode_typed_id(id, NodeType.MEDICAL_RECORD, "id")
     )
 
@@ -83,10 +92,13 @@ async def patient_list(
         page_request(context.ids, PATIENT_ORDER, first, after),
         fetch=lambda session, page: patients.patient_page(session, viewer, list_filter, page),
         count=lambda session: patients.count_patients(session, viewer, list_filter),
-        node=context.loaders.patient_node,
+        node=partial(context.loaders.made, types.Patient),
         shown=shows_rows(info, "Query"),
         prefetch=partial(
-            context.loaders.prefetch, types.Patient, fields=node_fields(info, "Query")
+            types.prefetch_selected,
+            context.loaders,
+            types.Patient,
+            fields=node_fields(info, "Query"),
         ),
     )
 
@@ -103,7 +115,7 @@ async def provider_list(
         page_request(context.ids, PROVIDER_ORDER, first, after),
         fetch=lambda session, page: providers.provider_page(session, viewer, page),
         count=lambda session: providers.count_providers(session, viewer),
-        node=context.loaders.provider_node,
+        node=partial(context.loaders.made, types.Provider),
         shown=shows_rows(info, "Query"),
     )
 
@@ -128,9 +140,11 @@ async def record_list(
             session, viewer, list_filter, page, with_json=with_json
         ),
         count=lambda session: records.count_records(session, viewer, list_filter),
-        node=context.loaders.record_node,
+        node=partial(context.loaders.made, types.MedicalRecord),
         shown=shows_rows(info, "Query"),
-        prefetch=partial(context.loaders.prefetch, types.MedicalRecord, fields=fields),
+        prefetch=partial(
+            types.prefetch_selected, context.loaders, types.MedicalRecord, fields=fields
+        ),
     )
 
 
@@ -154,6 +168,6 @@ async def audit_event_list(
             session, viewer, list_filter, page
         ),
         count=lambda session: audit_events.count_audit_events(session, viewer, list_filter),
-        node=context.loaders.audit_event_node,
+        node=partial(context.loaders.made, types.AuditEvent),
         shown=shows_rows(info, "Query"),
     )

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import re
-import traceback
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -14,25 +12,16 @@ import strawberry
 
 from app.data.repositories.subject_links import acts_through_linked_row
 from app.data.status_fanout import PAGE, Scope
-from app.domain.errors import (
-    DATABASE_UNAVAILABLE,
-    INPUT_REFUSED,
-    ApiError,
-    BadUserInput,
-    ErrorCode,
-    Forbidden,
-    is_database_outage,
-    refused_input,
-)
+from app.domain.errors import ApiError, BadUserInput, Forbidden
 from app.domain.opaque_ids import NodeType
 from models.enums import Role
 from resolvers.context import Info
+from resolvers.event_loaders import EventLoaders
+from resolvers.subscription_errors import masked
 from schema import types
 
 if TYPE_CHECKING:
     from app.server.services import Services
-
-log = logging.getLogger("medrec.subscriptions")
 
 TOKEN_EXPIRED = 4401
 # As a token refused at `connection_init`: the pool no longer publishes the key that signed it.
@@ -48,48 +37,6 @@ def _position(after_sequence: str | None) -> int | None:
     if not _SEQUENCE.fullmatch(after_sequence) or int(after_sequence) > _MAX_SEQUENCE:
         raise BadUserInput("afterSequence: must be a sequence taken from an event")
     return int(after_sequence)
-
-
-class _InternalError(ApiError):
-    """What a subscriber is told when its stream fails: a message of ours and the request id."""
-
-    code = ErrorCode.INTERNAL_SERVER_ERROR
-
-    def __init__(self, message: str, request_id: str) -> None:
-        super().__init__(message)
-        self.request_id = request_id
-
-    @property
-    def extensions(self) -> dict[str, object]:
-        return {"requestId": self.request_id}
-
-
-def masked(error: Exception, request_id: str) -> ApiError:
-    """What a subscriber is told when its stream fails with ``error``; logged here."""
-    # The type only: a database error's text quotes the statement and its values.
-    refusal = refused_input(error)
-    if refusal is not None:
-        log.warning(
-            "subscription ended: database refused a value: %s (SQLSTATE %s, request %s)",
-            type(refusal).__name__,
-            getattr(refusal, "sqlstate", None),
-            request_id,
-        )
-        return BadUserInput(INPUT_REFUSED)
-    if is_database_outage(error):
-        log.error(
-            "subscription ended: database unavailable (%s, request %s)",
-            type(error).__name__,
-            request_id,
-        )
-        return _InternalError(DATABASE_UNAVAILABLE, request_id)
-    log.error(
-        "unexpected %s in a subscription (request %s)\n%s",
-        type(error).__name__,
-        request_id,
-        "".join(traceback.format_tb(error.__traceback__)),
-    )
-    return _InternalError("Internal server error", request_id)
 
 
 async def record_status_changed(
@@ -112,9 +59,6 @@ async def record_status_changed(
         else context.ids.decode_typed_id(patient_id, NodeType.PATIENT, "patientId")
     )
     position = _position(after_sequence)
-    # Imported here: resolvers.loaders imports the schema, which imports this module.
-    from resolvers.event_loaders import EventLoaders
-
     services: Services = context.request.app.state.services
     fanout = services.fanout
     reader = fanout.reader(Scope.of(viewer, record_id=record, patient_id=patient))
@@ -154,11 +98,11 @@ async def record_status_changed(
                 position = row.sequence
                 # Empty loaders per event: nested fields are batched, and read as they are now.
                 loaders.next_event(page.statements)
-                event = loaders.status_event_node(row)
+                event = loaders.made(types.RecordStatusEvent, row)
                 # Each delivery discloses the record (and so its patient). Loading the record
                 # here also warms the loader for `record { ... }`. The delivery's audit row is
                 # appended once its whole selection ran, before it is sent (schema/audit.py).
-                await loaders.record.load(row.record_id)
+                await loaders.by_id(types.MedicalRecord).load(row.record_id)
                 yield event
             if len(page.rows) == PAGE:
                 continue

@@ -4,8 +4,8 @@ Who may read a column is an access rule, in the SQL that fetches it (app/domain/
 ``readable_columns``): a role that may not read it gets null on every path.
 
 The declaration rides on the Strawberry field (its public ``metadata``). The objects made from
-rows (``values_from_row``), the one-statement trees (schema/sql_trees.py), the DataLoaders'
-prefetch (``relations_of``) and the cost estimate (schema/limits.py) read it; nothing is
+rows (``values_from_row``), the one-statement trees (schema/sql_trees.py), a page's prefetch of
+its relations (``relations_of``) and the cost estimate (schema/limits.py) read it; nothing is
 inferred from Python names. A field declaring neither is computed by its resolver, and the trees
 leave a selection of it to the DataLoaders (tests/api/test_field_declarations.py lists them).
 """

@@ -49,8 +49,8 @@ from app.data.repositories.patients import PATIENT_ORDER
 from app.data.repositories.records import RECORD_ORDER
 from app.domain.errors import ApiError
 from app.domain.viewer import effective_role
-from resolvers.filters import patient_list_filter, record_list_filter
 from schema.fields import declared_column, declared_relation
+from schema.filters import patient_list_filter, record_list_filter
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 import strawberry
 
+import models as tables
 from app.data.pagination import page_request
 from app.data.repositories.json_trees import Relation
 from app.data.repositories.patients import PATIENT_ORDER
@@ -18,10 +19,8 @@ from app.data.repositories.records import RECORD_ORDER
 from app.domain.opaque_ids import NodeType, OpaqueIds
 from app.domain.record_workflow import MAX_ATTACHMENTS, MAX_DIAGNOSES, MAX_STATUS_CHANGES
 from resolvers.cached_loads import now_or_later, required_now_or_later
-from resolvers.connections import node_fields, page_connection, shows_rows
 from resolvers.context import Info
-from resolvers.filters import patient_list_filter, record_list_filter
-from schema.connections import Connection
+from schema.connections import Connection, node_fields, page_connection, shows_rows
 from schema.enums import (
     AttachmentStatus,
     AuditOutcome,
@@ -31,12 +30,26 @@ from schema.enums import (
     Role,
     Sex,
 )
-from schema.fields import column, column_metadata, relation_metadata, values_from_row
+from schema.fields import (
+    column,
+    column_metadata,
+    relation_metadata,
+    relations_of,
+    values_from_row,
+)
+from schema.filters import patient_list_filter, record_list_filter
 from schema.inputs import PatientFilter, RecordFilter
 from schema.leaves import plain_resolver
 
 if TYPE_CHECKING:
+    from strawberry.dataloader import DataLoader
+
     from app.data.repositories.records import RecordParent
+    from resolvers.loaders import Load, Loaders
+
+# What each object type declares as the table its rows come from (Diagnosis has a field named
+# `type`, which would hide the builtin inside its class).
+TableClass: TypeAlias = type[tables.Base]
 
 
 @strawberry.interface
@@ -74,13 +87,13 @@ async def _records_connection(
     counts = loaders.record_counts_of(parent, list_filter)
     return await page_connection(
         rows,
-        loaders.record_node,
+        partial(loaders.made, MedicalRecord),
         ids=context.ids,
         order=RECORD_ORDER,
         page=page,
         count=lambda: counts.load(parent_id),
         shown=shows_rows(info, parent),
-        prefetch=partial(loaders.prefetch, MedicalRecord, fields=fields),
+        prefetch=partial(prefetch_selected, loaders, MedicalRecord, fields=fields),
     )
 
 
@@ -103,6 +116,7 @@ class Provider(Node):
     active: bool = column("active")
     created_at: dt.datetime = column("created_at")
     node_type: ClassVar[NodeType] = NodeType.PROVIDER
+    table: ClassVar[TableClass] = tables.Provider
 
     @classmethod
     def from_row(cls, row: Any, ids: OpaqueIds) -> Provider:
@@ -128,13 +142,15 @@ class Provider(Node):
         counts = loaders.patient_counts_of_provider(list_filter)
         return await page_connection(
             rows,
-            loaders.patient_node,
+            partial(loaders.made, Patient),
             ids=context.ids,
             order=PATIENT_ORDER,
             page=page,
             count=lambda: counts.load(self.row_id),
             shown=shows_rows(info, "Provider"),
-            prefetch=partial(loaders.prefetch, Patient, fields=node_fields(info, "Provider")),
+            prefetch=partial(
+                prefetch_selected, loaders, Patient, fields=node_fields(info, "Provider")
+            ),
         )
 
     @strawberry.field
@@ -167,6 +183,7 @@ class Patient(Node):
     )
     primary_provider_id: strawberry.Private[uuid.UUID | None]
     node_type: ClassVar[NodeType] = NodeType.PATIENT
+    table: ClassVar[TableClass] = tables.Patient
 
     @classmethod
     def from_row(cls, row: Any, ids: OpaqueIds) -> Patient:
@@ -183,7 +200,7 @@ class Patient(Node):
     def primary_provider(self, info: Info) -> Provider | Awaitable[Provider | None] | None:
         if self.primary_provider_id is None:
             return None
-        return now_or_later(info.context.loaders.provider, self.primary_provider_id)
+        return now_or_later(info.context.loaders.by_id(Provider), self.primary_provider_id)
 
     @strawberry.field(metadata=relation_metadata(Relation.PATIENT_RECORDS))
     async def records(
@@ -264,7 +281,7 @@ class LabResult:
 def _required_record(info: Info, record_id: uuid.UUID) -> MedicalRecord | Awaitable[MedicalRecord]:
     # A subscription's event has its record loaded already (resolvers/subscriptions.py): then
     # it is a plain value, and the event completes without a task.
-    return required_now_or_later(info.context.loaders.record, record_id)
+    return required_now_or_later(info.context.loaders.by_id(MedicalRecord), record_id)
 
 
 @strawberry.type
@@ -278,6 +295,7 @@ class Diagnosis(Node):
     record_id: strawberry.Private[uuid.UUID]
     patient_id: strawberry.Private[uuid.UUID]
     node_type: ClassVar[NodeType] = NodeType.DIAGNOSIS
+    table: ClassVar[TableClass] = tables.Diagnosis
 
     @classmethod
     def from_row(cls, row: Any, ids: OpaqueIds) -> Diagnosis:
@@ -311,6 +329,7 @@ class Attachment(Node):
     patient_id: strawberry.Private[uuid.UUID]
     storage_key: strawberry.Private[str]
     node_type: ClassVar[NodeType] = NodeType.ATTACHMENT
+    table: ClassVar[TableClass] = tables.Attachment
 
     @classmethod
     def from_row(cls, row: Any, ids: OpaqueIds) -> Attachment:
@@ -353,9 +372,11 @@ class RecordStatusEvent:
     reason: str | None
     record_id: strawberry.Private[uuid.UUID]
     patient_id: strawberry.Private[uuid.UUID]
+    table: ClassVar[TableClass] = tables.RecordStatusEvent
 
     @classmethod
-    def from_row(cls, row: Any) -> RecordStatusEvent:
+    def from_row(cls, row: Any, ids: OpaqueIds) -> RecordStatusEvent:
+        # `ids` goes unused: an event shows no id of its own, and its record seals its id.
         return cls(
             sequence=str(row.sequence),
             record_id=row.record_id,
@@ -399,6 +420,7 @@ class MedicalRecord(Node):
     stored_lab_results: strawberry.Private[list[Mapping[str, Any]]]
     json_read: strawberry.Private[bool]
     node_type: ClassVar[NodeType] = NodeType.MEDICAL_RECORD
+    table: ClassVar[TableClass] = tables.MedicalRecord
 
     @classmethod
     def from_row(cls, row: Any, ids: OpaqueIds) -> MedicalRecord:
@@ -435,29 +457,29 @@ class MedicalRecord(Node):
             raise LookupError("the JSON columns of this record were not read")
 
     # The relations are usually loaded already, by the page these records came in
-    # (Loaders.prefetch): then they are plain values, and no task is made per record.
+    # (prefetch_selected): then they are plain values, and no task is made per record.
 
     @strawberry.field(graphql_type=Patient, metadata=relation_metadata(Relation.RECORD_PATIENT))
     def patient(self, info: Info) -> Patient | Awaitable[Patient]:
-        return required_now_or_later(info.context.loaders.patient, self.patient_id)
+        return required_now_or_later(info.context.loaders.by_id(Patient), self.patient_id)
 
     @strawberry.field(graphql_type=Provider, metadata=relation_metadata(Relation.RECORD_PROVIDER))
     def provider(self, info: Info) -> Provider | Awaitable[Provider]:
-        return required_now_or_later(info.context.loaders.provider, self.provider_id)
+        return required_now_or_later(info.context.loaders.by_id(Provider), self.provider_id)
 
     @strawberry.field(
         graphql_type=list[Diagnosis],
         metadata=relation_metadata(Relation.DIAGNOSES, most=MAX_DIAGNOSES),
     )
     def diagnoses(self, info: Info) -> list[Diagnosis] | Awaitable[list[Diagnosis]]:
-        return now_or_later(info.context.loaders.diagnoses_of_record, self.row_id)
+        return now_or_later(info.context.loaders.of_record(Diagnosis), self.row_id)
 
     @strawberry.field(
         graphql_type=list[Attachment],
         metadata=relation_metadata(Relation.ATTACHMENTS, most=MAX_ATTACHMENTS),
     )
     def attachments(self, info: Info) -> list[Attachment] | Awaitable[list[Attachment]]:
-        return now_or_later(info.context.loaders.attachments_of_record, self.row_id)
+        return now_or_later(info.context.loaders.of_record(Attachment), self.row_id)
 
     @strawberry.field(
         graphql_type=list[RecordStatusEvent],
@@ -467,7 +489,7 @@ class MedicalRecord(Node):
     def status_history(
         self, info: Info
     ) -> list[RecordStatusEvent] | Awaitable[list[RecordStatusEvent]]:
-        return now_or_later(info.context.loaders.status_history_of_record, self.row_id)
+        return now_or_later(info.context.loaders.of_record(RecordStatusEvent), self.row_id)
 
 
 @strawberry.type(description="The authenticated caller, as the server understood the token.")
@@ -489,13 +511,13 @@ class Viewer:
     async def provider(self, info: Info) -> Provider | None:
         if self.provider_id is None:
             return None
-        return await info.context.loaders.provider.load(self.provider_id)
+        return await info.context.loaders.by_id(Provider).load(self.provider_id)
 
     @strawberry.field(description="The patient linked to this subject, if any")
     async def patient(self, info: Info) -> Patient | None:
         if self.patient_id is None:
             return None
-        return await info.context.loaders.patient.load(self.patient_id)
+        return await info.context.loaders.by_id(Patient).load(self.patient_id)
 
 
 @strawberry.type(description="One operation that read or changed patient data (admins only).")
@@ -520,6 +542,7 @@ class AuditEvent:
     outcome: AuditOutcome
     client_address: str | None
     request_id: str
+    table: ClassVar[TableClass] = tables.AuditEvent
 
     @classmethod
     def from_row(cls, row: Any, ids: OpaqueIds) -> AuditEvent:
@@ -545,3 +568,33 @@ class AuditEvent:
             client_address=row.client_address,
             request_id=row.request_id,
         )
+
+
+# What a page's objects prefetch for a relation selected on them: the loader, and the attribute of
+# each object that is its key. (A page of records under a patient is a connection: not here.)
+_PREFETCHED: dict[Relation, tuple[Callable[[Loaders], DataLoader[uuid.UUID, Any]], str]] = {
+    Relation.PRIMARY_PROVIDER: (lambda loaders: loaders.by_id(Provider), "primary_provider_id"),
+    Relation.RECORD_PROVIDER: (lambda loaders: loaders.by_id(Provider), "provider_id"),
+    Relation.RECORD_PATIENT: (lambda loaders: loaders.by_id(Patient), "patient_id"),
+    Relation.DIAGNOSES: (lambda loaders: loaders.of_record(Diagnosis), "row_id"),
+    Relation.ATTACHMENTS: (lambda loaders: loaders.of_record(Attachment), "row_id"),
+    Relation.STATUS_HISTORY: (lambda loaders: loaders.of_record(RecordStatusEvent), "row_id"),
+}
+
+
+async def prefetch_selected(
+    loaders: Loaders, cls: type, objects: Sequence[Any], fields: Collection[str]
+) -> None:
+    """Loads, one batch per relation, what ``fields`` (GraphQL names, schema/connections.py's
+    node_fields) follow from a page of ``objects`` of ``cls``; which relation each field follows
+    is its declaration (schema/fields.py)."""
+    relations = relations_of(cls)
+    loads: list[Load] = []
+    for name in fields:
+        follows = relations.get(name)
+        prefetched = None if follows is None else _PREFETCHED.get(follows)
+        if prefetched is not None:
+            loader, key = prefetched
+            keys = [value for node in objects if (value := getattr(node, key)) is not None]
+            loads.append((loader(loaders), keys))
+    await loaders.prefetch(loads)

@@ -22,7 +22,7 @@ from app.server.observability import Observability, ObservabilityMiddleware
 from app.server.services import Services
 from app.server.shutdown import closing_sockets_on_exit_signal
 from app.settings import Settings
-from schema import build_schema
+from schema.schema import build_schema
 
 
 async def healthz(_: Request) -> JSONResponse:

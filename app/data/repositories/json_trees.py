@@ -353,7 +353,7 @@ def _in_order(entity: Entity, rows: CTE, *, reverse: bool = False) -> list[Colum
 
 
 def _rows_shown(fields: tuple[ConnectionField, ...]) -> RowsShown:
-    """Which rows of a page its selection shows (resolvers/connections.py's shows_rows)."""
+    """Which rows of a page its selection shows (schema/connections.py's shows_rows)."""
     shown = RowsShown.NONE
     for field in fields:
         if field.part is Part.EDGES:
