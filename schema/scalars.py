@@ -9,6 +9,8 @@ import strawberry
 from strawberry.scalars import JSON
 from strawberry.types.scalar import ScalarDefinition
 
+from app.domain.wire_formats import date_text, timestamp_text
+
 
 def _parse_datetime(value: Any) -> dt.datetime:
     if not isinstance(value, str):
@@ -20,31 +22,23 @@ def _parse_datetime(value: Any) -> dt.datetime:
     return parsed
 
 
-def _serialize_datetime(value: dt.datetime) -> str:
-    return value.isoformat()
-
-
 def _parse_date(value: Any) -> dt.date:
     if not isinstance(value, str):
         raise ValueError("Date must be an ISO-8601 string")
     return dt.date.fromisoformat(value)
 
 
-def _serialize_date(value: dt.date) -> str:
-    return value.isoformat()
-
-
 SCALARS: dict[object, ScalarDefinition] = {
     dt.datetime: strawberry.scalar(
         name="DateTime",
         description="ISO-8601 date-time with a UTC offset, e.g. 2026-11-23T10:15:00+00:00",
-        serialize=_serialize_datetime,
+        serialize=timestamp_text,
         parse_value=_parse_datetime,
     ),
     dt.date: strawberry.scalar(
         name="Date",
         description="ISO-8601 calendar date, e.g. 1984-02-29",
-        serialize=_serialize_date,
+        serialize=date_text,
         parse_value=_parse_date,
     ),
 }

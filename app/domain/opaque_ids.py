@@ -2,7 +2,7 @@
 
 Both are base64url strings carrying a truncated HMAC, so an edited, truncated or invented value is
 rejected as malformed instead of reaching the database. They are not secrets: every row is still
-access-checked in SQL.
+access-checked in SQL. Their layout is app/domain/wire_formats.py's.
 """
 
 from __future__ import annotations
@@ -14,13 +14,24 @@ import hashlib
 import hmac
 import json
 import uuid
-from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from app.domain.errors import BadUserInput
+from app.domain.wire_formats import (
+    BASE64_CHARS_62_63,
+    BASE64_PADDING,
+    BASE64URL_CHARS_62_63,
+    CURSOR_DOMAIN,
+    ID_DOMAIN,
+    ID_PAYLOAD_BYTES,
+    MAC_BYTES,
+    NODE_TYPE_BYTES,
+    base64url,
+    cursor_payload,
+    id_payload,
+)
 
-_MAC_BYTES = 8
 _SHA256_BLOCK = 64
 _IPAD = bytes(byte ^ 0x36 for byte in range(256))
 _OPAD = bytes(byte ^ 0x5C for byte in range(256))
@@ -36,17 +47,16 @@ class NodeType(enum.IntEnum):
     ATTACHMENT = 5
 
 
-def _b64encode(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
+_FROM_BASE64URL = str.maketrans(BASE64URL_CHARS_62_63, BASE64_CHARS_62_63)
 
 
 def _b64decode(text: str) -> bytes:
     if not text.isascii():
         raise ValueError("non-ascii")
-    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    raw = base64.b64decode((text + BASE64_PADDING * (-len(text) % 4)).translate(_FROM_BASE64URL))
     # The decoder skips stray characters and ignores unused trailing bits; only the one canonical
     # spelling of a value is accepted, so any edit to an id or cursor is refused.
-    if _b64encode(raw) != text:
+    if base64url(raw) != text:
         raise ValueError("not canonical")
     return raw
 
@@ -74,36 +84,36 @@ class OpaqueIds:
         inner.update(payload)
         outer = self._outer.copy()
         outer.update(inner.digest())
-        return outer.digest()[:_MAC_BYTES]
+        return outer.digest()[:MAC_BYTES]
 
     def _seal(self, domain: bytes, payload: bytes) -> str:
-        return _b64encode(payload + self._mac(domain, payload))
+        return base64url(payload + self._mac(domain, payload))
 
     def _open(self, domain: bytes, text: str) -> bytes | None:
         try:
             raw = _b64decode(text)
         except (ValueError, binascii.Error):
             return None
-        payload, mac = raw[:-_MAC_BYTES], raw[-_MAC_BYTES:]
-        if len(raw) <= _MAC_BYTES or not hmac.compare_digest(mac, self._mac(domain, payload)):
+        payload, mac = raw[:-MAC_BYTES], raw[-MAC_BYTES:]
+        if len(raw) <= MAC_BYTES or not hmac.compare_digest(mac, self._mac(domain, payload)):
             return None
         return payload
 
     def encode_id(self, node_type: NodeType, row_id: uuid.UUID) -> str:
-        return self._seal(b"id", bytes((node_type,)) + row_id.bytes)
+        return self._seal(ID_DOMAIN, id_payload(node_type, row_id))
 
     def decode_id(self, text: str) -> tuple[NodeType, uuid.UUID]:
         return self._decoded(text)
 
     def _decode_id(self, text: str) -> tuple[NodeType, uuid.UUID]:
-        payload = self._open(b"id", text)
-        if payload is None or len(payload) != 17:
+        payload = self._open(ID_DOMAIN, text)
+        if payload is None or len(payload) != ID_PAYLOAD_BYTES:
             raise BadUserInput("malformed id")
         try:
-            node_type = NodeType(payload[0])
+            node_type = NodeType(int.from_bytes(payload[:NODE_TYPE_BYTES], "big"))
         except ValueError:
             raise BadUserInput("malformed id") from None
-        return node_type, uuid.UUID(bytes=payload[1:])
+        return node_type, uuid.UUID(bytes=payload[NODE_TYPE_BYTES:])
 
     def decode_typed_id(self, text: str, expected: NodeType, argument: str) -> uuid.UUID:
         try:
@@ -115,12 +125,11 @@ class OpaqueIds:
         return row_id
 
     def encode_cursor(self, kind: str, values: tuple[Any, ...]) -> str:
-        payload = json.dumps([kind, *map(_to_json, values)], separators=(",", ":")).encode()
-        return self._seal(b"cursor", payload)
+        return self._seal(CURSOR_DOMAIN, cursor_payload(kind, values))
 
     def decode_cursor(self, kind: str, text: str) -> list[Any]:
         """Returns the raw JSON values; the caller converts them to column types."""
-        payload = self._open(b"cursor", text)
+        payload = self._open(CURSOR_DOMAIN, text)
         if payload is None:
             raise BadUserInput("after: malformed cursor")
         try:
@@ -139,11 +148,3 @@ _TYPE_NAMES = {
     NodeType.DIAGNOSIS: "Diagnosis",
     NodeType.ATTACHMENT: "Attachment",
 }
-
-
-def _to_json(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    return value

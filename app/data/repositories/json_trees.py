@@ -3,9 +3,9 @@
 A tree is a root (one patient by id, or a page of patients or records) and relations below it,
 the same reads the DataLoaders make level by level. Here each level is a CTE of the statement,
 filtered by the same access predicates (app/domain/access.py) as those reads, and PostgreSQL writes
-each row's JSON: no Python object per row. Ids and cursors are sealed in SQL, bytes for bytes as
-``OpaqueIds`` seals them (HMAC-SHA256 over core ``sha256``), and the statement also returns what
-the audit row must name.
+each row's JSON: no Python object per row. Ids, cursors and timestamps are written in SQL from
+the definitions Python writes them from (app/domain/wire_formats.py; the MAC is HMAC-SHA256 over
+core ``sha256``), and the statement also returns what the audit row must name.
 
 Trees are described by ``Node``/``Relation`` (built by schema/sql_trees.py from a query); the
 statement is built once per role and tree shape, and run with the viewer's, the filters' and
@@ -25,7 +25,9 @@ from sqlalchemy import (
     DateTime,
     Integer,
     LargeBinary,
+    String,
     Text,
+    Uuid,
     any_,
     bindparam,
     case,
@@ -54,13 +56,28 @@ from app.domain.access import (
 )
 from app.domain.audit import OWNERSHIP
 from app.domain.opaque_ids import NodeType
+from app.domain.wire_formats import (
+    BASE64_CHARS_62_63,
+    BASE64_PADDING,
+    BASE64URL_CHARS_62_63,
+    CURSOR_DOMAIN,
+    CURSOR_ENSURE_ASCII,
+    CURSOR_ITEM_SEPARATOR,
+    DATE_TIME_SEPARATOR,
+    ID_DOMAIN,
+    MAC_BYTES,
+    TIMESTAMP_OFFSET,
+    TIMESTAMP_ZONE_NAME,
+    id_prefix,
+)
 from models import Attachment, Diagnosis, MedicalRecord, Patient, Provider, table_of
 
 if TYPE_CHECKING:
     import uuid
 
-    from sqlalchemy import CTE, ColumnElement, ScalarSelect, Select, Subquery
+    from sqlalchemy import CTE, ColumnElement, FromClause, ScalarSelect, Select, Subquery
     from sqlalchemy.engine import Dialect
+    from sqlalchemy.types import TypeEngine
 
     from app.data.pagination import KeysetOrder
     from app.data.request_reads import Driver
@@ -101,8 +118,8 @@ class Encoding(enum.Enum):
     TEXT = "text"  # a JSON string
     LITERAL = "literal"  # int4 and boolean: their text form is their JSON form
     ENUM = "enum"  # a PostgreSQL enum whose labels are the GraphQL names
-    TIMESTAMP = "timestamp"  # datetime.isoformat() of the UTC value
-    DATE = "date"  # date.isoformat()
+    TIMESTAMP = "timestamp"  # wire_formats.timestamp_text
+    DATE = "date"  # wire_formats.date_text
     TYPENAME = "typename"  # the constant ``column`` (a GraphQL type name)
 
 
@@ -264,7 +281,7 @@ def _bytes(value: bytes) -> ColumnElement[bytes]:
 
 def _sealed(domain: bytes, payload: ColumnElement[bytes]) -> ColumnElement[str]:
     """OpaqueIds._seal in SQL, as a JSON string: base64url(payload || HMAC-SHA256(key, domain ||
-    payload)[:8]), with the key's HMAC blocks as parameters (``id_parameters``)."""
+    payload)[:MAC_BYTES]), with the key's HMAC blocks as parameters (``id_parameters``)."""
     inner = func.sha256(
         _concat(
             bindparam("id_inner_block", type_=LargeBinary()),
@@ -278,49 +295,75 @@ def _sealed(domain: bytes, payload: ColumnElement[bytes]) -> ColumnElement[str]:
         _concat(bindparam("id_outer_block", type_=LargeBinary()), inner, type_=LargeBinary),
         type_=LargeBinary,
     )
-    mac = func.substring(digest, literal_column("1"), literal_column("8"), type_=LargeBinary)
+    mac = func.substring(
+        digest, literal_column("1"), literal_column(str(MAC_BYTES)), type_=LargeBinary
+    )
     encoded = func.encode(_concat(payload, mac, type_=LargeBinary), _text("base64"), type_=Text)
-    # PostgreSQL breaks base64 lines at 76 characters; base64url has no padding.
+    # PostgreSQL breaks base64 lines at 76 characters.
     unbroken = func.replace(encoded, literal_column("chr(10)"), _text(""), type_=Text)
     base64url = func.translate(
-        func.rtrim(unbroken, _text("=")), _text("+/"), _text("-_"), type_=Text
+        func.rtrim(unbroken, _text(BASE64_PADDING)),
+        _text(BASE64_CHARS_62_63),
+        _text(BASE64URL_CHARS_62_63),
+        type_=Text,
     )
     return _concat(_text('"'), base64url, _text('"'))
 
 
-def _sealed_id(node_type: NodeType, row_id: ColumnElement[Any]) -> ColumnElement[str]:
-    """OpaqueIds.encode_id: the type's byte and the row id's 16."""
-    payload = _concat(_bytes(bytes((node_type,))), func.uuid_send(row_id), type_=LargeBinary)
-    return _sealed(b"id", payload)
+def id_json(node_type: NodeType, row_id: ColumnElement[Any]) -> ColumnElement[str]:
+    """OpaqueIds.encode_id of a uuid column, as a JSON string (``uuid_send``: its 16 bytes)."""
+    payload = _concat(_bytes(id_prefix(node_type)), func.uuid_send(row_id), type_=LargeBinary)
+    return _sealed(ID_DOMAIN, payload)
 
 
-def _cursor(order: KeysetOrder, rows: CTE) -> ColumnElement[str]:
-    """OpaqueIds.encode_cursor of a row: the JSON ``[kind, value, ...]`` of its order columns
-    (timestamps in isoformat, uuids as text; neither needs escaping), sealed."""
+def cursor_json(order: KeysetOrder, rows: FromClause) -> ColumnElement[str]:
+    """OpaqueIds.encode_cursor of a row of ``rows`` (which has ``order``'s columns), as a JSON
+    string."""
     parts: list[ColumnElement[str]] = [_text(f'["{_name(order.kind)}"')]
     for column in order.columns:
-        value = rows.c[column.key]
-        if isinstance(column.type, DateTime):
-            parts += [_text(","), _timestamp(value)]
-        else:
-            parts += [_text(',"'), cast(value, Text), _text('"')]
+        parts += [_text(CURSOR_ITEM_SEPARATOR), _cursor_value(rows.c[column.key], column.type)]
     parts.append(_text("]"))
-    return _sealed(b"cursor", func.convert_to(_concat(*parts), _text("UTF8"), type_=LargeBinary))
+    payload = func.convert_to(_concat(*parts), _text("UTF8"), type_=LargeBinary)
+    return _sealed(CURSOR_DOMAIN, payload)
 
 
-def _timestamp(column: ColumnElement[Any]) -> ColumnElement[str]:
-    # asyncpg hands timestamptz values over in UTC, and isoformat() leaves out zero microseconds.
-    utc = column.op("AT TIME ZONE", return_type=column.type)(literal_column("'UTC'"))
+def _cursor_value(value: ColumnElement[Any], type_: TypeEngine[Any]) -> ColumnElement[str]:
+    if isinstance(type_, DateTime):
+        return timestamp_json(value)
+    if isinstance(type_, Uuid):
+        return _concat(_text('"'), cast(value, Text), _text('"'))
+    if isinstance(type_, Integer):
+        return cast(value, Text)
+    if isinstance(type_, String) and not CURSOR_ENSURE_ASCII:
+        # to_json escapes what Python's json does when told to leave non-ASCII characters be.
+        return cast(func.to_json(value), Text)
+    raise TypeError(f"no cursor text for a {type_!r} column")
+
+
+# to_char's YYYY pads years before 1000 to four digits, as isoformat() does.
+_DATE_PATTERN = "YYYY-MM-DD"
+
+
+def timestamp_json(column: ColumnElement[Any]) -> ColumnElement[str]:
+    """wire_formats.timestamp_text of a timestamptz, as a JSON string, whatever the session's
+    TimeZone."""
+    utc = column.op("AT TIME ZONE", return_type=column.type)(_text(TIMESTAMP_ZONE_NAME))
     fraction = case(
         (utc == func.date_trunc(_text("second"), utc), _text("")),
         else_=func.to_char(utc, _text(".US"), type_=Text),
     )
+    date_time = f'{_DATE_PATTERN}"{DATE_TIME_SEPARATOR}"HH24:MI:SS'
     return _concat(
         _text('"'),
-        func.to_char(utc, _text('YYYY-MM-DD"T"HH24:MI:SS'), type_=Text),
+        func.to_char(utc, _text(date_time), type_=Text),
         fraction,
-        _text('+00:00"'),
+        _text(TIMESTAMP_OFFSET + '"'),
     )
+
+
+def date_json(column: ColumnElement[Any]) -> ColumnElement[str]:
+    """wire_formats.date_text of a date, as a JSON string."""
+    return _concat(_text('"'), func.to_char(column, _text(_DATE_PATTERN), type_=Text), _text('"'))
 
 
 def _leaf_json(leaf: Leaf, entity: Entity, rows: CTE) -> ColumnElement[str]:
@@ -329,7 +372,7 @@ def _leaf_json(leaf: Leaf, entity: Entity, rows: CTE) -> ColumnElement[str]:
     column = rows.c[leaf.column]
     value: ColumnElement[str]
     if leaf.encoding is Encoding.ID:
-        value = _sealed_id(entity.node_type, column)
+        value = id_json(entity.node_type, column)
     elif leaf.encoding is Encoding.TEXT:
         value = cast(func.to_json(column), Text)
     elif leaf.encoding is Encoding.LITERAL:
@@ -337,11 +380,9 @@ def _leaf_json(leaf: Leaf, entity: Entity, rows: CTE) -> ColumnElement[str]:
     elif leaf.encoding is Encoding.ENUM:
         value = cast(func.to_json(cast(column, Text)), Text)
     elif leaf.encoding is Encoding.TIMESTAMP:
-        value = _timestamp(column)
+        value = timestamp_json(column)
     else:
-        value = _concat(
-            _text('"'), func.to_char(column, _text("YYYY-MM-DD"), type_=Text), _text('"')
-        )
+        value = date_json(column)
     return func.coalesce(value, _text("null")) if leaf.nullable else value
 
 
@@ -440,7 +481,7 @@ class _Statement:
             ]
             self._touch(entity, union_all(*ends).cte(self._level_name()))
         node, from_ = self.object_json(root.node, rows)
-        cursor = _cursor(order, rows)
+        cursor = cursor_json(order, rows)
 
         def first_cursor(reverse: bool) -> ColumnElement[str]:
             ordered = _in_order(entity, rows, reverse=reverse)
