@@ -31,6 +31,9 @@ class MedrecSchema(strawberry.Schema):
     ``stream``: both go to the one pipeline, in place of Strawberry's extension-driven one."""
 
     def __init__(self, *, introspection: bool, **kwargs: Any) -> None:
+        if kwargs.get("extensions"):
+            # The pipeline would never run them: a step of its own belongs in the pipeline.
+            raise TypeError("schema extensions do not run in medrec: add a step to the pipeline")
         super().__init__(**kwargs)
         self.pipeline = OperationPipeline(self, introspection=introspection)
 
