@@ -34,6 +34,11 @@ class RecordStatus(enum.StrEnum):
     ENTERED_IN_ERROR = "ENTERED_IN_ERROR"
 
 
+class Confidentiality(enum.StrEnum):
+    NORMAL = "NORMAL"
+    RESTRICTED = "RESTRICTED"
+
+
 class DiagnosisType(enum.StrEnum):
     PRIMARY = "PRIMARY"
     SECONDARY = "SECONDARY"

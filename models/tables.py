@@ -31,6 +31,7 @@ from models.base import Base, TenantScoped, Timestamps, UUIDKey, Versioned
 from models.enums import (
     AttachmentStatus,
     AuditOutcome,
+    Confidentiality,
     DiagnosisType,
     RecordStatus,
     RecordType,
@@ -53,6 +54,7 @@ def _pg_enum(enum_cls: type[Any], name: str) -> Enum:
 SEX = _pg_enum(Sex, "sex")
 RECORD_TYPE = _pg_enum(RecordType, "record_type")
 RECORD_STATUS = _pg_enum(RecordStatus, "record_status")
+CONFIDENTIALITY = _pg_enum(Confidentiality, "confidentiality")
 DIAGNOSIS_TYPE = _pg_enum(DiagnosisType, "diagnosis_type")
 ATTACHMENT_STATUS = _pg_enum(AttachmentStatus, "attachment_status")
 AUDIT_OUTCOME = _pg_enum(AuditOutcome, "audit_outcome")
@@ -169,6 +171,9 @@ class MedicalRecord(UUIDKey, TenantScoped, Timestamps, Versioned, Base):
     )
     finalized_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     follow_up_date: Mapped[date | None] = mapped_column(Date)
+    confidentiality: Mapped[Confidentiality] = mapped_column(
+        CONFIDENTIALITY, nullable=False, server_default=Confidentiality.NORMAL.value
+    )
 
     patient: Mapped[Patient] = relationship(back_populates="records", lazy="raise")
     # tenant_id is shared by both composite foreign keys; the patient relationship owns it.

@@ -187,6 +187,10 @@ def _record_content(
         values["staff_note"] = validation.optional_text(
             input.staff_note, "input.staffNote", max_length=validation.NOTES_MAX, multiline=True
         )
+    if _given(input.confidentiality):
+        if input.confidentiality is None:
+            raise BadUserInput("input.confidentiality: cannot be null")
+        values["confidentiality"] = input.confidentiality
     if _given(input.vital_signs):
         values["vital_signs"] = (
             None

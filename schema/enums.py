@@ -7,6 +7,7 @@ import strawberry
 from models.enums import (
     AttachmentStatus,
     AuditOutcome,
+    Confidentiality,
     DiagnosisType,
     RecordStatus,
     RecordType,
@@ -16,6 +17,15 @@ from models.enums import (
 
 for _enum in (AttachmentStatus, AuditOutcome, DiagnosisType, RecordType, Role, Sex):
     strawberry.enum(_enum)
+strawberry.enum(
+    Confidentiality,
+    description=(
+        "HL7 v3 confidentiality of a record. RESTRICTED records (e.g. substance-use treatment,\n"
+        "psychotherapy, HIV status) are readable only by their author, the patient's primary\n"
+        "provider, the patient (once FINALIZED) and holders of an active break-glass grant for\n"
+        "the patient; to everyone else they do not exist."
+    ),
+)
 strawberry.enum(
     RecordStatus,
     description=(
@@ -27,6 +37,7 @@ strawberry.enum(
 __all__ = [
     "AttachmentStatus",
     "AuditOutcome",
+    "Confidentiality",
     "DiagnosisType",
     "RecordStatus",
     "RecordType",

@@ -6,7 +6,7 @@ import datetime as dt
 
 import strawberry
 
-from schema.enums import DiagnosisType, RecordStatus, RecordType, Sex
+from schema.enums import Confidentiality, DiagnosisType, RecordStatus, RecordType, Sex
 
 
 @strawberry.input
@@ -124,6 +124,9 @@ class CreateRecordInput:
     chief_complaint: str | None = strawberry.UNSET
     notes: str | None = strawberry.UNSET
     staff_note: str | None = strawberry.UNSET
+    confidentiality: Confidentiality | None = strawberry.field(
+        default=strawberry.UNSET, description="Defaults to NORMAL"
+    )
     vital_signs: VitalSignsInput | None = strawberry.UNSET
     prescriptions: list[PrescriptionInput] | None = strawberry.UNSET
     lab_results: list[LabResultInput] | None = strawberry.UNSET
@@ -137,6 +140,9 @@ class UpdateRecordInput:
     chief_complaint: str | None = strawberry.UNSET
     notes: str | None = strawberry.UNSET
     staff_note: str | None = strawberry.UNSET
+    confidentiality: Confidentiality | None = strawberry.field(
+        default=strawberry.UNSET, description="Defaults to NORMAL"
+    )
     vital_signs: VitalSignsInput | None = strawberry.UNSET
     prescriptions: list[PrescriptionInput] | None = strawberry.UNSET
     lab_results: list[LabResultInput] | None = strawberry.UNSET

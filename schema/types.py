@@ -24,6 +24,7 @@ from schema.connections import Connection, node_fields, page_connection, shows_r
 from schema.enums import (
     AttachmentStatus,
     AuditOutcome,
+    Confidentiality,
     DiagnosisType,
     RecordStatus,
     RecordType,
@@ -405,6 +406,7 @@ class MedicalRecord(Node):
             "For clinic staff only: null for patients, whatever the path that reaches the record"
         ),
     )
+    confidentiality: Confidentiality = column("confidentiality")
     status: RecordStatus = column("status")
     finalized_at: dt.datetime | None = column("finalized_at")
     follow_up_date: dt.date | None = column("follow_up_date")

@@ -3,10 +3,14 @@
 Rows outside these predicates are never fetched, so another tenant's id, or a row the caller's
 role may not see, behaves exactly like an id that does not exist. The rules are the contract's:
 
-- admin: everything in its tenant;
-- provider: all patients and all non-draft records of its tenant, plus its own drafts;
-- patient: only its own patient row and its own FINALIZED/AMENDED records, with their diagnoses
-  and AVAILABLE attachments.
+- admin: everything in its tenant but RESTRICTED records;
+- provider: all patients and all non-draft records of its tenant, plus its own drafts; of the
+  RESTRICTED ones only those it wrote or whose patient it is the primary provider of;
+- patient: only its own patient row and its own FINALIZED/AMENDED records (RESTRICTED ones
+  included), with their diagnoses and AVAILABLE attachments.
+
+A RESTRICTED record that a caller may not read is, with everything under it, exactly like a
+record that does not exist.
 
 Providers (a clinic's directory) are readable by every role of the tenant. A provider or patient
 token whose subject is linked to no row acts in no role: it reads and writes nothing. Diagnoses,
@@ -24,7 +28,7 @@ from sqlalchemy.orm import aliased
 from app.domain.errors import Forbidden
 from app.domain.viewer import effective_role
 from models import Attachment, Diagnosis, MedicalRecord, Patient, Provider, RecordStatusEvent
-from models.enums import AttachmentStatus, RecordStatus, Role
+from models.enums import AttachmentStatus, Confidentiality, RecordStatus, Role
 
 if TYPE_CHECKING:
     import uuid
@@ -103,12 +107,22 @@ def _patient_visible(status: QueryableAttribute[RecordStatus]) -> ColumnElement[
 def _records(role: Role | None, record: type[MedicalRecord] = MedicalRecord) -> ColumnElement[bool]:
     """``record`` may be an alias, for statements that read medical_records twice."""
     in_tenant = record.tenant_id == _TENANT
+    normal = record.confidentiality == Confidentiality.NORMAL
     if role is Role.ADMIN:
-        return in_tenant
+        return in_tenant & normal
     if role is Role.PROVIDER:
         own = record.provider_id == _PROVIDER
-        return in_tenant & ((record.status != RecordStatus.DRAFT) | own)
+        # A RESTRICTED record is its author's and the patient's primary provider's only.
+        primary = exists(
+            select(Patient.id).where(
+                Patient.tenant_id == record.tenant_id,
+                Patient.id == record.patient_id,
+                Patient.primary_provider_id == _PROVIDER,
+            )
+        )
+        return in_tenant & ((record.status != RecordStatus.DRAFT) | own) & (normal | own | primary)
     if role is Role.PATIENT:
+        # The patient reads their own finalized records whatever their confidentiality.
         return in_tenant & (record.patient_id == _PATIENT) & _patient_visible(record.status)
     return false()
 
@@ -119,11 +133,10 @@ def _of_readable_record(
     record_id: InstrumentedAttribute[uuid.UUID],
 ) -> ColumnElement[bool]:
     in_tenant = tenant_id == _TENANT
-    if role is Role.ADMIN:
-        return in_tenant
     if role is None:
         return false()
-    # The child is readable when its record is: the record's own predicate, in a correlated
+    # The child is readable when its record is (for admins too: a RESTRICTED record's rows are
+    # not theirs): the record's own predicate, in a correlated
     # EXISTS over an alias, so it stays correct in statements that join medical_records too.
     record = aliased(MedicalRecord)
     return in_tenant & exists(

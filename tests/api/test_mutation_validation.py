@@ -141,6 +141,7 @@ def valid_input(mutation: str, world: World) -> dict[str, Any]:
             "chiefComplaint": "Headache",
             "notes": "Two days of frontal headache.",
             "staffNote": "Prefers morning appointments.",
+            "confidentiality": "RESTRICTED",
             "vitalSigns": {"heartRate": 80, "temperatureC": 37.0, "oxygenSaturation": 98},
             "prescriptions": [{"medication": "Paracetamol", "dosage": "1 g", "frequency": "qds"}],
             "labResults": [{"test": "CRP", "value": "3", "unit": "mg/L"}],
@@ -379,6 +380,8 @@ BAD_INPUT: list[Case] = [
     Case("createRecord", {"staffNote": LONG_NOTES}, "input.staffNote", secret=SECRET),
     Case("createRecord", {"staffNote": f"{SECRET}\x00"}, "input.staffNote", secret=SECRET),
     Case("updateRecord", {"staffNote": LONG_NOTES}, "input.staffNote", secret=SECRET),
+    Case("createRecord", {"confidentiality": None}, "input.confidentiality"),
+    Case("updateRecord", {"confidentiality": None}, "input.confidentiality"),
     Case("updateRecord", {"chiefComplaint": SECRET * 56}, "input.chiefComplaint", secret=SECRET),
     Case(
         "createRecord",

@@ -192,12 +192,17 @@ async def create_record(session: AsyncSession, viewer: Viewer, new: NewRecord) -
     return record
 
 
+_CHANGEABLE_PAST_DRAFT = frozenset({"confidentiality"})
+
+
 async def update_record(session: AsyncSession, viewer: Viewer, changes: RecordChanges) -> Row[Any]:
     require_writer(viewer)
     record = await lock_record(session, viewer, changes.record_id, "input.id")
     require_editor(record)
     check_version(record, changes.expected_version, "record")
-    require_draft(record.status)
+    # Past DRAFT, a record's content is fixed; who may read it can still change.
+    if changes.values.keys() - _CHANGEABLE_PAST_DRAFT:
+        require_draft(record.status)
     follow_up = changes.values.get("follow_up_date")
     if follow_up is not None:
         validation.follow_up_date(
