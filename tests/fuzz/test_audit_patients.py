@@ -51,7 +51,7 @@ IDS = OpaqueIds("medrec-opaque-id-v1")
 SCHEMA: GraphQLSchema = build_schema(
     (Path(__file__).resolve().parents[2] / "schema" / "schema.graphql").read_text()
 )
-EXAMPLES = 60
+EXAMPLES = 100
 # Queries only (mutation and subscription payloads have tests of their own), those that reach
 # patients listed twice.
 ROOT_FIELDS = (
