@@ -131,13 +131,18 @@ def _of_readable_record(
     role: Role | None,
     tenant_id: InstrumentedAttribute[str],
     record_id: InstrumentedAttribute[uuid.UUID],
+    *,
+    record_checked: bool,
 ) -> ColumnElement[bool]:
     in_tenant = tenant_id == _TENANT
     if role is None:
         return false()
+    if record_checked:
+        # The statement reads these rows under records that passed readable_records_for.
+        return in_tenant
     # The child is readable when its record is (for admins too: a RESTRICTED record's rows are
-    # not theirs): the record's own predicate, in a correlated
-    # EXISTS over an alias, so it stays correct in statements that join medical_records too.
+    # not theirs): the record's own predicate, in a correlated EXISTS over an alias, so it stays
+    # correct in statements that join medical_records too.
     record = aliased(MedicalRecord)
     return in_tenant & exists(
         select(record.id).where(
@@ -150,22 +155,35 @@ def readable_records_for(role: Role | None) -> ColumnElement[bool]:
     return _records(role)
 
 
-def readable_diagnoses_for(role: Role | None) -> ColumnElement[bool]:
-    return _of_readable_record(role, Diagnosis.tenant_id, Diagnosis.record_id)
+def readable_diagnoses_for(
+    role: Role | None, *, record_checked: bool = False
+) -> ColumnElement[bool]:
+    """``record_checked``: only for statements that read the diagnoses of records which passed
+    ``readable_records_for`` in the same statement (the one-statement trees)."""
+    return _of_readable_record(
+        role, Diagnosis.tenant_id, Diagnosis.record_id, record_checked=record_checked
+    )
 
 
-def readable_attachments_for(role: Role | None) -> ColumnElement[bool]:
+def readable_attachments_for(
+    role: Role | None, *, record_checked: bool = False
+) -> ColumnElement[bool]:
+    """``record_checked`` as for ``readable_diagnoses_for``."""
     # A deleted attachment's object is gone; the row stays for the audit trail only.
     visible = Attachment.status != AttachmentStatus.DELETED
     if role is Role.PATIENT:
         visible = Attachment.status == AttachmentStatus.AVAILABLE
-    return visible & _of_readable_record(role, Attachment.tenant_id, Attachment.record_id)
+    return visible & _of_readable_record(
+        role, Attachment.tenant_id, Attachment.record_id, record_checked=record_checked
+    )
 
 
 def readable_status_events_for(role: Role | None) -> ColumnElement[bool]:
     """An event is readable with its record, but a record's DRAFT events stay as private as the
     draft was: patients never see them, providers only for their own records."""
-    readable = _of_readable_record(role, RecordStatusEvent.tenant_id, RecordStatusEvent.record_id)
+    readable = _of_readable_record(
+        role, RecordStatusEvent.tenant_id, RecordStatusEvent.record_id, record_checked=False
+    )
     if role is Role.PATIENT:
         readable = readable & _patient_visible(RecordStatusEvent.status)
     elif role is Role.PROVIDER:

@@ -110,6 +110,12 @@ class Entity(enum.Enum):
         predicate: ColumnElement[bool] = self.value[2](role)
         return predicate
 
+    def readable_under_records(self, role: Role | None) -> ColumnElement[bool]:
+        """The predicate for rows read under a level of readable records (their own rules, the
+        record's already applied to that level)."""
+        predicate: ColumnElement[bool] = self.value[2](role, record_checked=True)
+        return predicate
+
 
 class Encoding(enum.Enum):
     """How a column becomes JSON, exactly as graphql-core and orjson would write its value."""
@@ -232,6 +238,8 @@ _RELATIONS: dict[Relation, tuple[Entity, Entity, str, str]] = {
 }
 # The relations a tree follows.
 TREE_RELATIONS = frozenset(_RELATIONS)
+# Rows under a record, read by the ids of a level of records the statement already filtered.
+_UNDER_RECORDS = frozenset({Relation.DIAGNOSES, Relation.ATTACHMENTS})
 _NULLABLE = frozenset({Relation.PRIMARY_PROVIDER})
 _LISTS = frozenset({Relation.DIAGNOSES, Relation.ATTACHMENTS})
 # The order of each list, as the DataLoaders' reads give it: (column names, descending).
@@ -551,9 +559,12 @@ class _Statement:
             # ``= ANY(ARRAY(...))``, not ``IN (SELECT ...)``: PostgreSQL's generic plan of a
             # semi join does not know the parent level is a page, and may scan the whole table.
             parents = func.array(select(parent.c[parent_column]).scalar_subquery())
+            under_records = child.relation in _UNDER_RECORDS
             rows = self.level(
                 entity,
-                _readable_rows(entity, self._role).where(table.c[child_column] == any_(parents)),
+                _readable_rows(entity, self._role, under_records=under_records).where(
+                    table.c[child_column] == any_(parents)
+                ),
             )
         json, from_ = self.object_json(child.node, rows)
         key = rows.c[child_column]
@@ -592,11 +603,15 @@ _PAGE_ORDERS: dict[RootKind, KeysetOrder] = {
 }
 
 
-def _readable_rows(entity: Entity, role: Role | None) -> Select[Any]:
-    """The rows of ``entity`` the role may read; records without their JSON columns."""
+def _readable_rows(
+    entity: Entity, role: Role | None, *, under_records: bool = False
+) -> Select[Any]:
+    """The rows of ``entity`` the role may read; records without their JSON columns.
+    ``under_records``: rows read under a level of records this statement already filtered."""
     if entity is Entity.RECORD:
         return records.filtered_statement(role, frozenset(), False)
-    return select(*readable_columns(table_of(entity.model), role)).where(entity.readable(role))
+    readable = entity.readable_under_records(role) if under_records else entity.readable(role)
+    return select(*readable_columns(table_of(entity.model), role)).where(readable)
 
 
 def _page_statements(root: Root, role: Role | None) -> tuple[Select[Any], Select[Any]]:
