@@ -115,7 +115,9 @@ def too_complex(
     )
 
 
-def _no_operation(operation_name: str | None) -> GraphQLError:
+def no_operation(operation_name: str | None) -> GraphQLError:
+    """A document of several operations whose operationName picks none: nothing may run (the
+    first operation is not a stand-in)."""
     message = (
         "the document has several operations: name the one to run in operationName"
         if operation_name is None
@@ -541,12 +543,6 @@ def validation_errors(
 ) -> list[GraphQLError]:
     """The errors of a document from ``cached_parse`` against ``rules``, once per both."""
     return _cached_validation(schema, _Parsed(document), rules)
-
-
-def no_operation(operation_name: str | None) -> GraphQLError:
-    """A document of several operations whose operationName picks none: nothing may run (the
-    first operation is not a stand-in)."""
-    return _no_operation(operation_name)
 
 
 def operation_cost(
