@@ -4,6 +4,7 @@ from models.base import Base, table_of
 from models.tables import (
     Attachment,
     AuditEvent,
+    BreakGlassGrant,
     Diagnosis,
     MedicalRecord,
     Patient,
@@ -17,6 +18,7 @@ __all__ = [
     "Attachment",
     "AuditEvent",
     "Base",
+    "BreakGlassGrant",
     "Diagnosis",
     "MedicalRecord",
     "Patient",

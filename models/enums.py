@@ -51,6 +51,15 @@ class AttachmentStatus(enum.StrEnum):
     DELETED = "DELETED"
 
 
+class AccessAction(enum.StrEnum):
+    """What an audited operation did to the patients it names, as their access log shows it."""
+
+    VIEWED = "VIEWED"
+    CHANGED = "CHANGED"
+    DOWNLOADED_FILE = "DOWNLOADED_FILE"
+    BREAK_GLASS = "BREAK_GLASS"
+
+
 class AuditOutcome(enum.StrEnum):
     OK = "ok"
     DENIED = "denied"

@@ -12,6 +12,7 @@ from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    CheckConstraint,
     Date,
     DateTime,
     Enum,
@@ -29,6 +30,7 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from models.base import Base, TenantScoped, Timestamps, UUIDKey, Versioned
 from models.enums import (
+    AccessAction,
     AttachmentStatus,
     AuditOutcome,
     Confidentiality,
@@ -58,6 +60,7 @@ CONFIDENTIALITY = _pg_enum(Confidentiality, "confidentiality")
 DIAGNOSIS_TYPE = _pg_enum(DiagnosisType, "diagnosis_type")
 ATTACHMENT_STATUS = _pg_enum(AttachmentStatus, "attachment_status")
 AUDIT_OUTCOME = _pg_enum(AuditOutcome, "audit_outcome")
+ACCESS_ACTION = _pg_enum(AccessAction, "access_action")
 
 
 class Provider(UUIDKey, TenantScoped, Timestamps, Versioned, Base):
@@ -291,6 +294,60 @@ class RecordStatusEvent(TenantScoped, Base):
     )
 
 
+class BreakGlassGrant(UUIDKey, TenantScoped, Base):
+    """Emergency read access of one caller (by token subject) to one patient, for a limited time.
+
+    Only revocation changes a grant; ``sequence`` orders the tenant's grants for subscribers.
+    """
+
+    __tablename__ = "break_glass_grants"
+
+    sequence: Mapped[int] = mapped_column(BigInteger, Identity(always=True), nullable=False)
+    tenant_id: Mapped[str] = mapped_column(TENANT_ID, nullable=False)
+    patient_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), nullable=False)
+    subject: Mapped[str] = mapped_column(String(128), nullable=False)
+    # The holder's provider row; null when an admin holds the grant.
+    provider_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
+    reason: Mapped[str] = mapped_column(String(1000), nullable=False)
+    granted_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), nullable=False, server_default=func.now()
+    )
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_by: Mapped[str | None] = mapped_column(String(128))
+
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "id"),
+        UniqueConstraint("sequence"),
+        ForeignKeyConstraint(["tenant_id", "patient_id"], ["patients.tenant_id", "patients.id"]),
+        ForeignKeyConstraint(["tenant_id", "provider_id"], ["providers.tenant_id", "providers.id"]),
+        CheckConstraint("expires_at > granted_at", name="expires_after_granted"),
+        CheckConstraint(
+            "(revoked_at IS NULL) = (revoked_by IS NULL) AND "
+            "(revoked_at IS NULL OR revoked_at >= granted_at)",
+            name="revoked_with_revoker",
+        ),
+        # The read predicate (app/domain/access.py): the caller's grants for a record's patient.
+        Index("ix_break_glass_grants_tenant_subject_patient", "tenant_id", "subject", "patient_id"),
+        # Query.breakGlassGrants ("newest first"), and by patient.
+        Index(
+            "ix_break_glass_grants_tenant_granted",
+            "tenant_id",
+            text("granted_at DESC"),
+            text("id DESC"),
+        ),
+        Index(
+            "ix_break_glass_grants_tenant_patient_granted",
+            "tenant_id",
+            "patient_id",
+            text("granted_at DESC"),
+            text("id DESC"),
+        ),
+        # breakGlassActivated: the tenant's grants after a position.
+        Index("ix_break_glass_grants_tenant_sequence", "tenant_id", "sequence"),
+    )
+
+
 class AuditEvent(Base):
     """Append-only: a trigger in the migration rejects UPDATE and DELETE."""
 
@@ -320,6 +377,11 @@ class AuditEvent(Base):
         ARRAY(UUID(as_uuid=True)), nullable=False, server_default=text("'{}'")
     )
     outcome: Mapped[AuditOutcome] = mapped_column(AUDIT_OUTCOME, nullable=False)
+    # What the operation did to the patients it names (their access log).
+    action: Mapped[AccessAction] = mapped_column(ACCESS_ACTION, nullable=False)
+    # The break-glass grant the operation read under: found by the insert itself
+    # (app/data/audit_writer.py). No foreign key: the audit trail outlives what it names.
+    break_glass_grant_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
     client_address: Mapped[str | None] = mapped_column(String(64))
     request_id: Mapped[str] = mapped_column(String(64), nullable=False)
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, TypeAlias, Type
 from strawberry.dataloader import DataLoader
 
 import models as tables
-from app.data.repositories import patients, providers, records
+from app.data.repositories import break_glass_grants, patients, providers, records
 
 if TYPE_CHECKING:
     import uuid
@@ -59,6 +59,7 @@ _BY_IDS: dict[type[tables.Base], RowsByIds] = {
     tables.MedicalRecord: records.records_by_ids,
     tables.Diagnosis: records.diagnoses_by_ids,
     tables.Attachment: records.attachments_by_ids,
+    tables.BreakGlassGrant: break_glass_grants.grants_by_ids,
 }
 _OF_RECORDS: dict[type[tables.Base], RowsByParent] = {
     tables.Diagnosis: records.diagnoses_of_records,

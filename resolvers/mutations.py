@@ -16,18 +16,20 @@ from strawberry.scalars import JSON
 
 from app.data.audit_writer import append
 from app.data.commands import attachments as attachment_commands
+from app.data.commands import break_glass as break_glass_commands
 from app.data.commands import patients as patient_commands
 from app.data.commands import providers as provider_commands
 from app.data.commands import records as record_commands
-from app.domain import attachment_rules, validation
+from app.domain import attachment_rules, break_glass, validation
 from app.domain.errors import BadUserInput
 from app.domain.opaque_ids import NodeType
 from app.domain.record_workflow import require_reason
-from models.enums import AuditOutcome
+from models.enums import AccessAction, AuditOutcome
 from resolvers.context import Info
 from schema import types
 from schema.inputs import (
     AddDiagnosisInput,
+    BreakGlassInput,
     ChangeRecordStatusInput,
     CreatePatientInput,
     CreateProviderInput,
@@ -42,6 +44,7 @@ from schema.inputs import (
 from schema.payloads import (
     AttachmentPayload,
     AttachmentUploadPayload,
+    BreakGlassPayload,
     DiagnosisPayload,
     PatientPayload,
     PresignedUpload,
@@ -431,3 +434,31 @@ async def _attachment_changed(
         attachment = context.loaders.made(types.Attachment, row)
         context.audit.touch_file(row.id, row.record_id, row.patient_id)
     return AttachmentPayload(attachment=attachment)
+
+
+async def break_glass_access(info: Info, input: BreakGlassInput) -> BreakGlassPayload:
+    context = info.context
+    viewer = context.reader()
+    new = break_glass_commands.NewGrant(
+        patient_id=_id(context, input.patient_id, NodeType.PATIENT, "input.patientId"),
+        reason=break_glass.reason(input.reason, "input.reason"),
+        minutes=break_glass.duration_minutes(
+            input.duration_minutes if _given(input.duration_minutes) else None,
+            "input.durationMinutes",
+        ),
+    )
+    context.audit.action = AccessAction.BREAK_GLASS
+    async with _audited(context) as session:
+        row = await break_glass_commands.make_grant(session, viewer, new)
+        grant = context.loaders.made(types.BreakGlassGrant, row)
+    return BreakGlassPayload(grant=grant)
+
+
+async def revoke_break_glass(info: Info, id: strawberry.ID) -> BreakGlassPayload:
+    context = info.context
+    viewer = context.reader()
+    grant_id = _id(context, id, NodeType.BREAK_GLASS_GRANT, "id")
+    async with _audited(context) as session:
+        row = await break_glass_commands.revoke_grant(session, viewer, grant_id)
+        grant = context.loaders.made(types.BreakGlassGrant, row)
+    return BreakGlassPayload(grant=grant)

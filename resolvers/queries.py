@@ -8,7 +8,7 @@ import strawberry
 
 from app.auth.callers import with_links
 from app.data.pagination import page_request
-from app.data.repositories import audit_events, patients, providers, records
+from app.data.repositories import audit_events, break_glass_grants, patients, providers, records
 from app.data.repositories.patients import PATIENT_ORDER
 from app.data.repositories.providers import PROVIDER_ORDER
 from app.data.repositories.records import RECORD_ORDER
@@ -17,19 +17,32 @@ from app.domain.opaque_ids import NodeType
 from resolvers.context import Info
 from schema import types
 from schema.connections import Connection, node_fields, root_connection, shows_rows
-from schema.filters import audit_event_list_filter, patient_list_filter, record_list_filter
-from schema.inputs import AuditEventFilter, PatientFilter, RecordFilter
+from schema.filters import (
+    audit_event_list_filter,
+    grant_list_filter,
+    patient_list_filter,
+    record_list_filter,
+)
+from schema.inputs import AuditEventFilter, BreakGlassGrantFilter, PatientFilter, RecordFilter
 
 # The type of the object a global id names.
 _NODES: dict[
     NodeType,
-    type[types.Provider | types.Patient | types.MedicalRecord | types.Diagnosis | types.Attachment],
+    type[
+        types.Provider
+        | types.Patient
+        | types.MedicalRecord
+        | types.Diagnosis
+        | types.Attachment
+        | types.BreakGlassGrant
+    ],
 ] = {
     NodeType.PROVIDER: types.Provider,
     NodeType.PATIENT: types.Patient,
     NodeType.MEDICAL_RECORD: types.MedicalRecord,
     NodeType.DIAGNOSIS: types.Diagnosis,
     NodeType.ATTACHMENT: types.Attachment,
+    NodeType.BREAK_GLASS_GRANT: types.BreakGlassGrant,
 }
 
 
@@ -169,5 +182,30 @@ async def audit_event_list(
         ),
         count=lambda session: audit_events.count_audit_events(session, viewer, list_filter),
         node=partial(context.loaders.made, types.AuditEvent),
+        shown=shows_rows(info, "Query"),
+    )
+
+
+async def break_glass_grant_list(
+    info: Info,
+    first: int | None = 20,
+    after: str | None = None,
+    filter: BreakGlassGrantFilter | None = None,
+) -> Connection[types.BreakGlassGrant]:
+    context = info.context
+    viewer = context.reader()
+    ids = context.ids
+    list_filter = grant_list_filter(ids, filter)
+    order = break_glass_grants.GRANT_ORDER
+    return await root_connection(
+        context,
+        viewer,
+        order,
+        page_request(ids, order, first, after),
+        fetch=lambda session, page: break_glass_grants.grant_page(
+            session, viewer, list_filter, page
+        ),
+        count=lambda session: break_glass_grants.count_grants(session, viewer, list_filter),
+        node=partial(context.loaders.made, types.BreakGlassGrant),
         shown=shows_rows(info, "Query"),
     )

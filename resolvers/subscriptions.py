@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING
 
 import strawberry
 
+from app.data.repositories import break_glass_grants
 from app.data.repositories.subject_links import acts_through_linked_row
-from app.data.status_fanout import PAGE, Scope
+from app.data.status_fanout import PAGE, Scope, SharedStatements
+from app.domain.access import require_admin
 from app.domain.errors import ApiError, BadUserInput, Forbidden
 from app.domain.opaque_ids import NodeType
 from models.enums import Role
@@ -21,7 +23,9 @@ from resolvers.subscription_errors import masked
 from schema import types
 
 if TYPE_CHECKING:
+    from app.domain.viewer import Viewer
     from app.server.services import Services
+    from resolvers.context import RequestContext
 
 TOKEN_EXPIRED = 4401
 # As a token refused at `connection_init`: the pool no longer publishes the key that signed it.
@@ -37,6 +41,51 @@ def _position(after_sequence: str | None) -> int | None:
     if not _SEQUENCE.fullmatch(after_sequence) or int(after_sequence) > _MAX_SEQUENCE:
         raise BadUserInput("afterSequence: must be a sequence taken from an event")
     return int(after_sequence)
+
+
+class _Watch:
+    """What every subscription's loop shares: the tenant's doorbell, the token's expiry and
+    signing key, and closing the connection with the reason when either ends it."""
+
+    def __init__(self, context: RequestContext, viewer: Viewer, services: Services) -> None:
+        assert viewer.tenant_id is not None
+        self._context = context
+        self._viewer = viewer
+        self._services = services
+        # Subscribed before the caller reads its position: a change committed in between rings.
+        self._doorbell = context.status_stream.subscribe(viewer.tenant_id)
+        self._expired = self._retired = False
+
+    async def still_signed(self) -> bool:
+        """A key the pool stopped publishing stops vouching for tokens it signed, open
+        subscriptions included (the JWKS is refreshed at least every max age)."""
+        token = self._context.token
+        if token is None or not await self._services.verifier.still_signed(token):
+            self._retired = True
+        return not self._retired
+
+    def expired(self) -> bool:
+        """Nothing is delivered after the token's `exp`."""
+        self._expired = datetime.now(UTC) >= self._viewer.expires_at
+        return self._expired
+
+    async def ring(self) -> bool:
+        """Waits for the next change of the tenant; False once the token expired instead."""
+        remaining = (self._viewer.expires_at - datetime.now(UTC)).total_seconds()
+        try:
+            async with asyncio.timeout(max(remaining, 0)):
+                await self._doorbell.wait()
+        except TimeoutError:
+            self._expired = True
+            return False
+        return True
+
+    async def close(self) -> None:
+        self._context.status_stream.unsubscribe(self._doorbell)
+        if self._expired:
+            await self._context.close_connection(TOKEN_EXPIRED, "token expired")
+        elif self._retired:
+            await self._context.close_connection(KEY_RETIRED, "unknown signing key")
 
 
 async def record_status_changed(
@@ -66,19 +115,13 @@ async def record_status_changed(
     # Each delivery's row goes with those of the other deliveries of the moment (schema/audit.py).
     context.audit_writer = fanout.audit
 
-    # Subscribed before reading the position: a change committed in between still rings.
-    doorbell = context.status_stream.subscribe(viewer.tenant_id)
-    expired = retired = False
+    watch = _Watch(context, viewer, services)
     try:
         if position is None:
             position = await fanout.latest_sequence(viewer.tenant_id)
         while True:
             page = await reader.events_after(position)
-            # A key the pool stopped publishing stops vouching for tokens it signed, open
-            # subscriptions included (the JWKS is refreshed at least every max age).
-            token = context.token
-            if page.rows and (token is None or not await services.verifier.still_signed(token)):
-                retired = True
+            if page.rows and not await watch.still_signed():
                 return
             # Admins act by their token alone: no statement, nor a wait for a connection.
             # Subscribers of the scope acting as the same subject share the statement.
@@ -92,8 +135,7 @@ async def record_status_changed(
                     "the token's subject, or no longer active"
                 )
             for row in page.rows:
-                if datetime.now(UTC) >= viewer.expires_at:
-                    expired = True
+                if watch.expired():
                     return
                 position = row.sequence
                 # Empty loaders per event: nested fields are batched, and read as they are now.
@@ -104,23 +146,48 @@ async def record_status_changed(
                 # appended once its whole selection ran, before it is sent (schema/audit.py).
                 await loaders.by_id(types.MedicalRecord).load(row.record_id)
                 yield event
-            if len(page.rows) == PAGE:
+            if len(page.rows) == PAGE or await watch.ring():
                 continue
-            remaining = (viewer.expires_at - datetime.now(UTC)).total_seconds()
-            try:
-                async with asyncio.timeout(max(remaining, 0)):
-                    await doorbell.wait()
-            except TimeoutError:
-                expired = True
-                return
+            return
     except ApiError:
         raise
     except Exception as error:
         # Strawberry would send the exception's text; unexpected errors leave masked, as in HTTP.
         raise masked(error, context.request_id) from None
     finally:
-        context.status_stream.unsubscribe(doorbell)
-        if expired:
-            await context.close_connection(TOKEN_EXPIRED, "token expired")
-        elif retired:
-            await context.close_connection(KEY_RETIRED, "unknown signing key")
+        await watch.close()
+
+
+async def break_glass_activated(info: Info) -> AsyncGenerator[types.BreakGlassGrant, None]:
+    context = info.context
+    viewer = context.reader()
+    require_admin(viewer)
+    assert viewer.tenant_id is not None
+    services: Services = context.request.app.state.services
+    fanout = services.fanout
+    loaders = context.loaders = EventLoaders(context, viewer)
+    context.audit_writer = fanout.audit
+
+    watch = _Watch(context, viewer, services)
+    try:
+        position = await fanout.read(break_glass_grants.latest_grant, viewer)
+        while True:
+            rows = await fanout.read(break_glass_grants.grants_after, viewer, position, PAGE)
+            if rows and not await watch.still_signed():
+                return
+            statements = SharedStatements(fanout, viewer)
+            for row in rows:
+                if watch.expired():
+                    return
+                position = row.sequence
+                loaders.next_event(statements)
+                yield loaders.made(types.BreakGlassGrant, row)
+            if len(rows) == PAGE or await watch.ring():
+                continue
+            return
+    except ApiError:
+        raise
+    except Exception as error:
+        raise masked(error, context.request_id) from None
+    finally:
+        await watch.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import strawberry
 
 from models.enums import (
+    AccessAction,
     AttachmentStatus,
     AuditOutcome,
     Confidentiality,
@@ -15,7 +16,7 @@ from models.enums import (
     Sex,
 )
 
-for _enum in (AttachmentStatus, AuditOutcome, DiagnosisType, RecordType, Role, Sex):
+for _enum in (AccessAction, AttachmentStatus, AuditOutcome, DiagnosisType, RecordType, Role, Sex):
     strawberry.enum(_enum)
 strawberry.enum(
     Confidentiality,
@@ -35,6 +36,7 @@ strawberry.enum(
 )
 
 __all__ = [
+    "AccessAction",
     "AttachmentStatus",
     "AuditOutcome",
     "Confidentiality",

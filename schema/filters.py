@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from app.data.repositories import audit_events
+from app.data.repositories.break_glass_grants import GrantListFilter
 from app.data.repositories.patients import PatientListFilter
 from app.data.repositories.records import RecordListFilter
 from app.domain import validation
@@ -14,7 +15,12 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from app.domain.opaque_ids import OpaqueIds
-    from schema.inputs import AuditEventFilter, PatientFilter, RecordFilter
+    from schema.inputs import (
+        AuditEventFilter,
+        BreakGlassGrantFilter,
+        PatientFilter,
+        RecordFilter,
+    )
 
 MAX_SEARCH_LENGTH = 100
 
@@ -57,6 +63,19 @@ def audit_event_list_filter(
         ),
         occurred_after=_instant(filter_.occurred_after, "filter.occurredAfter"),
         occurred_before=_instant(filter_.occurred_before, "filter.occurredBefore"),
+    )
+
+
+def grant_list_filter(ids: OpaqueIds, filter_: BreakGlassGrantFilter | None) -> GrantListFilter:
+    if filter_ is None:
+        return GrantListFilter()
+    return GrantListFilter(
+        patient_id=(
+            None
+            if filter_.patient_id is None
+            else ids.decode_typed_id(filter_.patient_id, NodeType.PATIENT, "filter.patientId")
+        ),
+        active_only=bool(filter_.active_only),
     )
 
 

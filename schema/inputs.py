@@ -40,6 +40,12 @@ class AuditEventFilter:
     )
 
 
+@strawberry.input
+class BreakGlassGrantFilter:
+    patient_id: strawberry.ID | None = None
+    active_only: bool | None = None
+
+
 # --- Mutation inputs. Optional fields default to UNSET, so "not given" and "null" differ. ---
 
 
@@ -175,4 +181,15 @@ class RequestAttachmentUploadInput:
     size_bytes: int
     checksum_sha256: str = strawberry.field(
         name="checksumSha256", description="Hex SHA-256 of the file's bytes"
+    )
+
+
+@strawberry.input
+class BreakGlassInput:
+    patient_id: strawberry.ID
+    reason: str = strawberry.field(
+        description="Why normal access is not enough; at least 10 characters"
+    )
+    duration_minutes: int | None = strawberry.field(
+        default=strawberry.UNSET, description="1 to 240; defaults to 60"
     )

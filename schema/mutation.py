@@ -8,6 +8,7 @@ from resolvers import mutations
 from schema.payloads import (
     AttachmentPayload,
     AttachmentUploadPayload,
+    BreakGlassPayload,
     DiagnosisPayload,
     PatientPayload,
     ProviderPayload,
@@ -34,3 +35,11 @@ class Mutation:
         resolver=mutations.confirm_attachment_upload
     )
     delete_attachment: AttachmentPayload = strawberry.mutation(resolver=mutations.delete_attachment)
+    break_glass: BreakGlassPayload = strawberry.mutation(
+        resolver=mutations.break_glass_access,
+        description="Providers and admins: emergency access to one patient's records",
+    )
+    revoke_break_glass: BreakGlassPayload = strawberry.mutation(
+        resolver=mutations.revoke_break_glass,
+        description="Admins, or the grant's holder: ends a grant before it expires",
+    )

@@ -7,7 +7,14 @@ import datetime as dt
 import strawberry
 from strawberry.scalars import JSON
 
-from schema.types import Attachment, Diagnosis, MedicalRecord, Patient, Provider
+from schema.types import (
+    Attachment,
+    BreakGlassGrant,
+    Diagnosis,
+    MedicalRecord,
+    Patient,
+    Provider,
+)
 
 
 @strawberry.type
@@ -53,3 +60,8 @@ class AttachmentPayload:
 class AttachmentUploadPayload:
     attachment: Attachment
     upload: PresignedUpload
+
+
+@strawberry.type
+class BreakGlassPayload:
+    grant: BreakGlassGrant

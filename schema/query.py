@@ -25,6 +25,10 @@ class Query:
     records: Connection[types.MedicalRecord] = strawberry.field(
         resolver=queries.record_list, description="Most recent visitDate first"
     )
+    break_glass_grants: Connection[types.BreakGlassGrant] = strawberry.field(
+        resolver=queries.break_glass_grant_list,
+        description="Admins: every grant of the tenant; providers: their own. Newest first.",
+    )
     audit_events: Connection[types.AuditEvent] = strawberry.field(
         resolver=queries.audit_event_list,
         description="The audit trail of the caller's tenant, newest first (admins only)",

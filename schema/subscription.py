@@ -17,3 +17,7 @@ class Subscription:
             "live."
         ),
     )
+    break_glass_activated = strawberry.subscription(
+        resolver=subscriptions.break_glass_activated,
+        description="Admins only: every break-glass grant of the tenant as it is made",
+    )

@@ -494,6 +494,53 @@ class MedicalRecord(Node):
         return now_or_later(info.context.loaders.of_record(RecordStatusEvent), self.row_id)
 
 
+@strawberry.type(
+    description=(
+        "Emergency access of one caller to one patient's records (RESTRICTED ones included),\n"
+        "given with a reason, for a limited time; every read under it is audited with the grant."
+    )
+)
+class BreakGlassGrant(Node):
+    subject: str = column("subject", description="Subject of the caller who holds the grant")
+    reason: str = column("reason")
+    granted_at: dt.datetime = column("granted_at")
+    expires_at: dt.datetime = column("expires_at")
+    revoked_at: dt.datetime | None = column("revoked_at")
+    revoked_by: str | None = column(
+        "revoked_by", description="Subject of the caller who revoked it"
+    )
+    # Computed by the statement that read the row, from the database's clock
+    # (app/domain/access.py's grant_active).
+    active: bool = column("active")
+    patient_id: strawberry.Private[uuid.UUID]
+    provider_id: strawberry.Private[uuid.UUID | None]
+    node_type: ClassVar[NodeType] = NodeType.BREAK_GLASS_GRANT
+    table: ClassVar[TableClass] = tables.BreakGlassGrant
+
+    @classmethod
+    def from_row(cls, row: Any, ids: OpaqueIds) -> BreakGlassGrant:
+        return cls(
+            ids=ids,
+            row_id=row.id,
+            patient_id=row.patient_id,
+            provider_id=row.provider_id,
+            **values_from_row(cls, row),
+        )
+
+    @strawberry.field(graphql_type=Patient)
+    def patient(self, info: Info) -> Patient | Awaitable[Patient]:
+        return required_now_or_later(info.context.loaders.by_id(Patient), self.patient_id)
+
+    @strawberry.field(
+        graphql_type=Provider | None,
+        description="The provider who holds the grant; null when an admin holds it",
+    )
+    def provider(self, info: Info) -> Provider | Awaitable[Provider | None] | None:
+        if self.provider_id is None:
+            return None
+        return now_or_later(info.context.loaders.by_id(Provider), self.provider_id)
+
+
 @strawberry.type(description="The authenticated caller, as the server understood the token.")
 class Viewer:
     subject: str
@@ -544,6 +591,7 @@ class AuditEvent:
     outcome: AuditOutcome
     client_address: str | None
     request_id: str
+    break_glass_grant_id: strawberry.Private[uuid.UUID | None]
     table: ClassVar[TableClass] = tables.AuditEvent
 
     @classmethod
@@ -569,7 +617,19 @@ class AuditEvent:
             outcome=row.outcome,
             client_address=row.client_address,
             request_id=row.request_id,
+            break_glass_grant_id=row.break_glass_grant_id,
         )
+
+    @strawberry.field(
+        graphql_type=BreakGlassGrant | None,
+        description="The break-glass grant the operation read under, if any",
+    )
+    def break_glass_grant(
+        self, info: Info
+    ) -> BreakGlassGrant | Awaitable[BreakGlassGrant | None] | None:
+        if self.break_glass_grant_id is None:
+            return None
+        return now_or_later(info.context.loaders.by_id(BreakGlassGrant), self.break_glass_grant_id)
 
 
 # What a page's objects prefetch for a relation selected on them: the loader, and the attribute of

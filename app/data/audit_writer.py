@@ -17,13 +17,14 @@ from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
-from sqlalchemy import bindparam, insert
+from sqlalchemy import any_, bindparam, func, insert, or_, select
 
 from app.data.database import DriverStatement
 from app.data.request_reads import pooled_driver
-from models import AuditEvent, table_of
+from models import AuditEvent, BreakGlassGrant, table_of
 
 if TYPE_CHECKING:
+    from sqlalchemy import Insert
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from app.data.database import Reader
@@ -32,22 +33,41 @@ log = logging.getLogger("medrec.audit")
 
 MAX_ROWS_PER_FLUSH = 1000
 
-# Built once: every operation appends a row, and building a statement costs more than running it.
-# The table, not the mapped class: a Core insert, without the ORM's bulk DML path. Inline: no
-# RETURNING of the new id, which nobody reads. Its parameters are AuditTrail.event's keys
-# (app/domain/audit.py).
-_EVENTS = table_of(AuditEvent)
-INSERT_EVENT = (
-    insert(_EVENTS)
-    .inline()
-    .values(
-        {
-            column.key: bindparam(column.key, type_=column.type)
-            for column in _EVENTS.c
-            if column.key not in ("id", "occurred_at")
-        }
+
+def _insert_event() -> Insert:
+    """The insert of one row; its parameters are AuditTrail.event's keys (app/domain/audit.py).
+
+    The table, not the mapped class: a Core insert, without the ORM's bulk DML path. Inline: no
+    RETURNING of the new id, which nobody reads."""
+    events = table_of(AuditEvent)
+    values: dict[str, Any] = {
+        column.key: bindparam(column.key, type_=column.type)
+        for column in events.c
+        if column.key not in ("id", "occurred_at", "break_glass_grant_id")
+    }
+    # The grant the operation read under, found by the insert, by the database's clock: one the
+    # caller held for a patient the row names, active at some moment since its reads began.
+    grants = table_of(BreakGlassGrant)
+    since = bindparam("since", type_=grants.c.expires_at.type)
+    values["break_glass_grant_id"] = (
+        select(grants.c.id)
+        .where(
+            grants.c.tenant_id == values["tenant_id"],
+            grants.c.subject == values["subject"],
+            grants.c.patient_id == any_(values["patient_ids"]),
+            grants.c.granted_at <= func.now(),
+            grants.c.expires_at > since,
+            or_(grants.c.revoked_at.is_(None), grants.c.revoked_at > since),
+        )
+        .order_by(grants.c.granted_at.desc())
+        .limit(1)
+        .scalar_subquery()
     )
-)
+    return insert(events).inline().values(values)
+
+
+# Built once: every operation appends a row, and building a statement costs more than running it.
+INSERT_EVENT = _insert_event()
 
 
 async def append(session: Reader, event: dict[str, Any]) -> None:

@@ -1,7 +1,8 @@
 """The subscription fan-out of one process: subscribers who would read the same rows share reads.
 
-Subscribers whose access predicate and filters are equal form a scope (all admins of a tenant
-watching everything are one). After a doorbell ring, the scope's subscribers waiting to read
+Subscribers whose access predicate and filters are equal form a scope (the subscriptions of one
+admin watching everything are one; a staff member's break-glass grants are its own, so its
+subject is part of its scope). After a doorbell ring, the scope's subscribers waiting to read
 after the same position share one ``events_after`` statement, and the statements that load what
 those events' selections need (the record, its patient, ...) run once for all of them. Each
 subscriber still turns the rows into GraphQL objects itself, so its audit trail notes exactly
@@ -46,6 +47,8 @@ class Scope:
 
     tenant_id: str
     role: Role
+    # Admins and providers read under the break-glass grants their subject holds.
+    subject: str | None
     provider_id: uuid.UUID | None
     patient_id: uuid.UUID | None
     record_filter: uuid.UUID | None
@@ -61,6 +64,7 @@ class Scope:
         return cls(
             tenant_id=viewer.tenant_id,
             role=role,
+            subject=None if role is Role.PATIENT else viewer.subject,
             provider_id=viewer.provider_id if role is Role.PROVIDER else None,
             patient_id=viewer.patient_id if role is Role.PATIENT else None,
             record_filter=record_id,
@@ -71,7 +75,7 @@ class Scope:
         """A viewer with exactly what app/domain/access.py's predicates read, so equal scopes
         read equal rows."""
         return Viewer(
-            subject="",
+            subject=self.subject or "",
             roles=frozenset({self.role}),
             tenant_id=self.tenant_id,
             provider_id=self.provider_id,

@@ -8,6 +8,9 @@ role may not see, behaves exactly like an id that does not exist. The rules are 
   RESTRICTED ones only those it wrote or whose patient it is the primary provider of;
 - patient: only its own patient row and its own FINALIZED/AMENDED records (RESTRICTED ones
   included), with their diagnoses and AVAILABLE attachments.
+- an admin or provider holding an active break-glass grant for a patient (by token subject,
+  against the database clock) also reads that patient's non-draft RESTRICTED records. A grant
+  changes what its holder reads, never what it may write.
 
 A RESTRICTED record that a caller may not read is, with everything under it, exactly like a
 record that does not exist.
@@ -21,21 +24,41 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import any_, bindparam, exists, false, literal, null, select, true, type_coerce
+from sqlalchemy import (
+    any_,
+    bindparam,
+    exists,
+    false,
+    func,
+    literal,
+    null,
+    or_,
+    select,
+    type_coerce,
+)
 from sqlalchemy.dialects.postgresql import array
 from sqlalchemy.orm import aliased
 
 from app.domain.errors import Forbidden
 from app.domain.viewer import effective_role
-from models import Attachment, Diagnosis, MedicalRecord, Patient, Provider, RecordStatusEvent
+from models import (
+    Attachment,
+    BreakGlassGrant,
+    Diagnosis,
+    MedicalRecord,
+    Patient,
+    Provider,
+    RecordStatusEvent,
+)
 from models.enums import AttachmentStatus, Confidentiality, RecordStatus, Role
 
 if TYPE_CHECKING:
     import uuid
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from sqlalchemy import BindParameter, ColumnElement, Table
     from sqlalchemy.orm import InstrumentedAttribute, QueryableAttribute
+    from sqlalchemy.sql.elements import KeyedColumnElement
 
     from app.domain.viewer import Viewer
 
@@ -49,14 +72,32 @@ _COLUMN_READERS: Mapping[str, frozenset[Role]] = {
 }
 
 
+def grant_active(grant: Any = BreakGlassGrant) -> ColumnElement[bool]:
+    """Whether a grant grants now, by the database's clock: every instance agrees. ``grant``:
+    the mapped class, an alias, or the table's columns."""
+    active: ColumnElement[bool] = grant.revoked_at.is_(None) & (grant.expires_at > func.now())
+    return active
+
+
+# Columns a table's rows carry that the statement computes (from the database's clock).
+_COMPUTED_COLUMNS: Mapping[str, Callable[[Table], KeyedColumnElement[Any]]] = {
+    "break_glass_grants": lambda table: grant_active(table.c).label("active"),
+}
+
+
 def readable_columns(table: Table, role: Role | None) -> tuple[ColumnElement[Any], ...]:
     """Every column of ``table`` as ``role`` reads it: a column kept from it is a null of the
-    column's type, under the column's name."""
-    return tuple(
-        column
-        if (readers := _COLUMN_READERS.get(f"{table.name}.{column.key}")) is None or role in readers
-        else type_coerce(null(), column.type).label(column.key)
-        for column in table.c
+    column's type, under the column's name. Computed columns follow the table's own."""
+    computed = _COMPUTED_COLUMNS.get(table.name)
+    return (
+        *(
+            column
+            if (readers := _COLUMN_READERS.get(f"{table.name}.{column.key}")) is None
+            or role in readers
+            else type_coerce(null(), column.type).label(column.key)
+            for column in table.c
+        ),
+        *(() if computed is None else (computed(table),)),
     )
 
 
@@ -70,6 +111,7 @@ def viewer_parameters(viewer: Viewer) -> dict[str, Any]:
         "viewer_tenant_id": viewer.tenant_id,
         "viewer_provider_id": viewer.provider_id,
         "viewer_patient_id": viewer.patient_id,
+        "viewer_subject": viewer.subject,
     }
 
 
@@ -79,6 +121,8 @@ def viewer_parameters(viewer: Viewer) -> dict[str, Any]:
 _TENANT: BindParameter[str] = bindparam("viewer_tenant_id")
 _PROVIDER: BindParameter[uuid.UUID] = bindparam("viewer_provider_id")
 _PATIENT: BindParameter[uuid.UUID] = bindparam("viewer_patient_id")
+# Break-glass grants are held by a token subject (an admin has no provider row).
+_SUBJECT: BindParameter[str] = bindparam("viewer_subject")
 
 
 def readable_providers_for(role: Role | None) -> ColumnElement[bool]:
@@ -104,11 +148,30 @@ def _patient_visible(status: QueryableAttribute[RecordStatus]) -> ColumnElement[
     )
 
 
-def _records(role: Role | None, record: type[MedicalRecord] = MedicalRecord) -> ColumnElement[bool]:
-    """``record`` may be an alias, for statements that read medical_records twice."""
+def _granted(record: type[MedicalRecord]) -> ColumnElement[bool]:
+    """The caller holds an active break-glass grant for the record's patient."""
+    return exists(
+        select(BreakGlassGrant.id).where(
+            BreakGlassGrant.tenant_id == record.tenant_id,
+            BreakGlassGrant.subject == _SUBJECT,
+            BreakGlassGrant.patient_id == record.patient_id,
+            grant_active(),
+        )
+    )
+
+
+def _records(
+    role: Role | None, record: type[MedicalRecord] = MedicalRecord, *, granted: bool = True
+) -> ColumnElement[bool]:
+    """``record`` may be an alias, for statements that read medical_records twice;
+    ``granted=False``: what the caller reads without its break-glass grants."""
     in_tenant = record.tenant_id == _TENANT
     normal = record.confidentiality == Confidentiality.NORMAL
+    not_draft = record.status != RecordStatus.DRAFT
+    # Last in each OR: a NORMAL record (or the caller's own) never looks for a grant.
     if role is Role.ADMIN:
+        if granted:
+            return in_tenant & (normal | (not_draft & _granted(record)))
         return in_tenant & normal
     if role is Role.PROVIDER:
         own = record.provider_id == _PROVIDER
@@ -120,7 +183,8 @@ def _records(role: Role | None, record: type[MedicalRecord] = MedicalRecord) -> 
                 Patient.primary_provider_id == _PROVIDER,
             )
         )
-        return in_tenant & ((record.status != RecordStatus.DRAFT) | own) & (normal | own | primary)
+        grant = (_granted(record),) if granted else ()
+        return in_tenant & (not_draft | own) & or_(normal, own, primary, *grant)
     if role is Role.PATIENT:
         # The patient reads their own finalized records whatever their confidentiality.
         return in_tenant & (record.patient_id == _PATIENT) & _patient_visible(record.status)
@@ -215,9 +279,23 @@ def require_admin(viewer: Viewer) -> None:
 
 
 def editable_records_for(role: Role | None) -> ColumnElement[bool]:
-    """Admins edit every record of the tenant, providers their own."""
+    """Admins edit every record of the tenant they read without a break-glass grant, providers
+    their own. Statements check it on records that passed ``readable_records_for``."""
     if role is Role.ADMIN:
-        return true()
+        return _records(role, granted=False)
     if role is Role.PROVIDER:
         return MedicalRecord.provider_id == _PROVIDER
+    return false()
+
+
+def readable_grants_for(role: Role | None) -> ColumnElement[bool]:
+    """Admins read their tenant's grants, providers those they hold, a patient those for
+    them (its access log shows why its records were opened)."""
+    in_tenant = BreakGlassGrant.tenant_id == _TENANT
+    if role is Role.ADMIN:
+        return in_tenant
+    if role is Role.PROVIDER:
+        return in_tenant & (BreakGlassGrant.subject == _SUBJECT)
+    if role is Role.PATIENT:
+        return in_tenant & (BreakGlassGrant.patient_id == _PATIENT)
     return false()

@@ -12,18 +12,21 @@ import hashlib
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from models import (
     Attachment,
     AuditEvent,
     Base,
+    BreakGlassGrant,
     Diagnosis,
     MedicalRecord,
     Patient,
     Provider,
     RecordStatusEvent,
 )
+from models.enums import AccessAction
 
 if TYPE_CHECKING:
     from app.domain.viewer import Viewer
@@ -50,6 +53,7 @@ OWNERSHIP: Mapping[type[Base], Ownership | None] = {
     Attachment: Ownership(patient="patient_id", record="record_id"),
     RecordStatusEvent: Ownership(patient="patient_id", record="record_id"),
     AuditEvent: Ownership(patient="patient_ids", record="record_ids", many=True),
+    BreakGlassGrant: Ownership(patient="patient_id"),
     Provider: None,  # the clinic's directory
 }
 
@@ -73,6 +77,11 @@ class AuditTrail:
     attachment_ids: set[uuid.UUID] = field(default_factory=set)
     # Set when everything the request did so far was audited along with it.
     appended_in_transaction: bool = False
+    # Set by an operation whose access its type does not tell (a break-glass grant made).
+    action: AccessAction | None = None
+    # When the reads of the row being collected began: the row names the break-glass grant the
+    # caller held for a patient it names at any moment since (app/data/audit_writer.py).
+    since: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def describe_operation(
         self, operation_name: str | None, operation_type: str, query: str | None
@@ -118,6 +127,16 @@ class AuditTrail:
         self.patient_ids.clear()
         self.record_ids.clear()
         self.attachment_ids.clear()
+        self.since = datetime.now(UTC)
+
+    def access_action(self) -> AccessAction:
+        if self.action is not None:
+            return self.action
+        if self.operation_type == "mutation":
+            return AccessAction.CHANGED
+        if self.attachment_ids:
+            return AccessAction.DOWNLOADED_FILE
+        return AccessAction.VIEWED
 
     def event(self, outcome: AuditOutcome) -> dict[str, Any]:
         viewer = self.viewer
@@ -132,6 +151,8 @@ class AuditTrail:
             "record_ids": sorted(self.record_ids),
             "attachment_ids": sorted(self.attachment_ids),
             "outcome": outcome,
+            "action": self.access_action(),
+            "since": self.since,
             "client_address": self.client_address,
             "request_id": self.request_id,
         }

@@ -45,6 +45,7 @@ class NodeType(enum.IntEnum):
     MEDICAL_RECORD = 3
     DIAGNOSIS = 4
     ATTACHMENT = 5
+    BREAK_GLASS_GRANT = 6
 
 
 _FROM_BASE64URL = str.maketrans(BASE64URL_CHARS_62_63, BASE64_CHARS_62_63)
@@ -147,4 +148,5 @@ _TYPE_NAMES = {
     NodeType.MEDICAL_RECORD: "MedicalRecord",
     NodeType.DIAGNOSIS: "Diagnosis",
     NodeType.ATTACHMENT: "Attachment",
+    NodeType.BREAK_GLASS_GRANT: "BreakGlassGrant",
 }

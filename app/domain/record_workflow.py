@@ -58,10 +58,13 @@ def require_reason(target: RecordStatus, reason: str | None) -> None:
 
 
 def check_permission(target: RecordStatus, *, role: Role | None, may_edit: bool) -> None:
-    """Admins mark records in error; otherwise the record's provider (or an admin) moves it."""
+    """Admins mark records in error; otherwise the record's provider (or an admin) moves it.
+    ``may_edit`` is false for a record read only under a break-glass grant, which writes nothing."""
     if target is RecordStatus.ENTERED_IN_ERROR:
         if role is not Role.ADMIN:
             raise Forbidden("only admins may mark a record ENTERED_IN_ERROR")
+        if not may_edit:
+            raise Forbidden("a break-glass grant reads records; it does not change them")
     elif not may_edit:
         raise Forbidden("only the record's provider or an admin may change its status")
 
