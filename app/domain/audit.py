@@ -128,11 +128,13 @@ class AuditTrail:
         self.record_ids.clear()
         self.attachment_ids.clear()
         self.since = datetime.now(UTC)
+        self.action = None
 
     def access_action(self) -> AccessAction:
         if self.action is not None:
             return self.action
-        if self.operation_type == "mutation":
+        # A change's response read after its transaction is a read.
+        if self.operation_type == "mutation" and not self.appended_in_transaction:
             return AccessAction.CHANGED
         if self.attachment_ids:
             return AccessAction.DOWNLOADED_FILE

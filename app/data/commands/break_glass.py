@@ -7,7 +7,18 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Text, bindparam, cast, func, insert, literal, literal_column, select, update
+from sqlalchemy import (
+    Text,
+    bindparam,
+    cast,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    true,
+    update,
+)
 
 from app.data.commands.common import locked_row
 from app.domain.access import (
@@ -61,6 +72,7 @@ def _grant_statement(role: Role | None) -> Select[Any]:
             func.now() + literal_column("interval '1 minute'") * bindparam("minutes"),
         )
         .select_from(locked)
+        .join(Patient, true())
         .where(readable_patients_for(role), Patient.id == bindparam("patient_id"))
     )
     grant = insert(_GRANTS).from_select(columns, source).returning(*_GRANTS.c).cte("grant")
