@@ -9,7 +9,15 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert
 
-from models import Attachment, Diagnosis, MedicalRecord, Patient, Provider, RecordStatusEvent
+from models import (
+    Attachment,
+    BreakGlassGrant,
+    Diagnosis,
+    MedicalRecord,
+    Patient,
+    Provider,
+    RecordStatusEvent,
+)
 from models.enums import AttachmentStatus, DiagnosisType, RecordStatus, RecordType, Sex
 
 if TYPE_CHECKING:
@@ -147,3 +155,22 @@ class Factory:
             "changed_by": "someone",
         }
         return await self._insert(RecordStatusEvent, values | overrides)
+
+    async def grant(
+        self, patient: dict[str, Any], subject: str, **overrides: Any
+    ) -> dict[str, Any]:
+        """A break-glass grant for ``patient`` held by ``subject``: active for the next hour
+        unless ``expires_at``/``revoked_at`` say otherwise. Times come from this machine's clock,
+        which the database shares; the grant's rules compare them with the database's."""
+        now = datetime.now(UTC)
+        values: dict[str, Any] = {
+            "id": uuid.uuid4(),
+            "tenant_id": self.tenant_id,
+            "patient_id": patient["id"],
+            "subject": subject,
+            "provider_id": None,
+            "reason": "unconscious patient in the emergency room",
+            "granted_at": now - timedelta(minutes=1),
+            "expires_at": now + timedelta(hours=1),
+        }
+        return await self._insert(BreakGlassGrant, values | overrides)

@@ -2,19 +2,26 @@
 
 Each test builds the same small scenario in a tenant of its own:
 
-- providers A and B, linked to the logins ``dr-a`` and ``dr-b``;
+- providers A, B and C, linked to the logins ``dr-a``, ``dr-b`` and ``dr-c`` (C is nobody's primary
+  provider and wrote nothing);
 - patient P (primary provider A, login ``pt-p``) and patient Q (primary provider B, login ``pt-q``);
 - A's DRAFT, FINALIZED, AMENDED and ENTERED_IN_ERROR records for P, B's DRAFT and FINALIZED
   records for Q; RESTRICTED records for P: A's FINALIZED one, B's FINALIZED one (P's primary
   provider is A) and B's DRAFT; one PRIMARY diagnosis on every record; each record's status
-  history as events; attachments in every status.
+  history as events; attachments in every status;
+- break-glass grants for P: an active one held by the admin login ``admin-glass``, an active one
+  held by ``dr-c``, and an expired and a revoked one held by ``dr-b`` (which give nothing: B reads
+  exactly what it would without them).
 
-The callers: an admin, providers A and B, patients P and Q, a token of the tenant with no role,
-an admin of a second (empty) tenant, and provider and patient tokens of the tenant whose subject
-is linked to no row (an unlinked provider reads patients and non-draft records; an unlinked
-patient sees nothing). Reads are checked against the who-sees-what table
-``SEES``; writes against one table of outcomes per mutation, comparing every row of both tenants
-before and after the call: a refused write changes nothing, an allowed one exactly what it says.
+The callers: an admin, an admin holding a grant, providers A, B and C, patients P and Q, a token
+of the tenant with no role, an admin of a second (empty) tenant, and provider and patient tokens
+of the tenant whose subject is linked to no row (an unlinked provider reads patients and
+non-draft records; an unlinked patient sees nothing). Reads are checked against the
+who-sees-what table ``SEES``: a grant's holder also reads P's non-draft RESTRICTED records and
+everything under them, never a draft. Writes are checked against one table of outcomes per
+mutation, comparing every row of both tenants before and after the call: a refused write changes
+nothing, an allowed one exactly what it says. A grant opens no write: a record its holder reads
+only under a grant is FORBIDDEN to it (it is visible, so not NOT_FOUND).
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ import enum
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +40,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from app.domain.opaque_ids import NodeType, OpaqueIds
-from models import Attachment, Diagnosis, MedicalRecord, Patient, Provider, RecordStatusEvent
+from models import (
+    Attachment,
+    BreakGlassGrant,
+    Diagnosis,
+    MedicalRecord,
+    Patient,
+    Provider,
+    RecordStatusEvent,
+)
 from models.enums import AttachmentStatus, Confidentiality, RecordStatus
 from tests.api_client import Api, error_codes
 from tests.factories import BASE_TIME, Factory
@@ -46,8 +62,10 @@ SDL = Path(__file__).resolve().parents[2] / "schema" / "schema.graphql"
 
 class Caller(enum.StrEnum):
     ADMIN = "admin"
+    GLASS_ADMIN = "admin_with_grant"
     DR_A = "provider_a"
     DR_B = "provider_b"
+    DR_C = "provider_c"
     PT_P = "patient_p"
     PT_Q = "patient_q"
     NO_ROLE = "no_role"
@@ -57,8 +75,10 @@ class Caller(enum.StrEnum):
 
 
 ADMIN = Caller.ADMIN
+GLASS_ADMIN = Caller.GLASS_ADMIN
 DR_A = Caller.DR_A
 DR_B = Caller.DR_B
+DR_C = Caller.DR_C
 PT_P = Caller.PT_P
 PT_Q = Caller.PT_Q
 NO_ROLE = Caller.NO_ROLE
@@ -76,8 +96,10 @@ class Login:
 
 LOGINS: dict[Caller, Login] = {
     ADMIN: Login("admin-1", ("admin",)),
+    GLASS_ADMIN: Login("admin-glass", ("admin",)),
     DR_A: Login("dr-a", ("provider",)),
     DR_B: Login("dr-b", ("provider",)),
+    DR_C: Login("dr-c", ("provider",)),
     PT_P: Login("pt-p", ("patient",)),
     PT_Q: Login("pt-q", ("patient",)),
     NO_ROLE: Login("nobody", ()),
@@ -90,10 +112,10 @@ LOGINS: dict[Caller, Login] = {
 
 # --- the scenario, by label -------------------------------------------------------------------
 
-PROVIDERS = ("A", "B")
+PROVIDERS = ("A", "B", "C")
 PRIMARY_PROVIDER = {"P": "A", "Q": "B"}
 PATIENTS = tuple(PRIMARY_PROVIDER)
-LINKED_LOGIN = {"A": "dr-a", "B": "dr-b", "P": "pt-p", "Q": "pt-q"}
+LINKED_LOGIN = {"A": "dr-a", "B": "dr-b", "C": "dr-c", "P": "pt-p", "Q": "pt-q"}
 
 DRAFT = RecordStatus.DRAFT
 FINALIZED = RecordStatus.FINALIZED
@@ -153,12 +175,39 @@ ATTACHMENTS: dict[str, tuple[str, AttachmentStatus]] = {
     )
 }
 
+
+class GrantState(enum.Enum):
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
+@dataclass(frozen=True)
+class GrantSpec:
+    """A break-glass grant for patient P; ``provider`` is the holder's row (None for an admin)."""
+
+    holder: str
+    provider: str | None
+    state: GrantState
+
+
+# Revoked by the tenant's admin before the test starts.
+REVOKER = "admin-1"
+GRANTS: dict[str, GrantSpec] = {
+    "G.admin": GrantSpec("admin-glass", None, GrantState.ACTIVE),
+    "G.c": GrantSpec("dr-c", "C", GrantState.ACTIVE),
+    "G.b-expired": GrantSpec("dr-b", "B", GrantState.EXPIRED),
+    "G.b-revoked": GrantSpec("dr-b", "B", GrantState.REVOKED),
+}
+GRANTED_PATIENT = "P"
+
 NODE_TYPES: dict[str, NodeType] = (
     dict.fromkeys(PROVIDERS, NodeType.PROVIDER)
     | dict.fromkeys(PATIENTS, NodeType.PATIENT)
     | dict.fromkeys(RECORDS, NodeType.MEDICAL_RECORD)
     | dict.fromkeys(DIAGNOSES, NodeType.DIAGNOSIS)
     | dict.fromkeys(ATTACHMENTS, NodeType.ATTACHMENT)
+    | dict.fromkeys(GRANTS, NodeType.BREAK_GLASS_GRANT)
 )
 TYPENAMES = {
     NodeType.PROVIDER: "Provider",
@@ -166,6 +215,7 @@ TYPENAMES = {
     NodeType.MEDICAL_RECORD: "MedicalRecord",
     NodeType.DIAGNOSIS: "Diagnosis",
     NodeType.ATTACHMENT: "Attachment",
+    NodeType.BREAK_GLASS_GRANT: "BreakGlassGrant",
 }
 
 
@@ -198,6 +248,25 @@ class Scenario:
 
     def tenant_label(self, tenant_id: str | None) -> str | None:
         return {self.tenant: "own", self.other_tenant: "other"}.get(tenant_id or "", tenant_id)
+
+
+# A grant's times by its state, from the moment the scenario is built.
+GRANT_TIMES: dict[GrantState, Callable[[datetime], dict[str, Any]]] = {
+    GrantState.ACTIVE: lambda now: {
+        "granted_at": now - timedelta(minutes=1),
+        "expires_at": now + timedelta(hours=1),
+    },
+    GrantState.EXPIRED: lambda now: {
+        "granted_at": now - timedelta(hours=2),
+        "expires_at": now - timedelta(hours=1),
+    },
+    GrantState.REVOKED: lambda now: {
+        "granted_at": now - timedelta(minutes=10),
+        "expires_at": now + timedelta(minutes=50),
+        "revoked_at": now - timedelta(minutes=5),
+        "revoked_by": REVOKER,
+    },
+}
 
 
 @pytest.fixture
@@ -236,6 +305,13 @@ async def scenario(factory: Factory) -> Scenario:
             rows[record_label],
             status=status,
             uploaded_at=None if status is AttachmentStatus.PENDING_UPLOAD else BASE_TIME,
+        )
+    for label, grant in GRANTS.items():
+        rows[label] = await factory.grant(
+            rows[GRANTED_PATIENT],
+            grant.holder,
+            provider_id=None if grant.provider is None else rows[grant.provider]["id"],
+            **GRANT_TIMES[grant.state](datetime.now(UTC)),
         )
     ids = {label: row["id"] for label, row in rows.items()}
     return Scenario(factory.tenant_id, f"{factory.tenant_id}-other", ids)
@@ -277,6 +353,9 @@ class Sees:
     draft_events_of: frozenset[str] = frozenset({"A", "B"})
     # Whether the caller reads records' staff notes (clinic staff) or null (patients).
     staff_notes: bool = True
+    # The break-glass grants the caller reads: admins the tenant's, providers those they hold,
+    # patients those for themselves.
+    grants: frozenset[str] = frozenset()
 
     @property
     def diagnoses(self) -> frozenset[str]:
@@ -284,7 +363,14 @@ class Sees:
 
     @property
     def nodes(self) -> frozenset[str]:
-        return self.providers | self.patients | self.records | self.diagnoses | self.attachments
+        return (
+            self.providers
+            | self.patients
+            | self.records
+            | self.diagnoses
+            | self.attachments
+            | self.grants
+        )
 
 
 def sees(
@@ -295,6 +381,7 @@ def sees(
     attachments: str,
     draft_events_of: str = "A B",
     staff_notes: bool = True,
+    grants: str = "",
 ) -> Sees:
     return Sees(
         frozenset(providers.split()),
@@ -303,22 +390,37 @@ def sees(
         frozenset(attachments.split()),
         frozenset(draft_events_of.split()),
         staff_notes,
+        frozenset(grants.split()),
     )
 
 
+ALL_GRANTS = " ".join(GRANTS)
+
 # A DELETED attachment is kept for the audit trail only: nobody reads it. A RESTRICTED record
-# exists only for its author, the patient's primary provider and (once finalized) the patient:
-# admins included, nobody else reads it or anything under it.
+# exists only for its author, the patient's primary provider, (once finalized) the patient and
+# the holder of an active grant for the patient (never while it is a draft): admins included,
+# nobody else reads it or anything under it.
 SEES: dict[Caller, Sees | Refused] = {
     ADMIN: sees(
-        providers="A B",
+        providers="A B C",
         patients="P Q",
         records="A.draft A.final A.amended A.error B.draft B.final",
         attachments="A.draft/AVAILABLE A.final/AVAILABLE A.final/PENDING_UPLOAD A.final/REJECTED "
         "A.error/AVAILABLE B.draft/AVAILABLE B.final/AVAILABLE B.final/PENDING_UPLOAD",
+        grants=ALL_GRANTS,
+    ),
+    # What an admin reads, plus P's finalized RESTRICTED records; B's restricted draft stays B's.
+    GLASS_ADMIN: sees(
+        providers="A B C",
+        patients="P Q",
+        records="A.draft A.final A.amended A.error B.draft B.final A.secret B.secret",
+        attachments="A.draft/AVAILABLE A.final/AVAILABLE A.final/PENDING_UPLOAD A.final/REJECTED "
+        "A.error/AVAILABLE B.draft/AVAILABLE B.final/AVAILABLE B.final/PENDING_UPLOAD "
+        "A.secret/AVAILABLE B.secret/AVAILABLE",
+        grants=ALL_GRANTS,
     ),
     DR_A: sees(
-        providers="A B",
+        providers="A B C",
         patients="P Q",
         records="A.draft A.final A.amended A.error B.final A.secret B.secret",
         attachments="A.draft/AVAILABLE A.final/AVAILABLE A.final/PENDING_UPLOAD A.final/REJECTED "
@@ -327,24 +429,40 @@ SEES: dict[Caller, Sees | Refused] = {
         draft_events_of="A",
     ),
     DR_B: sees(
-        providers="A B",
+        providers="A B C",
         patients="P Q",
         records="A.final A.amended A.error B.draft B.final B.secret B.secret-draft",
         attachments="A.final/AVAILABLE A.final/PENDING_UPLOAD A.final/REJECTED "
         "A.error/AVAILABLE B.draft/AVAILABLE B.final/AVAILABLE B.final/PENDING_UPLOAD "
         "B.secret/AVAILABLE B.secret-draft/AVAILABLE",
         draft_events_of="B",
+        # Its expired and revoked grants: readable, and they give nothing.
+        grants="G.b-expired G.b-revoked",
+    ),
+    # A provider of no record and no patient: what any provider reads, plus P's finalized
+    # RESTRICTED records under its grant (no draft, not even the other providers' events' DRAFT).
+    DR_C: sees(
+        providers="A B C",
+        patients="P Q",
+        records="A.final A.amended A.error B.final A.secret B.secret",
+        attachments="A.final/AVAILABLE A.final/PENDING_UPLOAD A.final/REJECTED "
+        "A.error/AVAILABLE B.final/AVAILABLE B.final/PENDING_UPLOAD A.secret/AVAILABLE "
+        "B.secret/AVAILABLE",
+        draft_events_of="",
+        grants="G.c",
     ),
     PT_P: sees(
-        providers="A B",
+        providers="A B C",
         patients="P",
         records="A.final A.amended A.secret B.secret",
         attachments="A.final/AVAILABLE A.secret/AVAILABLE B.secret/AVAILABLE",
         draft_events_of="",
         staff_notes=False,
+        # The grants that opened its records (its access log will show them).
+        grants=ALL_GRANTS,
     ),
     PT_Q: sees(
-        providers="A B",
+        providers="A B C",
         patients="Q",
         records="B.final",
         attachments="B.final/AVAILABLE",
@@ -361,8 +479,10 @@ SEES: dict[Caller, Sees | Refused] = {
 # Query.me works for every signed-in caller; tenantId is "own" or "other".
 ME: dict[Caller, dict[str, Any]] = {
     ADMIN: {"subject": "admin-1", "tenantId": "own", "roles": ["ADMIN"]},
+    GLASS_ADMIN: {"subject": "admin-glass", "tenantId": "own", "roles": ["ADMIN"]},
     DR_A: {"subject": "dr-a", "tenantId": "own", "roles": ["PROVIDER"], "provider": "A"},
     DR_B: {"subject": "dr-b", "tenantId": "own", "roles": ["PROVIDER"], "provider": "B"},
+    DR_C: {"subject": "dr-c", "tenantId": "own", "roles": ["PROVIDER"], "provider": "C"},
     PT_P: {"subject": "pt-p", "tenantId": "own", "roles": ["PATIENT"], "patient": "P"},
     PT_Q: {"subject": "pt-q", "tenantId": "own", "roles": ["PATIENT"], "patient": "Q"},
     NO_ROLE: {"subject": "nobody", "tenantId": "own", "roles": []},
@@ -371,12 +491,20 @@ ME: dict[Caller, dict[str, Any]] = {
     UNLINKED_PT: {"subject": "pt-unlinked", "tenantId": "own", "roles": ["PATIENT"]},
 }
 
-# Query.auditEvents after provider A has read patient P (operation "ReadP"):
-# (totalCount, [(subject, operationName, tenant)]).
-AUDIT_TRAIL: dict[Caller, tuple[int, list[tuple[str, str, str]]] | Refused] = {
-    ADMIN: (1, [("dr-a", "ReadP", "own")]),
+# Query.auditEvents after provider A has read patient P (operation "ReadP"), then provider C
+# read P's records under its grant ("CReadsP"), newest first:
+# (totalCount, [(subject, operationName, tenant, the grant the row names)]).
+AuditEntry = tuple[str, str, str | None, str | None]
+READS_OF_P: list[AuditEntry] = [
+    ("dr-c", "CReadsP", "own", "G.c"),
+    ("dr-a", "ReadP", "own", None),
+]
+AUDIT_TRAIL: dict[Caller, tuple[int, list[AuditEntry]] | Refused] = {
+    ADMIN: (2, READS_OF_P),
+    GLASS_ADMIN: (2, READS_OF_P),
     DR_A: FORBIDDEN,
     DR_B: FORBIDDEN,
+    DR_C: FORBIDDEN,
     PT_P: FORBIDDEN,
     PT_Q: FORBIDDEN,
     NO_ROLE: FORBIDDEN,
@@ -479,12 +607,19 @@ def me_observed(data: dict[str, Any], scenario: Scenario) -> object:
     return observed
 
 
-async def provider_a_reads_p(api: Api, scenario: Scenario) -> None:
+async def providers_a_and_c_read_p(api: Api, scenario: Scenario) -> None:
     await api.data(
         "query ReadP($id: ID!) { patient(id: $id) { id } }",
         {"id": scenario.gid("P")},
         token=token(api, scenario, DR_A),
     )
+    read = await api.data(
+        "query CReadsP($id: ID!) { patient(id: $id) { records(first: 50) { totalCount } } }",
+        {"id": scenario.gid("P")},
+        token=token(api, scenario, DR_C),
+    )
+    # Under the grant: A.secret and B.secret among them.
+    assert read["patient"]["records"]["totalCount"] == 5
 
 
 def audit_observed(data: dict[str, Any], scenario: Scenario) -> object:
@@ -494,6 +629,9 @@ def audit_observed(data: dict[str, Any], scenario: Scenario) -> object:
             e["node"]["subject"],
             e["node"]["operationName"],
             scenario.tenant_label(e["node"]["tenantId"]),
+            None
+            if e["node"]["breakGlassGrant"] is None
+            else scenario.label_of(e["node"]["breakGlassGrant"]["id"]),
         )
         for e in trail["edges"]
     ]
@@ -576,11 +714,11 @@ READS: tuple[Read, ...] = (
         "auditEvents",
         fixed(
             "{ auditEvents(first: 50) { totalCount "
-            "edges { node { subject operationName tenantId } } } }"
+            "edges { node { subject operationName tenantId breakGlassGrant { id } } } } }"
         ),
         audit_observed,
         AUDIT_TRAIL.__getitem__,
-        prepare=provider_a_reads_p,
+        prepare=providers_a_and_c_read_p,
     ),
     Read(
         "Patient.records",
@@ -795,6 +933,76 @@ READS += (
 )
 
 
+ACTIVE_GRANTS = frozenset(
+    label for label, grant in GRANTS.items() if grant.state is GrantState.ACTIVE
+)
+
+
+def grant_seen(label: str) -> tuple[bool, str, str | None, str, str | None]:
+    """(active, subject, revokedBy, patient, provider) of a grant, as its readers read it."""
+    grant = GRANTS[label]
+    return (
+        grant.state is GrantState.ACTIVE,
+        grant.holder,
+        REVOKER if grant.state is GrantState.REVOKED else None,
+        GRANTED_PATIENT,
+        grant.provider,
+    )
+
+
+def grant_observed(value: dict[str, Any], scenario: Scenario) -> object:
+    return (
+        value["active"],
+        value["subject"],
+        value["revokedBy"],
+        scenario.label_of(value["patient"]["id"]),
+        None if value["provider"] is None else scenario.label_of(value["provider"]["id"]),
+    )
+
+
+def grants_listed(filter_: Callable[[Scenario], dict[str, Any]]) -> Build:
+    return lambda s: (
+        f"query($filter: BreakGlassGrantFilter) {{ "
+        f"breakGlassGrants(first: 50, filter: $filter) {{ {CONNECTION} }} }}",
+        {"filter": filter_(s)},
+    )
+
+
+READS += (
+    Read(
+        "breakGlassGrants",
+        fixed(f"{{ breakGlassGrants(first: 50) {{ {CONNECTION} }} }}"),
+        listed("breakGlassGrants"),
+        from_sees(lambda s: counted(s.grants)),
+    ),
+    Read(
+        # The database's clock decides: the expired and the revoked grant are not active.
+        "breakGlassGrants (active only)",
+        grants_listed(lambda _: {"activeOnly": True}),
+        listed("breakGlassGrants"),
+        from_sees(lambda s: counted(s.grants & ACTIVE_GRANTS)),
+    ),
+    Read(
+        "breakGlassGrants (patient Q)",
+        grants_listed(lambda s: {"patientId": s.gid("Q")}),
+        listed("breakGlassGrants"),
+        from_sees(lambda _: counted(frozenset())),
+    ),
+    Read(
+        "BreakGlassGrant.active, holder and patient by node",
+        by_ids(
+            "node",
+            tuple(GRANTS),
+            "... on BreakGlassGrant { active subject revokedBy patient { id } provider { id } }",
+        ),
+        each(tuple(GRANTS), grant_observed),
+        from_sees(
+            lambda s: {label: grant_seen(label) if label in s.grants else None for label in GRANTS}
+        ),
+    ),
+)
+
+
 def read_case(read: Read, caller: Caller) -> Any:
     return pytest.param(caller, read, id=f"{read.name}-{caller}")
 
@@ -828,6 +1036,7 @@ SNAPSHOT_TABLES: dict[str, Any] = {
     "diagnoses": Diagnosis,
     "attachments": Attachment,
     "record_status_events": RecordStatusEvent,
+    "break_glass_grants": BreakGlassGrant,
 }
 Rows = dict[str, dict[object, dict[str, Any]]]
 
@@ -1020,6 +1229,8 @@ PAYLOADS = {
     "requestAttachmentUpload": ("RequestAttachmentUploadInput", "attachment", "attachments"),
     "confirmAttachmentUpload": ("", "attachment", "attachments"),
     "deleteAttachment": ("", "attachment", "attachments"),
+    "breakGlass": ("BreakGlassInput", "grant", "break_glass_grants"),
+    "revokeBreakGlass": ("", "grant", "break_glass_grants"),
 }
 
 
@@ -1082,8 +1293,10 @@ WRITES: tuple[Write, ...] = (
         lambda s: {"input": NEW_PROVIDER},
         {
             ADMIN: new_provider("own"),
+            GLASS_ADMIN: new_provider("own"),
             DR_A: FORBIDDEN,
             DR_B: FORBIDDEN,
+            DR_C: FORBIDDEN,
             PT_P: FORBIDDEN,
             PT_Q: FORBIDDEN,
             NO_ROLE: FORBIDDEN,
@@ -1098,8 +1311,10 @@ WRITES: tuple[Write, ...] = (
         lambda s: {"input": NEW_PATIENT},
         {
             ADMIN: new_patient(),
+            GLASS_ADMIN: new_patient(),
             DR_A: new_patient(),
             DR_B: new_patient(),
+            DR_C: new_patient(),
             PT_P: FORBIDDEN,
             PT_Q: FORBIDDEN,
             NO_ROLE: FORBIDDEN,
@@ -1114,8 +1329,10 @@ WRITES: tuple[Write, ...] = (
         lambda s: {"input": NEW_PATIENT | {"primaryProviderId": s.gid("A")}},
         {
             ADMIN: new_patient(primary="A"),
+            GLASS_ADMIN: new_patient(primary="A"),
             DR_A: new_patient(primary="A"),
             DR_B: new_patient(primary="A"),
+            DR_C: new_patient(primary="A"),
             PT_P: FORBIDDEN,
             PT_Q: FORBIDDEN,
             NO_ROLE: FORBIDDEN,
@@ -1130,8 +1347,10 @@ WRITES: tuple[Write, ...] = (
         lambda s: {"input": {"id": s.gid("P"), "expectedVersion": 1, "phone": NEW_PHONE}},
         {
             ADMIN: Allowed((updated("patients", "P", phone=NEW_PHONE, version=2),)),
+            GLASS_ADMIN: Allowed((updated("patients", "P", phone=NEW_PHONE, version=2),)),
             DR_A: Allowed((updated("patients", "P", phone=NEW_PHONE, version=2),)),
             DR_B: Allowed((updated("patients", "P", phone=NEW_PHONE, version=2),)),
+            DR_C: Allowed((updated("patients", "P", phone=NEW_PHONE, version=2),)),
             PT_P: FORBIDDEN,
             PT_Q: FORBIDDEN,
             NO_ROLE: FORBIDDEN,
@@ -1146,8 +1365,10 @@ WRITES: tuple[Write, ...] = (
         lambda s: {"input": NEW_RECORD | {"patientId": s.gid("P")}},
         {
             ADMIN: BAD_USER_INPUT,  # admins must name the provider
+            GLASS_ADMIN: BAD_USER_INPUT,
             DR_A: new_record(author="A", by=DR_A),
             DR_B: new_record(author="B", by=DR_B),
+            DR_C: new_record(author="C", by=DR_C),
             PT_P: FORBIDDEN,
             PT_Q: FORBIDDEN,
             NO_ROLE: FORBIDDEN,
@@ -1162,8 +1383,10 @@ WRITES: tuple[Write, ...] = (
         lambda s: {"input": NEW_RECORD | {"patientId": s.gid("P"), "providerId": s.gid("A")}},
         {
             ADMIN: new_record(author="A", by=ADMIN),
+            GLASS_ADMIN: new_record(author="A", by=GLASS_ADMIN),
             DR_A: new_record(author="A", by=DR_A),
             DR_B: FORBIDDEN,  # providers write as themselves only
+            DR_C: FORBIDDEN,
             PT_P: FORBIDDEN,
             PT_Q: FORBIDDEN,
             NO_ROLE: FORBIDDEN,
@@ -1178,8 +1401,10 @@ WRITES: tuple[Write, ...] = (
         record_input("A.draft", notes=NEW_NOTES),
         {
             ADMIN: draft_edit(notes=NEW_NOTES),
+            GLASS_ADMIN: draft_edit(notes=NEW_NOTES),
             DR_A: draft_edit(notes=NEW_NOTES),
             DR_B: NOT_FOUND,  # another provider's draft is invisible
+            DR_C: NOT_FOUND,
             PT_P: FORBIDDEN,
             PT_Q: FORBIDDEN,
             NO_ROLE: FORBIDDEN,
@@ -1194,8 +1419,10 @@ WRITES: tuple[Write, ...] = (
         record_input("A.final", notes=NEW_NOTES),
         {
             ADMIN: INVALID_TRANSITION,
+            GLASS_ADMIN: INVALID_TRANSITION,
             DR_A: INVALID_TRANSITION,
             DR_B: FORBIDDEN,  # visible, but not B's
+            DR_C: FORBIDDEN,
             PT_P: FORBIDDEN,
             PT_Q: FORBIDDEN,
             NO_ROLE: FORBIDDEN,
@@ -1213,10 +1440,14 @@ WRITES: tuple[Write, ...] = (
             ADMIN: Allowed(
                 (updated("medical_records", "A.final", confidentiality="RESTRICTED", version=2),)
             ),
+            GLASS_ADMIN: Allowed(
+                (updated("medical_records", "A.final", confidentiality="RESTRICTED", version=2),)
+            ),
             DR_A: Allowed(
                 (updated("medical_records", "A.final", confidentiality="RESTRICTED", version=2),)
             ),
             DR_B: FORBIDDEN,  # visible, but not B's
+            DR_C: FORBIDDEN,
             PT_P: FORBIDDEN,
             PT_Q: FORBIDDEN,
             NO_ROLE: FORBIDDEN,
@@ -1231,8 +1462,10 @@ WRITES: tuple[Write, ...] = (
         record_input("A.final", confidentiality="RESTRICTED", notes=NEW_NOTES),
         {
             ADMIN: INVALID_TRANSITION,  # the content of a finalized record is fixed
+            GLASS_ADMIN: INVALID_TRANSITION,
             DR_A: INVALID_TRANSITION,
             DR_B: FORBIDDEN,
+            DR_C: FORBIDDEN,
             PT_P: FORBIDDEN,
             PT_Q: FORBIDDEN,
             NO_ROLE: FORBIDDEN,
@@ -1247,10 +1480,12 @@ WRITES: tuple[Write, ...] = (
         record_input("B.secret", confidentiality="NORMAL"),
         {
             ADMIN: NOT_FOUND,  # a RESTRICTED record does not exist for admins
+            GLASS_ADMIN: FORBIDDEN,  # read under its grant only: no write
             DR_A: FORBIDDEN,  # P's primary provider reads it, but it is B's
             DR_B: Allowed(
                 (updated("medical_records", "B.secret", confidentiality="NORMAL", version=2),)
             ),
+            DR_C: FORBIDDEN,  # read under its grant only
             PT_P: FORBIDDEN,
             PT_Q: FORBIDDEN,
             NO_ROLE: FORBIDDEN,
@@ -1272,8 +1507,10 @@ WRITES: tuple[Write, ...] = (
         },
         {
             ADMIN: NOT_FOUND,
+            GLASS_ADMIN: FORBIDDEN,  # read under its grant only: no write
             DR_A: FORBIDDEN,  # only admins enter a record in error
             DR_B: NOT_FOUND,
+            DR_C: FORBIDDEN,
             PT_P: FORBIDDEN,
             PT_Q: FORBIDDEN,
             NO_ROLE: FORBIDDEN,
@@ -1295,8 +1532,10 @@ WRITES: tuple[Write, ...] = (
         },
         {
             ADMIN: draft_edit(added("diagnoses", record_id="A.draft", icd10_code="I10")),
+            GLASS_ADMIN: draft_edit(added("diagnoses", record_id="A.draft", icd10_code="I10")),
             DR_A: draft_edit(added("diagnoses", record_id="A.draft", icd10_code="I10")),
             DR_B: NOT_FOUND,
+            DR_C: NOT_FOUND,
             PT_P: FORBIDDEN,
             PT_Q: FORBIDDEN,
             NO_ROLE: FORBIDDEN,
@@ -1318,8 +1557,10 @@ WRITES: tuple[Write, ...] = (
         },
         {
             ADMIN: INVALID_TRANSITION,
+            GLASS_ADMIN: INVALID_TRANSITION,
             DR_A: INVALID_TRANSITION,
             DR_B: FORBIDDEN,
+            DR_C: FORBIDDEN,
             PT_P: FORBIDDEN,
             PT_Q: FORBIDDEN,
             NO_ROLE: FORBIDDEN,
@@ -1334,8 +1575,10 @@ WRITES: tuple[Write, ...] = (
         lambda s: {"id": s.gid("A.draft/dx")},
         {
             ADMIN: draft_edit(Removed("diagnoses", "A.draft/dx")),
+            GLASS_ADMIN: draft_edit(Removed("diagnoses", "A.draft/dx")),
             DR_A: draft_edit(Removed("diagnoses", "A.draft/dx")),
             DR_B: NOT_FOUND,
+            DR_C: NOT_FOUND,
             PT_P: FORBIDDEN,
             PT_Q: FORBIDDEN,
             NO_ROLE: FORBIDDEN,
@@ -1350,8 +1593,10 @@ WRITES: tuple[Write, ...] = (
         lambda s: {"id": s.gid("A.final/dx")},
         {
             ADMIN: INVALID_TRANSITION,
+            GLASS_ADMIN: INVALID_TRANSITION,
             DR_A: INVALID_TRANSITION,
             DR_B: FORBIDDEN,
+            DR_C: FORBIDDEN,
             PT_P: FORBIDDEN,
             PT_Q: FORBIDDEN,
             NO_ROLE: FORBIDDEN,
@@ -1366,8 +1611,12 @@ WRITES: tuple[Write, ...] = (
         record_input("A.draft", status="FINALIZED"),
         {
             ADMIN: status_change("A.draft", "DRAFT", "FINALIZED", by=ADMIN, reason=None),
+            GLASS_ADMIN: status_change(
+                "A.draft", "DRAFT", "FINALIZED", by=GLASS_ADMIN, reason=None
+            ),
             DR_A: status_change("A.draft", "DRAFT", "FINALIZED", by=DR_A, reason=None),
             DR_B: NOT_FOUND,
+            DR_C: NOT_FOUND,
             PT_P: FORBIDDEN,
             PT_Q: FORBIDDEN,
             NO_ROLE: FORBIDDEN,
@@ -1382,8 +1631,12 @@ WRITES: tuple[Write, ...] = (
         record_input("A.final", status="AMENDED", reason="dose corrected"),
         {
             ADMIN: status_change("A.final", "FINALIZED", "AMENDED", ADMIN, "dose corrected"),
+            GLASS_ADMIN: status_change(
+                "A.final", "FINALIZED", "AMENDED", GLASS_ADMIN, "dose corrected"
+            ),
             DR_A: status_change("A.final", "FINALIZED", "AMENDED", DR_A, "dose corrected"),
             DR_B: FORBIDDEN,
+            DR_C: FORBIDDEN,
             PT_P: FORBIDDEN,
             PT_Q: FORBIDDEN,
             NO_ROLE: FORBIDDEN,
@@ -1400,8 +1653,12 @@ WRITES: tuple[Write, ...] = (
             ADMIN: status_change(
                 "A.final", "FINALIZED", "ENTERED_IN_ERROR", ADMIN, "wrong patient"
             ),
+            GLASS_ADMIN: status_change(
+                "A.final", "FINALIZED", "ENTERED_IN_ERROR", GLASS_ADMIN, "wrong patient"
+            ),
             DR_A: FORBIDDEN,  # only admins mark records in error
             DR_B: FORBIDDEN,
+            DR_C: FORBIDDEN,
             PT_P: FORBIDDEN,
             PT_Q: FORBIDDEN,
             NO_ROLE: FORBIDDEN,
@@ -1416,8 +1673,12 @@ WRITES: tuple[Write, ...] = (
         record_input("B.draft", status="ENTERED_IN_ERROR", reason="duplicate"),
         {
             ADMIN: status_change("B.draft", "DRAFT", "ENTERED_IN_ERROR", ADMIN, "duplicate"),
+            GLASS_ADMIN: status_change(
+                "B.draft", "DRAFT", "ENTERED_IN_ERROR", GLASS_ADMIN, "duplicate"
+            ),
             DR_A: NOT_FOUND,
             DR_B: FORBIDDEN,
+            DR_C: NOT_FOUND,
             PT_P: FORBIDDEN,
             PT_Q: FORBIDDEN,
             NO_ROLE: FORBIDDEN,
@@ -1432,8 +1693,10 @@ WRITES: tuple[Write, ...] = (
         upload_request("A.draft"),
         {
             ADMIN: new_attachment(),
+            GLASS_ADMIN: new_attachment(),
             DR_A: new_attachment(),
             DR_B: NOT_FOUND,
+            DR_C: NOT_FOUND,
             PT_P: FORBIDDEN,
             PT_Q: FORBIDDEN,
             NO_ROLE: FORBIDDEN,
@@ -1448,8 +1711,10 @@ WRITES: tuple[Write, ...] = (
         upload_request("A.final"),
         {
             ADMIN: INVALID_TRANSITION,
+            GLASS_ADMIN: INVALID_TRANSITION,
             DR_A: INVALID_TRANSITION,
             DR_B: FORBIDDEN,
+            DR_C: FORBIDDEN,
             PT_P: FORBIDDEN,
             PT_Q: FORBIDDEN,
             NO_ROLE: FORBIDDEN,
@@ -1465,8 +1730,10 @@ WRITES: tuple[Write, ...] = (
         by_id("A.final/PENDING_UPLOAD"),
         {
             ADMIN: BAD_USER_INPUT,
+            GLASS_ADMIN: BAD_USER_INPUT,
             DR_A: BAD_USER_INPUT,
             DR_B: FORBIDDEN,
+            DR_C: FORBIDDEN,
             PT_P: FORBIDDEN,
             PT_Q: FORBIDDEN,
             NO_ROLE: FORBIDDEN,
@@ -1482,8 +1749,10 @@ WRITES: tuple[Write, ...] = (
         by_id("B.draft/AVAILABLE"),
         {
             ADMIN: unchanged("B.draft/AVAILABLE"),
+            GLASS_ADMIN: unchanged("B.draft/AVAILABLE"),
             DR_A: NOT_FOUND,
             DR_B: unchanged("B.draft/AVAILABLE"),
+            DR_C: NOT_FOUND,
             PT_P: FORBIDDEN,
             PT_Q: FORBIDDEN,
             NO_ROLE: FORBIDDEN,
@@ -1498,8 +1767,10 @@ WRITES: tuple[Write, ...] = (
         by_id("A.draft/AVAILABLE"),
         {
             ADMIN: attachment_deleted("A.draft/AVAILABLE"),
+            GLASS_ADMIN: attachment_deleted("A.draft/AVAILABLE"),
             DR_A: attachment_deleted("A.draft/AVAILABLE"),
             DR_B: NOT_FOUND,
+            DR_C: NOT_FOUND,
             PT_P: FORBIDDEN,
             PT_Q: FORBIDDEN,
             NO_ROLE: FORBIDDEN,
@@ -1514,8 +1785,10 @@ WRITES: tuple[Write, ...] = (
         by_id("A.final/AVAILABLE"),
         {
             ADMIN: attachment_deleted("A.final/AVAILABLE"),
+            GLASS_ADMIN: attachment_deleted("A.final/AVAILABLE"),
             DR_A: FORBIDDEN,  # providers delete from their DRAFT records only
             DR_B: FORBIDDEN,
+            DR_C: FORBIDDEN,
             PT_P: FORBIDDEN,
             PT_Q: FORBIDDEN,
             NO_ROLE: FORBIDDEN,
@@ -1531,8 +1804,10 @@ WRITES: tuple[Write, ...] = (
         by_id("A.final/DELETED"),
         {
             ADMIN: NOT_FOUND,
+            GLASS_ADMIN: NOT_FOUND,
             DR_A: NOT_FOUND,
             DR_B: NOT_FOUND,
+            DR_C: NOT_FOUND,
             PT_P: FORBIDDEN,
             PT_Q: FORBIDDEN,
             NO_ROLE: FORBIDDEN,
@@ -1540,6 +1815,226 @@ WRITES: tuple[Write, ...] = (
             UNLINKED_DR: FORBIDDEN,
             UNLINKED_PT: FORBIDDEN,
         },
+    ),
+)
+
+
+def rest(**outcomes: Outcome) -> dict[Caller, Outcome]:
+    """``outcomes`` for the callers named; the callers who never write anything under a grant
+    (patients, the role-less and the unlinked: FORBIDDEN; the other tenant: NOT_FOUND) as always."""
+    return {
+        PT_P: FORBIDDEN,
+        PT_Q: FORBIDDEN,
+        NO_ROLE: FORBIDDEN,
+        OTHER_ADMIN: NOT_FOUND,
+        UNLINKED_DR: FORBIDDEN,
+        UNLINKED_PT: FORBIDDEN,
+    } | {Caller[name]: outcome for name, outcome in outcomes.items()}
+
+
+# Writes to P's RESTRICTED records, which GLASS_ADMIN and DR_C read only under their grants: the
+# grant lets them read, never write (FORBIDDEN, since they see the record), and B's RESTRICTED
+# draft stays invisible to them (NOT_FOUND), as it is to P's primary provider.
+WRITES += (
+    Write(
+        "changeRecordStatus(B.secret->AMENDED)",
+        "changeRecordStatus",
+        record_input("B.secret", status="AMENDED", reason="addendum"),
+        rest(
+            ADMIN=NOT_FOUND,
+            GLASS_ADMIN=FORBIDDEN,
+            DR_A=FORBIDDEN,
+            DR_B=status_change("B.secret", "FINALIZED", "AMENDED", DR_B, "addendum"),
+            DR_C=FORBIDDEN,
+        ),
+    ),
+    Write(
+        "addDiagnosis(B.secret)",
+        "addDiagnosis",
+        lambda s: {
+            "input": {
+                "recordId": s.gid("B.secret"),
+                "icd10Code": "I10",
+                "description": "Essential hypertension",
+                "type": "SECONDARY",
+            }
+        },
+        rest(
+            ADMIN=NOT_FOUND,
+            GLASS_ADMIN=FORBIDDEN,
+            DR_A=FORBIDDEN,
+            DR_B=INVALID_TRANSITION,
+            DR_C=FORBIDDEN,
+        ),
+    ),
+    Write(
+        "addDiagnosis(B.secret-draft)",
+        "addDiagnosis",
+        lambda s: {
+            "input": {
+                "recordId": s.gid("B.secret-draft"),
+                "icd10Code": "I10",
+                "description": "Essential hypertension",
+                "type": "SECONDARY",
+            }
+        },
+        rest(
+            ADMIN=NOT_FOUND,
+            GLASS_ADMIN=NOT_FOUND,
+            DR_A=NOT_FOUND,
+            DR_B=Allowed(
+                (
+                    updated("medical_records", "B.secret-draft", version=2),
+                    added("diagnoses", record_id="B.secret-draft", icd10_code="I10"),
+                )
+            ),
+            DR_C=NOT_FOUND,
+        ),
+    ),
+    Write(
+        "removeDiagnosis(B.secret/dx)",
+        "removeDiagnosis",
+        by_id("B.secret/dx"),
+        rest(
+            ADMIN=NOT_FOUND,
+            GLASS_ADMIN=FORBIDDEN,
+            DR_A=FORBIDDEN,
+            DR_B=INVALID_TRANSITION,
+            DR_C=FORBIDDEN,
+        ),
+    ),
+    Write(
+        "requestAttachmentUpload(B.secret)",
+        "requestAttachmentUpload",
+        upload_request("B.secret"),
+        rest(
+            ADMIN=NOT_FOUND,
+            GLASS_ADMIN=FORBIDDEN,
+            DR_A=FORBIDDEN,
+            DR_B=INVALID_TRANSITION,
+            DR_C=FORBIDDEN,
+        ),
+    ),
+    Write(
+        "confirmAttachmentUpload(B.secret/AVAILABLE)",
+        "confirmAttachmentUpload",
+        by_id("B.secret/AVAILABLE"),
+        rest(
+            ADMIN=NOT_FOUND,
+            GLASS_ADMIN=FORBIDDEN,
+            DR_A=FORBIDDEN,
+            DR_B=unchanged("B.secret/AVAILABLE"),
+            DR_C=FORBIDDEN,
+        ),
+    ),
+    Write(
+        # An admin deletes attachments of finalized records (A.final's), not under a grant.
+        "deleteAttachment(B.secret/AVAILABLE)",
+        "deleteAttachment",
+        by_id("B.secret/AVAILABLE"),
+        rest(
+            ADMIN=NOT_FOUND,
+            GLASS_ADMIN=FORBIDDEN,
+            DR_A=FORBIDDEN,
+            DR_B=FORBIDDEN,  # providers delete from their DRAFT records only
+            DR_C=FORBIDDEN,
+        ),
+    ),
+)
+
+
+GLASS_REASON = "patient unconscious, allergies unknown"
+
+
+def new_grant(by: Caller, provider: str | None = None) -> Allowed:
+    """A grant for P held by ``by`` (as its provider row, if any), neither revoked nor ended."""
+    return Allowed(
+        (
+            added(
+                "break_glass_grants",
+                patient_id="P",
+                subject=LOGINS[by].subject,
+                provider_id=provider,
+                reason=GLASS_REASON,
+                revoked_at=None,
+                revoked_by=None,
+            ),
+        )
+    )
+
+
+def revoked(label: str, by: Caller) -> Allowed:
+    return Allowed(
+        (updated("break_glass_grants", label, revoked_at=CHANGED, revoked_by=LOGINS[by].subject),)
+    )
+
+
+# Providers and admins break the glass (each for themselves); admins revoke any grant of the
+# tenant, a provider the grants it holds (the only ones it reads); a grant that already ended is
+# returned as it is.
+WRITES += (
+    Write(
+        "breakGlass(P)",
+        "breakGlass",
+        lambda s: {
+            "input": {"patientId": s.gid("P"), "reason": GLASS_REASON, "durationMinutes": 30}
+        },
+        rest(
+            ADMIN=new_grant(ADMIN),
+            GLASS_ADMIN=new_grant(GLASS_ADMIN),
+            DR_A=new_grant(DR_A, "A"),
+            DR_B=new_grant(DR_B, "B"),
+            DR_C=new_grant(DR_C, "C"),
+        ),
+    ),
+    Write(
+        "revokeBreakGlass(G.c)",
+        "revokeBreakGlass",
+        by_id("G.c"),
+        rest(
+            ADMIN=revoked("G.c", ADMIN),
+            GLASS_ADMIN=revoked("G.c", GLASS_ADMIN),
+            DR_A=NOT_FOUND,
+            DR_B=NOT_FOUND,
+            DR_C=revoked("G.c", DR_C),
+        ),
+    ),
+    Write(
+        "revokeBreakGlass(G.admin)",
+        "revokeBreakGlass",
+        by_id("G.admin"),
+        rest(
+            ADMIN=revoked("G.admin", ADMIN),
+            GLASS_ADMIN=revoked("G.admin", GLASS_ADMIN),
+            DR_A=NOT_FOUND,
+            DR_B=NOT_FOUND,
+            DR_C=NOT_FOUND,
+        ),
+    ),
+    Write(
+        "revokeBreakGlass(G.b-expired)",
+        "revokeBreakGlass",
+        by_id("G.b-expired"),
+        rest(
+            ADMIN=unchanged("G.b-expired"),
+            GLASS_ADMIN=unchanged("G.b-expired"),
+            DR_A=NOT_FOUND,
+            DR_B=unchanged("G.b-expired"),
+            DR_C=NOT_FOUND,
+        ),
+    ),
+    Write(
+        # Its revoker and time stay the first revocation's.
+        "revokeBreakGlass(G.b-revoked)",
+        "revokeBreakGlass",
+        by_id("G.b-revoked"),
+        rest(
+            ADMIN=unchanged("G.b-revoked"),
+            GLASS_ADMIN=unchanged("G.b-revoked"),
+            DR_A=NOT_FOUND,
+            DR_B=unchanged("G.b-revoked"),
+            DR_C=NOT_FOUND,
+        ),
     ),
 )
 
@@ -1655,6 +2150,8 @@ def test_matrix_covers_every_field_and_caller() -> None:
         "MedicalRecord.diagnoses",
         "MedicalRecord.attachments",
         "MedicalRecord.statusHistory",
+        "BreakGlassGrant.active, holder and patient by node",
+        "auditEvents",
     } <= {r.name for r in READS}
     for write in WRITES:
         assert set(write.outcomes) == set(Caller), write.name
