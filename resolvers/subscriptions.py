@@ -120,6 +120,7 @@ async def record_status_changed(
         if position is None:
             position = await fanout.latest_sequence(viewer.tenant_id)
         while True:
+            read_from = datetime.now(UTC)
             page = await reader.events_after(position)
             if page.rows and not await watch.still_signed():
                 return
@@ -138,6 +139,9 @@ async def record_status_changed(
                 if watch.expired():
                     return
                 position = row.sequence
+                # The delivery's row names a grant active since its page was read, not since the
+                # previous delivery: a grant that ended while the subscriber waited opened nothing.
+                context.audit.since = read_from
                 # Empty loaders per event: nested fields are batched, and read as they are now.
                 loaders.next_event(page.statements)
                 event = loaders.made(types.RecordStatusEvent, row)
@@ -172,6 +176,7 @@ async def break_glass_activated(info: Info) -> AsyncGenerator[types.BreakGlassGr
     try:
         position = await fanout.read(break_glass_grants.latest_grant, viewer)
         while True:
+            read_from = datetime.now(UTC)
             rows = await fanout.read(break_glass_grants.grants_after, viewer, position, PAGE)
             if rows and not await watch.still_signed():
                 return
@@ -180,6 +185,7 @@ async def break_glass_activated(info: Info) -> AsyncGenerator[types.BreakGlassGr
                 if watch.expired():
                     return
                 position = row.sequence
+                context.audit.since = read_from  # as in record_status_changed
                 loaders.next_event(statements)
                 yield loaders.made(types.BreakGlassGrant, row)
             if len(rows) == PAGE or await watch.ring():
