@@ -378,6 +378,23 @@ async def test_a_grant_lasts_the_minutes_asked_for_and_an_hour_by_default(
     assert stored["provider_id"] == ward.holder
 
 
+@pytest.mark.parametrize(
+    ("reason", "stored"),
+    [
+        ("x" * 10, "x" * 10),
+        (f"  {'x' * 10}  ", "x" * 10),
+        ("x" * 1000, "x" * 1000),
+        ("found unconscious\r\nno ID on him", "found unconscious\nno ID on him"),
+    ],
+    ids=["10-chars", "10-chars-once-trimmed", "1000-chars", "two-lines"],
+)
+async def test_the_reasons_at_the_limits_are_accepted(
+    api: Api, ward: Ward, reason: str, stored: str
+) -> None:
+    grant = await break_glass(api, holders(api)["provider"], ward.p_gid, reason=reason)
+    assert grant["reason"] == stored
+
+
 async def test_an_admins_grant_is_held_by_its_subject_with_no_provider(
     api: Api, sessionmaker: async_sessionmaker[AsyncSession], ward: Ward
 ) -> None:
@@ -893,3 +910,29 @@ async def test_grants_are_listed_newest_first_filtered_and_paged(
             listed, totals = await all_pages(api, token, size, filter_)
             assert listed == wanted, (filter_, size)
             assert totals == {len(wanted)}, (filter_, size)
+
+
+# --- downloads ------------------------------------------------------------------------------------
+
+DOWNLOAD = """query File($id: ID!) { node(id: $id) { ... on Attachment { downloadUrl } } }"""
+
+
+async def test_a_download_under_a_grant_is_issued_and_audited_with_it(
+    api: Api, sessionmaker: async_sessionmaker[AsyncSession], ward: Ward
+) -> None:
+    token = holders(api)["provider"]
+    file = {"id": gid(NodeType.ATTACHMENT, ward.secret.attachment)}
+    assert (await api.data(DOWNLOAD, file, token=token))["node"] is None
+
+    grant = await break_glass(api, token, ward.p_gid)
+    request_id = f"download-{uuid.uuid4().hex}"
+    body = await send(api, DOWNLOAD, file, token, request_id)
+    assert "errors" not in body, body
+    assert body["data"]["node"]["downloadUrl"]
+    [row] = await audit_rows(sessionmaker, request_id)
+    assert row["action"] is AccessAction.DOWNLOADED_FILE
+    assert row["attachment_ids"] == [ward.secret.attachment]
+    assert row["break_glass_grant_id"] == row_id(grant["id"])
+
+    await api.data(REVOKE, {"id": grant["id"]})
+    assert (await api.data(DOWNLOAD, file, token=token))["node"] is None
