@@ -9,8 +9,10 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from sqlalchemy import text, update
 
 from app.domain.opaque_ids import NodeType
+from models import BreakGlassGrant
 from models.enums import AccessAction, AuditOutcome, Confidentiality, RecordStatus
 from tests.api_client import audit_rows
 from tests.factories import Factory
@@ -169,11 +171,37 @@ EVENTS = """subscription($after: String) {
   recordStatusChanged(afterSequence: $after) { status reason record { id confidentiality } } }"""
 
 
-async def test_a_revoked_grant_stops_an_open_subscription_at_the_next_delivery(
+async def end_grant(
+    how: str,
+    server: Server,
+    admin: str,
+    grant_id: str,
+    sessionmaker: async_sessionmaker[AsyncSession],
+) -> None:
+    if how == "revoked":
+        body = await graphql(server, admin, REVOKE, {"id": grant_id})
+        assert body["data"]["revokeBreakGlass"]["grant"] == {"id": grant_id, "active": False}
+        return
+    # Test setup: its time runs out by the database's clock (granted_at moves back with it, to
+    # keep the table's check expires_at > granted_at).
+    async with sessionmaker() as session, session.begin():
+        await session.execute(
+            update(BreakGlassGrant)
+            .where(BreakGlassGrant.id == IDS.decode_id(grant_id)[1])
+            .values(
+                granted_at=text("now() - interval '1 hour'"),
+                expires_at=text("now() - interval '1 second'"),
+            )
+        )
+
+
+@pytest.mark.parametrize("how", ["revoked", "expired"])
+async def test_a_grant_that_ends_stops_open_subscriptions_at_the_next_delivery(
     api: Api,
     factory: Factory,
     servers: list[Server],
     sessionmaker: async_sessionmaker[AsyncSession],
+    how: str,
 ) -> None:
     author = await factory.provider(cognito_sub="dr-glass-author")
     await factory.provider(cognito_sub="dr-glass-holder")
@@ -183,41 +211,80 @@ async def test_a_revoked_grant_stops_an_open_subscription_at_the_next_delivery(
     )
     plain = await factory.record(patient, author, status=RecordStatus.FINALIZED)
     by_author = api.token(subject="dr-glass-author", groups=("provider",))
-    holder = api.token(subject="dr-glass-holder", groups=("provider",))
-    grant_id = await granted(servers[1], holder, patient)
-    request_id = f"glass-events-{uuid.uuid4().hex}"
+    admin = api.token()
+    # Holders of each kind, and an admin holding nothing, subscribed on the same process: the
+    # fan-out shares reads between subscribers, never grants.
+    subscribers = {
+        "provider": api.token(subject="dr-glass-holder", groups=("provider",)),
+        "admin": api.token(subject="admin-glass-holder"),
+        "no grant": admin,
+    }
+    grants = {
+        who: await granted(servers[1], token, patient)
+        for who, token in subscribers.items()
+        if who != "no grant"
+    }
+    request_ids = {who: f"glass-events-{uuid.uuid4().hex}" for who in subscribers}
+    after = await latest_sequence(sessionmaker, api.tenant_id)
+    first: dict[str, dict[str, Any]] = {}
+    second: dict[str, dict[str, Any]] = {}
 
-    async with connect(
-        servers[0], holder, additional_headers={"X-Request-ID": request_id}
-    ) as subscriber:
-        assert (await subscriber.next_message())["type"] == "connection_ack"
-        operation = await subscriber.subscribe(
-            EVENTS, {"after": await latest_sequence(sessionmaker, api.tenant_id)}
-        )
+    async with (
+        connect(
+            servers[0],
+            subscribers["provider"],
+            additional_headers={"X-Request-ID": request_ids["provider"]},
+        ) as provider,
+        connect(
+            servers[0],
+            subscribers["admin"],
+            additional_headers={"X-Request-ID": request_ids["admin"]},
+        ) as holding_admin,
+        connect(
+            servers[0],
+            subscribers["no grant"],
+            additional_headers={"X-Request-ID": request_ids["no grant"]},
+        ) as plain_admin,
+    ):
+        sockets = {"provider": provider, "admin": holding_admin, "no grant": plain_admin}
+        operations = {}
+        for who, subscriber in sockets.items():
+            assert (await subscriber.next_message())["type"] == "connection_ack"
+            operations[who] = await subscriber.subscribe(EVENTS, {"after": after})
+
         await changed(servers[1], by_author, record_gid(secret), "AMENDED", 1, "first addendum")
-        under_grant = await next_event(subscriber, operation)
+        for who in ("provider", "admin"):
+            first[who] = await next_event(sockets[who], operations[who])
 
-        revoked = await graphql(servers[1], api.token(), REVOKE, {"id": grant_id})
-        assert revoked["data"]["revokeBreakGlass"]["grant"] == {"id": grant_id, "active": False}
+        for grant_id in grants.values():
+            await end_grant(how, servers[1], admin, grant_id, sessionmaker)
         # The restricted record changes again, then the plain one: only the latter arrives.
         await changed(servers[1], by_author, record_gid(secret), "AMENDED", 2, "second addendum")
         await changed(servers[1], by_author, record_gid(plain), "AMENDED", 1, "plain addendum")
-        after_revocation = await next_event(subscriber, operation)
-        rows = await audit_rows(sessionmaker, request_id)
+        for who, subscriber in sockets.items():
+            second[who] = await next_event(subscriber, operations[who])
+        rows = {who: await audit_rows(sessionmaker, request_ids[who]) for who in subscribers}
 
-    assert under_grant == {
+    under_grant = {
         "status": "AMENDED",
         "reason": "first addendum",
         "record": {"id": record_gid(secret), "confidentiality": "RESTRICTED"},
     }
-    assert after_revocation == {
+    plain_event = {
         "status": "AMENDED",
         "reason": "plain addendum",
         "record": {"id": record_gid(plain), "confidentiality": "NORMAL"},
     }
-    # The delivery read under the grant names it; the one after the revocation read under none.
-    grant = IDS.decode_id(grant_id)[1]
-    assert [(row["record_ids"], row["break_glass_grant_id"]) for row in rows] == [
-        ([secret["id"]], grant),
-        ([plain["id"]], None),
+    assert first == {"provider": under_grant, "admin": under_grant}
+    # The admin holding nothing never heard of the restricted record.
+    assert second == {"provider": plain_event, "admin": plain_event, "no grant": plain_event}
+    # A delivery read under a grant names it; one after the grant ended read under none.
+    for who, grant_id in grants.items():
+        grant = IDS.decode_id(grant_id)[1]
+        assert [(row["record_ids"], row["break_glass_grant_id"]) for row in rows[who]] == [
+            ([secret["id"]], grant),
+            ([plain["id"]], None),
+        ], who
+    assert [(row["record_ids"], row["break_glass_grant_id"]) for row in rows["no grant"]] == [
+        ([plain["id"]], None)
     ]
