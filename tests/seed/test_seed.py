@@ -34,7 +34,14 @@ from models import (
     Provider,
     RecordStatusEvent,
 )
-from models.enums import AttachmentStatus, AuditOutcome, DiagnosisType, RecordStatus, Sex
+from models.enums import (
+    AccessAction,
+    AttachmentStatus,
+    AuditOutcome,
+    DiagnosisType,
+    RecordStatus,
+    Sex,
+)
 
 PATIENTS = 50
 
@@ -358,6 +365,7 @@ async def test_replace_swaps_the_tenants_rows_and_keeps_the_audit_log(
             operation_type="query",
             query_sha256="0" * 64,
             outcome=AuditOutcome.OK,
+            action=AccessAction.VIEWED,
             request_id="seed-test",
         )
     )
