@@ -26,6 +26,10 @@ class Settings(BaseSettings):
     # trips (BEGIN, an empty statement, ROLLBACK): every HTTP request checks one out.
     db_pool_pre_ping: bool = False
 
+    # Audit partitions wholly older than this many months are detached (never deleted) at server
+    # start and by `medrec audit-partitions`; the contract keeps audit rows six years.
+    audit_retention_months: Annotated[int, Field(ge=1)] = 72
+
     # Requests: the body size past which the server answers 413 without reading further.
     max_request_bytes: int = 1024 * 1024
     # Only documents registered with `medrec register-queries` may run.

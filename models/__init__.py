@@ -4,6 +4,7 @@ from models.base import Base, table_of
 from models.tables import (
     Attachment,
     AuditEvent,
+    AuditEventPatient,
     BreakGlassGrant,
     Diagnosis,
     MedicalRecord,
@@ -17,6 +18,7 @@ from models.tables import (
 __all__ = [
     "Attachment",
     "AuditEvent",
+    "AuditEventPatient",
     "Base",
     "BreakGlassGrant",
     "Diagnosis",

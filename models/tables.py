@@ -349,13 +349,15 @@ class BreakGlassGrant(UUIDKey, TenantScoped, Base):
 
 
 class AuditEvent(Base):
-    """Append-only: a trigger in the migration rejects UPDATE and DELETE."""
+    """Append-only: triggers in the migrations reject UPDATE, DELETE and TRUNCATE on the table and
+    on each of its partitions, one per month of ``occurred_at`` (app/data/audit_partitions.py)."""
 
     __tablename__ = "audit_events"
 
     id: Mapped[int] = mapped_column(BigInteger, Identity(always=True), primary_key=True)
+    # In the primary key because a partitioned table's unique keys must hold its partition key.
     occurred_at: Mapped[datetime] = mapped_column(
-        DateTime(timezone=True), nullable=False, server_default=func.now()
+        DateTime(timezone=True), primary_key=True, server_default=func.now()
     )
     # Null when the caller's token named no tenant (a denied request is audited all the same).
     tenant_id: Mapped[str | None] = mapped_column(TENANT_ID)
@@ -393,8 +395,25 @@ class AuditEvent(Base):
             text("occurred_at DESC"),
             text("id DESC"),
         ),
-        Index("ix_audit_events_patient_ids", "patient_ids", postgresql_using="gin"),
+        {"postgresql_partition_by": "RANGE (occurred_at)"},
     )
+
+
+class AuditEventPatient(Base):
+    """One row per patient an audit row names, written by a trigger on ``audit_events`` (in its
+    migration) with every audit row, however written: a patient's audit rows, newest first, are a
+    range of this key. Append-only and partitioned like ``audit_events``."""
+
+    __tablename__ = "audit_event_patients"
+
+    tenant_id: Mapped[str] = mapped_column(TENANT_ID, primary_key=True)
+    patient_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True)
+    occurred_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    # No foreign key: the trigger makes the row from the audit row itself, and checking it would
+    # cost every audit write a lookup.
+    audit_event_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+
+    __table_args__ = ({"postgresql_partition_by": "RANGE (occurred_at)"},)
 
 
 class PersistedDocument(Base):

@@ -1,7 +1,7 @@
 """break-glass grants; each audit row's access action and break-glass grant
 
 Revision ID: b7d1f3a9c2e5
-Revises: 9c5e3a1b4d86
+Revises: a4c8e2f6b1d3
 Create Date: 2026-12-07 17:45:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "b7d1f3a9c2e5"
-down_revision: str | None = "9c5e3a1b4d86"
+down_revision: str | None = "a4c8e2f6b1d3"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -88,14 +88,15 @@ def upgrade() -> None:
     op.add_column("audit_events", sa.Column("break_glass_grant_id", sa.UUID(), nullable=True))
     # The existing rows' action, from what they already say (no grant existed before this
     # revision). The only change to audit rows ever made, by the owner, inside this migration.
-    op.execute("ALTER TABLE audit_events DISABLE TRIGGER audit_events_append_only")
+    # An UPDATE through the partitioned table fires its own statement trigger only.
+    op.execute("ALTER TABLE audit_events DISABLE TRIGGER audit_append_only")
     op.execute(
         "UPDATE audit_events SET action = CASE"
         " WHEN operation_type = 'mutation' THEN 'CHANGED'::access_action"
         " WHEN cardinality(attachment_ids) > 0 THEN 'DOWNLOADED_FILE'::access_action"
         " ELSE 'VIEWED'::access_action END"
     )
-    op.execute("ALTER TABLE audit_events ENABLE TRIGGER audit_events_append_only")
+    op.execute("ALTER TABLE audit_events ENABLE TRIGGER audit_append_only")
     op.alter_column("audit_events", "action", nullable=False)
 
 

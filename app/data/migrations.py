@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from alembic.config import Config
+from sqlalchemy import pool
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from alembic import command
+from app.data.audit_partitions import maintain_partitions
 
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 
@@ -19,8 +23,19 @@ def alembic_config(database_url: str) -> Config:
 
 
 def upgrade(database_url: str, revision: str = "head") -> None:
-    """Blocking: runs its own event loop, so call it outside one (or in a thread)."""
+    """Blocking: runs its own event loop, so call it outside one (or in a thread). At head, the
+    audit partitions due ahead are made too."""
     command.upgrade(alembic_config(database_url), revision)
+    if revision == "head":
+        asyncio.run(_make_audit_partitions(database_url))
+
+
+async def _make_audit_partitions(database_url: str) -> None:
+    engine = create_async_engine(database_url, poolclass=pool.NullPool)
+    try:
+        await maintain_partitions(engine, retention_months=None)
+    finally:
+        await engine.dispose()
 
 
 def downgrade(database_url: str, revision: str = "base") -> None:

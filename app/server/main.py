@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,6 +16,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+from app.data.audit_partitions import StrandedDefaultRows, maintain_partitions
 from app.server.graphiql import STATIC_PATH, GraphiQLStaticFiles
 from app.server.graphql_view import GraphQLView
 from app.server.http_guards import PREFLIGHT_HEADERS
@@ -23,6 +25,8 @@ from app.server.services import Services
 from app.server.shutdown import closing_sockets_on_exit_signal
 from app.settings import Settings
 from schema.schema import build_schema
+
+log = logging.getLogger("medrec.audit")
 
 
 async def healthz(_: Request) -> JSONResponse:
@@ -55,6 +59,26 @@ def tune_garbage_collection() -> None:
     gc.freeze()
 
 
+async def maintain_audit_partitions(services: Services) -> None:
+    """Makes the audit partitions due ahead and detaches the expired ones. A failure (the database
+    unreachable, a lock not granted in time) is logged and the server starts all the same: audit
+    rows of months without a partition go to the DEFAULT partition meanwhile."""
+    try:
+        changes = await maintain_partitions(
+            services.engine, retention_months=services.settings.audit_retention_months
+        )
+    except StrandedDefaultRows as error:  # names tables and months only
+        log.warning("audit partitions not maintained at start: %s", error)
+        return
+    except Exception as error:  # start-up must not depend on it; the text may quote SQL
+        log.warning("audit partitions not maintained at start: %s", type(error).__name__)
+        return
+    for name in changes.created:
+        log.info("audit partition %s created", name)
+    for name, archived in changes.detached:
+        log.info("audit partition %s detached as %s", name, archived)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
 
@@ -62,6 +86,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with Services.running(settings) as services:
             app.state.services = services
+            await maintain_audit_partitions(services)
             graphql.persisted = services.persisted
             tune_garbage_collection()
             with closing_sockets_on_exit_signal(services.sockets):
