@@ -1,5 +1,5 @@
 """The audit writer: rows due together share one INSERT round trip and one commit; a row the
-database refuses fails only its own operation."""
+database refuses fails only its own operation; every row is found by the patients it names."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ import asyncpg
 import pytest
 from sqlalchemy import select, text
 
-from app.data.audit_writer import AuditWriter
+from app.data.audit_writer import AuditWriter, append
+from app.data.pagination import PageRequest
+from app.data.repositories.audit_events import patient_audit_page
 from app.domain.audit import AuditTrail
 from app.domain.viewer import Viewer
 from models import AuditEvent
@@ -20,10 +22,12 @@ from models.enums import AuditOutcome, Role
 from tests.api_client import count_statements
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncEngine
+    from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 
-def _event(tenant_id: str, request_id: str | None = None) -> dict[str, Any]:
+def _event(
+    tenant_id: str, request_id: str | None = None, patient_id: uuid.UUID | None = None
+) -> dict[str, Any]:
     viewer = Viewer(
         subject="auditor",
         roles=frozenset({Role.ADMIN}),
@@ -36,7 +40,7 @@ def _event(tenant_id: str, request_id: str | None = None) -> dict[str, Any]:
         request_id=request_id or uuid.uuid4().hex, client_address="10.0.0.1", viewer=viewer
     )
     trail.describe_operation("Read", "query", "{ patients { edges { node { id } } } }")
-    trail.touch_tree([uuid.uuid4()], [])
+    trail.touch_tree([patient_id or uuid.uuid4()], [])
     return trail.event(AuditOutcome.OK)
 
 
@@ -93,6 +97,31 @@ async def test_rows_due_while_a_flush_runs_go_in_the_next_one(
     assert await _stored(engine, tenant_id) == {e["request_id"] for e in [first, *later]}
 
 
+async def _found_by_patient(
+    engine: AsyncEngine, tenant_id: str, patient_id: uuid.UUID
+) -> list[str]:
+    async with engine.connect() as connection:
+        rows = await patient_audit_page(connection, tenant_id, patient_id, PageRequest(10, None))
+    return [row.request_id for row in rows]
+
+
+async def test_a_row_of_either_path_is_found_by_its_patients(
+    engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], tenant_id: str
+) -> None:
+    patient_id = uuid.uuid4()
+    grouped = _event(tenant_id, patient_id=patient_id)
+    await AuditWriter(engine).append(grouped)
+    # A mutation's row, in the mutation's transaction.
+    in_transaction = _event(tenant_id, patient_id=patient_id)
+    async with sessionmaker() as session, session.begin():
+        await append(session, in_transaction)
+
+    assert await _found_by_patient(engine, tenant_id, patient_id) == [
+        in_transaction["request_id"],
+        grouped["request_id"],
+    ]
+
+
 async def test_a_refused_row_fails_alone(
     engine: AsyncEngine, tenant_id: str, failing_request_id: str
 ) -> None:
@@ -107,3 +136,9 @@ async def test_a_refused_row_fails_alone(
     assert outcomes[2:] == [None, None]
     assert isinstance(outcomes[1], asyncpg.RaiseError)
     assert await _stored(engine, tenant_id) == {event["request_id"] for event in fine}
+    # What the refused row would have named is not found either; the others' patients are.
+    assert await _found_by_patient(engine, tenant_id, refused["patient_ids"][0]) == []
+    for event in fine:
+        assert await _found_by_patient(engine, tenant_id, event["patient_ids"][0]) == [
+            event["request_id"]
+        ]

@@ -146,9 +146,15 @@ def uuid_array(name: str) -> BindParameter[Any]:
     return bindparam(name, type_=_UUID_ARRAY)
 
 
-def paged(statement: Select[Any], order: KeysetOrder, after: bool) -> Select[Any]:
+def paged(
+    statement: Select[Any], order: KeysetOrder, after: bool, *, size_in_text: bool = False
+) -> Select[Any]:
     """One page of ``statement``, its cursor and size as bind parameters (``page_parameters``), so
-    the paged statement can be built once per shape."""
+    the paged statement can be built once per shape. ``size_in_text`` writes the size into the
+    statement's text instead (one prepared statement per size): PostgreSQL then plans it once for
+    all callers, where with a parameter for a limit it keeps planning anew for each (it estimates
+    a tenth of the rows and finds that plan dearer). For partitioned tables, whose planning costs
+    more than running the page."""
     if after:
         statement = statement.where(
             order.after(
@@ -158,7 +164,8 @@ def paged(statement: Select[Any], order: KeysetOrder, after: bool) -> Select[Any
                 )
             )
         )
-    return statement.order_by(*order.order_by()).limit(bindparam("limit", type_=Integer()))
+    size = bindparam("limit", type_=Integer(), literal_execute=size_in_text)
+    return statement.order_by(*order.order_by()).limit(size)
 
 
 def page_parameters(page: PageRequest) -> dict[str, Any]:
