@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Protocol, Self, TypeAlias, Type
 from strawberry.dataloader import DataLoader
 
 import models as tables
-from app.data.repositories import break_glass_grants, patients, providers, records
+from app.data.repositories import access_log, break_glass_grants, patients, providers, records
 
 if TYPE_CHECKING:
     import uuid
@@ -172,6 +172,13 @@ class Loaders:
         return self._grouped(
             ("record_counts_of", parent, filter_),
             lambda keys: self._run(records.count_records_of_parents, parent, keys, filter_),
+        )
+
+    def access_logs_of(self, page: PageRequest) -> DataLoader[uuid.UUID, list[FetchedRow]]:
+        """Each patient's page of its access log, by the patient's id."""
+        return self._grouped(
+            ("access_logs_of", page),
+            lambda keys: self._run(access_log.access_logs_of_patients, keys, page),
         )
 
     def patients_of_provider(

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from resolvers.context import Info, RequestContext
 
 NodeT = TypeVar("NodeT")
+EdgeT = TypeVar("EdgeT")
 
 
 @strawberry.type
@@ -68,17 +69,39 @@ def connection(
 ) -> Connection[NodeT]:
     """One edge per row and its node; ``cursor_of`` makes a row's cursor."""
     return Connection(
-        edges=[
-            Edge(node=node, row=row, cursor_of=cursor_of)
-            for row, node in zip(rows, nodes, strict=True)
-        ],
-        page_info=PageInfo(
-            has_next_page=has_next_page,
-            has_previous_page=has_previous_page,
-            start_cursor=cursor_of(rows[0]) if rows else None,
-            end_cursor=cursor_of(rows[-1]) if rows else None,
+        edges=edges(rows, nodes, cursor_of, Edge[NodeT]),
+        page_info=page_info(
+            rows, cursor_of, has_next_page=has_next_page, has_previous_page=has_previous_page
         ),
         count=count,
+    )
+
+
+def edges(
+    rows: Sequence[Any],
+    nodes: Sequence[Any],
+    cursor_of: Callable[[Any], str],
+    edge: Callable[..., EdgeT],
+) -> list[EdgeT]:
+    """``edge``: the edge type (a connection the contract names its own edges for has one)."""
+    return [
+        edge(node=node, row=row, cursor_of=cursor_of) for row, node in zip(rows, nodes, strict=True)
+    ]
+
+
+def page_info(
+    rows: Sequence[Any],
+    cursor_of: Callable[[Any], str],
+    *,
+    has_next_page: bool,
+    has_previous_page: bool,
+) -> PageInfo:
+    """Forward paging only: rows precede the page when a cursor was given."""
+    return PageInfo(
+        has_next_page=has_next_page,
+        has_previous_page=has_previous_page,
+        start_cursor=cursor_of(rows[0]) if rows else None,
+        end_cursor=cursor_of(rows[-1]) if rows else None,
     )
 
 

@@ -7,21 +7,35 @@ import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
+from typing import TYPE_CHECKING, Any, ClassVar, Optional, TypeAlias
 
 import strawberry
 
 import models as tables
 from app.data.pagination import page_request
+from app.data.repositories.access_log import ACCESS_LOG_ORDER
 from app.data.repositories.json_trees import Relation
 from app.data.repositories.patients import PATIENT_ORDER
 from app.data.repositories.records import RECORD_ORDER
+from app.domain import access_log
+from app.domain.access import ACCESS_LOG_READERS
 from app.domain.opaque_ids import NodeType, OpaqueIds
 from app.domain.record_workflow import MAX_ATTACHMENTS, MAX_DIAGNOSES, MAX_STATUS_CHANGES
+from app.domain.viewer import effective_role
 from resolvers.cached_loads import now_or_later, required_now_or_later
 from resolvers.context import Info
-from schema.connections import Connection, node_fields, page_connection, shows_rows
+from schema.connections import (
+    Connection,
+    Edge,
+    PageInfo,
+    edges,
+    node_fields,
+    page_connection,
+    page_info,
+    shows_rows,
+)
 from schema.enums import (
+    AccessAction,
     AttachmentStatus,
     AuditOutcome,
     Confidentiality,
@@ -212,6 +226,42 @@ class Patient(Node):
         filter: RecordFilter | None = None,
     ) -> Connection[MedicalRecord]:
         return await _records_connection(info, "patient", self.row_id, first, after, filter)
+
+    @strawberry.field(
+        graphql_type=Optional["AccessLogConnection"],
+        description=(
+            "Every access to this patient's data, newest first. Admins and the patient only; "
+            "null for everyone else."
+        ),
+    )
+    async def access_log(
+        self, info: Info, first: int | None = 20, after: str | None = None
+    ) -> AccessLogConnection | None:
+        context = info.context
+        if effective_role(context.reader()) not in ACCESS_LOG_READERS:
+            return None
+        ids = context.ids
+        page = page_request(ids, ACCESS_LOG_ORDER, first, after)
+        rows = await context.loaders.access_logs_of(page).load(self.row_id)
+
+        def cursor_of(row: Any) -> str:
+            return ids.encode_cursor(ACCESS_LOG_ORDER.kind, ACCESS_LOG_ORDER.cursor_values(row))
+
+        shown = rows[: page.first]
+        return AccessLogConnection(
+            edges=edges(
+                shown,
+                [AccessLogEntry.from_row(row, ids) for row in shown],
+                cursor_of,
+                AccessLogEdge,
+            ),
+            page_info=page_info(
+                shown,
+                cursor_of,
+                has_next_page=len(rows) > page.first,
+                has_previous_page=page.after is not None,
+            ),
+        )
 
 
 @strawberry.type
@@ -541,6 +591,67 @@ class BreakGlassGrant(Node):
         return now_or_later(info.context.loaders.by_id(Provider), self.provider_id)
 
 
+def _grant(
+    info: Info, grant_id: uuid.UUID | None
+) -> BreakGlassGrant | Awaitable[BreakGlassGrant | None] | None:
+    if grant_id is None:
+        return None
+    return now_or_later(info.context.loaders.by_id(BreakGlassGrant), grant_id)
+
+
+@strawberry.type(description="One access to a patient's data, as the patient may see it.")
+class AccessLogEntry:
+    occurred_at: dt.datetime
+    action: AccessAction
+    actor: str = strawberry.field(
+        description=(
+            "The provider's name when the caller is linked to a provider; otherwise a "
+            "description such as 'clinic administrator'"
+        )
+    )
+    actor_role: Role | None
+    record_ids: list[strawberry.ID] = strawberry.field(
+        description=(
+            "Records the access touched (ids only; a record the reader may not see is not resolved)"
+        )
+    )
+    break_glass_grant_id: strawberry.Private[uuid.UUID | None]
+
+    @classmethod
+    def from_row(cls, row: Any, ids: OpaqueIds) -> AccessLogEntry:
+        role = access_log.actor_role(row.roles)
+        return cls(
+            occurred_at=row.occurred_at,
+            action=row.action,
+            actor=access_log.actor(role, row.provider_name),
+            actor_role=role,
+            record_ids=[
+                strawberry.ID(ids.encode_id(NodeType.MEDICAL_RECORD, i)) for i in row.record_ids
+            ],
+            break_glass_grant_id=row.break_glass_grant_id,
+        )
+
+    @strawberry.field(
+        graphql_type=BreakGlassGrant | None,
+        description="Set when the access happened under a break-glass grant",
+    )
+    def break_glass_grant(
+        self, info: Info
+    ) -> BreakGlassGrant | Awaitable[BreakGlassGrant | None] | None:
+        return _grant(info, self.break_glass_grant_id)
+
+
+@strawberry.type(name="AccessLogEdge")
+class AccessLogEdge(Edge[AccessLogEntry]):
+    pass
+
+
+@strawberry.type
+class AccessLogConnection:
+    edges: list[AccessLogEdge]
+    page_info: PageInfo
+
+
 @strawberry.type(description="The authenticated caller, as the server understood the token.")
 class Viewer:
     subject: str
@@ -627,9 +738,7 @@ class AuditEvent:
     def break_glass_grant(
         self, info: Info
     ) -> BreakGlassGrant | Awaitable[BreakGlassGrant | None] | None:
-        if self.break_glass_grant_id is None:
-            return None
-        return now_or_later(info.context.loaders.by_id(BreakGlassGrant), self.break_glass_grant_id)
+        return _grant(info, self.break_glass_grant_id)
 
 
 # What a page's objects prefetch for a relation selected on them: the loader, and the attribute of

@@ -151,7 +151,7 @@ def test_the_partitioning_migration_keeps_every_audit_row_and_undoes_cleanly() -
         _run(url, _AUDIT_ROWS)
         before = _run(url, "SELECT * FROM audit_events ORDER BY id")
 
-        migrations.upgrade(url)
+        migrations.upgrade(url, "a4c8e2f6b1d3")
         assert _run(url, "SELECT * FROM audit_events ORDER BY id") == before
         # Each row in the partition of its month, and found by each patient it names.
         assert _run(
@@ -207,3 +207,34 @@ def test_the_partitioning_migration_keeps_every_audit_row_and_undoes_cleanly() -
 
         migrations.upgrade(url)
         assert _schema_drift(url) == []
+
+
+def test_the_break_glass_migration_gives_every_audit_row_its_access_action() -> None:
+    with scratch_database() as url:
+        migrations.upgrade(url, "a4c8e2f6b1d3")
+        _run(
+            url,
+            "INSERT INTO audit_events (tenant_id, operation_type, query_sha256, outcome, "
+            "request_id, attachment_ids) VALUES "
+            "('a', 'query', 'sha', 'ok', 'read', '{}'), "
+            "('a', 'mutation', 'sha', 'ok', 'change', ARRAY[gen_random_uuid()]), "
+            "('a', 'query', 'sha', 'ok', 'download', ARRAY[gen_random_uuid()]), "
+            "('a', 'subscription', 'sha', 'ok', 'event', '{}')",
+        )
+        migrations.upgrade(url)
+        assert _run(
+            url,
+            "SELECT request_id, action::text, break_glass_grant_id FROM audit_events ORDER BY id",
+        ) == [
+            ("read", "VIEWED", None),
+            ("change", "CHANGED", None),
+            ("download", "DOWNLOADED_FILE", None),
+            ("event", "VIEWED", None),
+        ]
+        # Still append-only once the backfill is done.
+        with pytest.raises(DBAPIError, match="append-only"):
+            _run(url, "UPDATE audit_events SET action = 'CHANGED'")
+
+        migrations.downgrade(url, "a4c8e2f6b1d3")
+        assert _run(url, "SELECT count(*) FROM audit_events") == [(4,)]
+        assert _run(url, "SELECT to_regclass('break_glass_grants')") == [(None,)]

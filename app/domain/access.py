@@ -262,6 +262,26 @@ def readable_status_events_for(role: Role | None) -> ColumnElement[bool]:
     return readable
 
 
+# A patient's access log (read from the audit trail): its admins' and its own, null for everyone
+# else (the contract's field rule).
+ACCESS_LOG_READERS = frozenset({Role.ADMIN, Role.PATIENT})
+
+
+def readable_access_logs_for(
+    role: Role | None,
+    tenant_id: InstrumentedAttribute[str],
+    patient_id: InstrumentedAttribute[uuid.UUID],
+) -> ColumnElement[bool]:
+    """Which patients' access logs ``role`` reads: an audit row's ``tenant_id`` and the
+    ``patient_id`` whose log it is in."""
+    in_tenant = tenant_id == _TENANT
+    if role is Role.ADMIN:
+        return in_tenant
+    if role is Role.PATIENT:
+        return in_tenant & (patient_id == _PATIENT)
+    return false()
+
+
 # --- Writing. Patients write nothing; the checks below run in the statement that locks the row.
 
 
@@ -289,13 +309,12 @@ def editable_records_for(role: Role | None) -> ColumnElement[bool]:
 
 
 def readable_grants_for(role: Role | None) -> ColumnElement[bool]:
-    """Admins read their tenant's grants, providers those they hold, a patient those for
-    them (its access log shows why its records were opened)."""
+    """Admins read their tenant's grants, providers those they hold. Patients none: a grant
+    shows its holder's token subject, which the access log never does (a patient's log says
+    BREAK_GLASS, by whom)."""
     in_tenant = BreakGlassGrant.tenant_id == _TENANT
     if role is Role.ADMIN:
         return in_tenant
     if role is Role.PROVIDER:
         return in_tenant & (BreakGlassGrant.subject == _SUBJECT)
-    if role is Role.PATIENT:
-        return in_tenant & (BreakGlassGrant.patient_id == _PATIENT)
     return false()

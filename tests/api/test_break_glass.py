@@ -882,7 +882,6 @@ async def test_grants_are_listed_newest_first_filtered_and_paged(
         return row["revoked_at"] is None and row["expires_at"] > datetime.now(UTC)
 
     admin = api.token()
-    patient_p = api.token(subject="pt-p", groups=("patient",))
     provider = holders(api)["provider"]
     cases: list[tuple[str, dict[str, Any] | None, Callable[[dict[str, Any]], bool]]] = [
         (admin, None, lambda row: True),
@@ -894,14 +893,13 @@ async def test_grants_are_listed_newest_first_filtered_and_paged(
             {"patientId": ward.r_gid, "activeOnly": True},
             lambda row: row["patient_id"] == ward.r and active(row),
         ),
-        # A provider lists the grants it holds; the patient those for itself.
+        # A provider lists the grants it holds.
         (provider, None, lambda row: row["subject"] == HOLDER),
         (
             provider,
             {"patientId": ward.p_gid, "activeOnly": True},
             lambda row: row["subject"] == HOLDER and row["patient_id"] == ward.p and active(row),
         ),
-        (patient_p, None, lambda row: row["patient_id"] == ward.p),
     ]
     for token, filter_, keep in cases:
         wanted = expected(keep)

@@ -22,11 +22,12 @@ ENTITIES = {
     "Diagnosis": Entity.DIAGNOSIS,
     "Attachment": Entity.ATTACHMENT,
 }
-# Computed by their resolvers: connections with arguments the trees do not take, JSON columns
-# turned into objects, the record of a diagnosis or attachment, a presigned URL.
+# Computed by their resolvers: connections with arguments the trees do not take, the access log
+# (read from the audit trail), JSON columns turned into objects, the record of a diagnosis or
+# attachment, a presigned URL.
 COMPUTED = {
     "Provider": {"patients", "records"},
-    "Patient": set(),
+    "Patient": {"accessLog"},
     "MedicalRecord": {"vitalSigns", "prescriptions", "labResults"},
     "Diagnosis": {"record"},
     "Attachment": {"record", "downloadUrl"},

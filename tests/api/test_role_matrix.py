@@ -354,7 +354,7 @@ class Sees:
     # Whether the caller reads records' staff notes (clinic staff) or null (patients).
     staff_notes: bool = True
     # The break-glass grants the caller reads: admins the tenant's, providers those they hold,
-    # patients those for themselves.
+    # patients none (a grant shows its holder's token subject).
     grants: frozenset[str] = frozenset()
 
     @property
@@ -458,8 +458,6 @@ SEES: dict[Caller, Sees | Refused] = {
         attachments="A.final/AVAILABLE A.secret/AVAILABLE B.secret/AVAILABLE",
         draft_events_of="",
         staff_notes=False,
-        # The grants that opened its records (its access log will show them).
-        grants=ALL_GRANTS,
     ),
     PT_Q: sees(
         providers="A B C",
@@ -914,6 +912,62 @@ READS += (
                 for record in RECORDS
             }
         ),
+    ),
+)
+
+
+# Patient.accessLog: the field rule of the contract. Admins and the patient themself read it;
+# for everyone else the patient is there and its access log null.
+ACCESS_LOG_READERS = frozenset({ADMIN, GLASS_ADMIN, OTHER_ADMIN, PT_P, PT_Q})
+ACCESS_LOG = "accessLog(first: 1) { pageInfo { hasNextPage } }"
+
+
+def access_logs_seen(
+    labels: Sequence[str], readable: Callable[[Sees], frozenset[str]]
+) -> Callable[[Caller], object]:
+    """For each label (a patient, or a record whose patient the query follows): None where the
+    caller cannot read it, else whether the access log is there (not null)."""
+
+    def by_caller(caller: Caller) -> object:
+        visible = SEES[caller]
+        if isinstance(visible, Refused):
+            return visible
+        return {
+            label: caller in ACCESS_LOG_READERS if label in readable(visible) else None
+            for label in labels
+        }
+
+    return by_caller
+
+
+READS += (
+    Read(
+        "Patient.accessLog by id",
+        by_ids("patient", PATIENTS, ACCESS_LOG),
+        each(PATIENTS, lambda patient, _: patient["accessLog"] is not None),
+        access_logs_seen(PATIENTS, lambda s: s.patients),
+    ),
+    Read(
+        "Patient.accessLog in patients",
+        lambda _: (f"{{ patients(first: 50) {{ edges {{ node {{ id {ACCESS_LOG} }} }} }} }}", {}),
+        lambda data, scenario: {
+            patient: next(
+                (
+                    edge["node"]["accessLog"] is not None
+                    for edge in data["patients"]["edges"]
+                    if scenario.label_of(edge["node"]["id"]) == patient
+                ),
+                None,
+            )
+            for patient in PATIENTS
+        },
+        access_logs_seen(PATIENTS, lambda s: s.patients),
+    ),
+    Read(
+        "Patient.accessLog through a record",
+        by_ids("record", tuple(RECORDS), f"patient {{ {ACCESS_LOG} }}"),
+        each(tuple(RECORDS), lambda record, _: record["patient"]["accessLog"] is not None),
+        access_logs_seen(tuple(RECORDS), lambda s: s.records),
     ),
 )
 
@@ -2152,6 +2206,9 @@ def test_matrix_covers_every_field_and_caller() -> None:
         "MedicalRecord.statusHistory",
         "BreakGlassGrant.active, holder and patient by node",
         "auditEvents",
+        "Patient.accessLog by id",
+        "Patient.accessLog in patients",
+        "Patient.accessLog through a record",
     } <= {r.name for r in READS}
     for write in WRITES:
         assert set(write.outcomes) == set(Caller), write.name

@@ -36,8 +36,8 @@ from tests.postgres import scratch_database
 # An audit row of an explicit time; its audit_event_patients row comes from the table's trigger.
 _INSERT = """
 INSERT INTO audit_events (occurred_at, tenant_id, operation_type, query_sha256, outcome,
-                          request_id, patient_ids)
-VALUES (:occurred_at, 'partitions', 'query', 'sha', 'ok', :request_id,
+                          action, request_id, patient_ids)
+VALUES (:occurred_at, 'partitions', 'query', 'sha', 'ok', 'VIEWED', :request_id,
         ARRAY[CAST(:patient_id AS uuid)])
 """
 

@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 # Audit rows of explicit times; their audit_event_patients rows come from the table's trigger.
 _INSERT = text(
     "INSERT INTO audit_events (occurred_at, tenant_id, operation_type, query_sha256, outcome, "
-    "request_id, patient_ids) "
-    "VALUES (:occurred_at, :tenant_id, 'query', 'sha', 'ok', :request_id, :patient_ids)"
+    "action, request_id, patient_ids) "
+    "VALUES (:occurred_at, :tenant_id, 'query', 'sha', 'ok', 'VIEWED', :request_id, :patient_ids)"
 )
 
 PATIENT, OTHER, THIRD = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()

@@ -1,0 +1,93 @@
+"""Patients' access logs: the audit rows naming each patient, newest first, one page per patient
+in one statement, found through ``audit_event_patients`` (never by scanning the audit trail)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import any_, func, select
+
+from app.data.pagination import (
+    KeysetOrder,
+    first_rows_per_parent,
+    page_parameters,
+    parse_datetime,
+    parse_int,
+    rows_per_parent_statement,
+)
+from app.domain.access import readable_access_logs_for, viewer_parameters
+from app.domain.viewer import effective_role
+from models import AuditEvent, AuditEventPatient, MedicalRecord, Provider
+
+if TYPE_CHECKING:
+    import uuid
+    from collections.abc import Sequence
+
+    from sqlalchemy import Select
+
+    from app.data.database import FetchedRow, Reader
+    from app.data.pagination import PageRequest
+    from app.domain.viewer import Viewer
+    from models.enums import Role
+
+ACCESS_LOG_ORDER = KeysetOrder(
+    "access_log",
+    (AuditEventPatient.occurred_at, AuditEventPatient.audit_event_id),
+    descending=True,
+    decoders=(parse_datetime, parse_int),
+)
+
+
+@cache
+def _statement(role: Role | None, after: bool) -> Select[Any]:
+    # Of the records the audit row names, the ids of this patient's: another patient's are not
+    # this log's to show.
+    records = (
+        select(MedicalRecord.id)
+        .where(
+            MedicalRecord.tenant_id == AuditEventPatient.tenant_id,
+            MedicalRecord.patient_id == AuditEventPatient.patient_id,
+            MedicalRecord.id == any_(AuditEvent.record_ids),
+        )
+        .order_by(MedicalRecord.id)
+    )
+    entries = (
+        select(
+            AuditEventPatient.patient_id,
+            AuditEventPatient.occurred_at,
+            AuditEventPatient.audit_event_id,
+            AuditEvent.action,
+            AuditEvent.roles,
+            AuditEvent.break_glass_grant_id,
+            func.array(records.scalar_subquery()).label("record_ids"),
+            # The provider linked to the caller's subject names the actor.
+            (Provider.given_name + " " + Provider.family_name).label("provider_name"),
+        )
+        .join(
+            AuditEvent,
+            (AuditEvent.id == AuditEventPatient.audit_event_id)
+            & (AuditEvent.occurred_at == AuditEventPatient.occurred_at),
+        )
+        .outerjoin(
+            Provider,
+            (Provider.tenant_id == AuditEventPatient.tenant_id)
+            & (Provider.cognito_sub == AuditEvent.subject),
+        )
+        .where(
+            readable_access_logs_for(
+                role, AuditEventPatient.tenant_id, AuditEventPatient.patient_id
+            )
+        )
+    )
+    return rows_per_parent_statement(entries, AuditEventPatient.patient_id, ACCESS_LOG_ORDER, after)
+
+
+async def access_logs_of_patients(
+    session: Reader, viewer: Viewer, patient_ids: Sequence[uuid.UUID], page: PageRequest
+) -> dict[uuid.UUID, list[FetchedRow]]:
+    statement = _statement(effective_role(viewer), page.after is not None)
+    parameters = {**viewer_parameters(viewer), **page_parameters(page)}
+    return await first_rows_per_parent(
+        session, statement, parameters, AuditEventPatient.patient_id, patient_ids
+    )
