@@ -623,7 +623,7 @@ class AccessLogEntry:
         return cls(
             occurred_at=row.occurred_at,
             action=row.action,
-            actor=access_log.actor(role, row.provider_name),
+            actor=access_log.actor(role, row.provider_given_name, row.provider_family_name),
             actor_role=role,
             record_ids=[
                 strawberry.ID(ids.encode_id(NodeType.MEDICAL_RECORD, i)) for i in row.record_ids

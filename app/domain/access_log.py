@@ -27,8 +27,10 @@ def actor_role(roles: Collection[str]) -> Role | None:
     return next((role for role in _RANKED if role.value in roles), None)
 
 
-def actor(role: Role | None, provider_name: str | None) -> str:
-    """``provider_name``: the provider linked to the caller's subject, if any."""
-    if provider_name is not None:
-        return provider_name
+def actor(
+    role: Role | None, provider_given_name: str | None, provider_family_name: str | None
+) -> str:
+    """The names of the provider linked to the caller's subject, if any."""
+    if provider_given_name is not None and provider_family_name is not None:
+        return f"{provider_given_name} {provider_family_name}"
     return "unknown caller" if role is None else _UNNAMED[role]

@@ -62,7 +62,8 @@ def _statement(role: Role | None, after: bool) -> Select[Any]:
             AuditEvent.break_glass_grant_id,
             func.array(records.scalar_subquery()).label("record_ids"),
             # The provider linked to the caller's subject names the actor.
-            (Provider.given_name + " " + Provider.family_name).label("provider_name"),
+            Provider.given_name.label("provider_given_name"),
+            Provider.family_name.label("provider_family_name"),
         )
         .join(
             AuditEvent,
