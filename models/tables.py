@@ -401,8 +401,8 @@ class AuditEvent(Base):
 
 class AuditEventPatient(Base):
     """One row per patient an audit row names, written by a trigger on ``audit_events`` (in its
-    migration) with every audit row, however written: a patient's audit rows, newest first, are a
-    range of this key. Append-only and partitioned like ``audit_events``."""
+    migration) with every audit row inserted through it: a patient's audit rows, newest first,
+    are a range of this key. Append-only and partitioned like ``audit_events``."""
 
     __tablename__ = "audit_event_patients"
 

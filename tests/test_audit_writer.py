@@ -122,6 +122,50 @@ async def test_a_row_of_either_path_is_found_by_its_patients(
     ]
 
 
+async def test_a_flush_stores_what_an_insert_of_each_row_stores(
+    engine: AsyncEngine, sessionmaker: async_sessionmaker[AsyncSession], tenant_id: str
+) -> None:
+    events = [_event(tenant_id) for _ in range(4)]
+    events[0].update(subject='quote " and back\\slash', operation_name="Ünïcode {a,b}")
+    events[1].update(roles=["admin", "provider"], patient_ids=[], record_ids=[uuid.uuid4()])
+    events[2].update(subject=None, operation_name=None, client_address=None)
+    events[3].update(
+        patient_ids=sorted(uuid.uuid4() for _ in range(20)), outcome=AuditOutcome.DENIED
+    )
+    await asyncio.gather(*(AuditWriter(engine).append(event) for event in events))
+    async with sessionmaker() as session, session.begin():
+        for event in events:
+            await append(session, {**event, "request_id": f"{event['request_id']}-inserted"})
+
+    async with engine.connect() as connection:
+        rows = (
+            await connection.execute(
+                select(AuditEvent.__table__).where(AuditEvent.tenant_id == tenant_id)
+            )
+        ).mappings()
+        stored = {row["request_id"]: row for row in rows}
+    for event in events:
+        flushed, inserted = stored[event["request_id"]], stored[f"{event['request_id']}-inserted"]
+        for key, value in event.items():
+            # `since` is no column: the grant it finds is (none here).
+            if key not in ("request_id", "since"):
+                assert flushed[key] == inserted[key] == value, key
+
+
+async def test_a_value_too_long_is_refused_not_cut_short(
+    engine: AsyncEngine, tenant_id: str
+) -> None:
+    writer = AuditWriter(engine)
+    too_long = {**_event(tenant_id), "client_address": "x" * 65}
+    fine = _event(tenant_id)
+    outcomes = await asyncio.gather(
+        writer.append(too_long), writer.append(fine), return_exceptions=True
+    )
+    assert isinstance(outcomes[0], asyncpg.StringDataRightTruncationError)
+    assert outcomes[1] is None
+    assert await _stored(engine, tenant_id) == {fine["request_id"]}
+
+
 async def test_a_refused_row_fails_alone(
     engine: AsyncEngine, tenant_id: str, failing_request_id: str
 ) -> None:

@@ -170,28 +170,29 @@ def upgrade() -> None:
         "SELECT tenant_id, unnest(patient_ids), occurred_at, id FROM audit_events_unpartitioned "
         "WHERE tenant_id IS NOT NULL ON CONFLICT DO NOTHING"
     )
-    # Every audit row, however written (by the previous release's instances during a rolling
-    # deploy too), writes the rows of the patients it names. A lookup is always within a tenant:
+    # Every statement that adds audit rows (the previous release's during a rolling deploy too)
+    # adds the rows of the patients they name. A statement trigger: the audit writer inserts a
+    # whole flush in one statement, and this runs once for it. Rows inserted straight into a
+    # partition, not through audit_events, are not seen. A lookup is always within a tenant:
     # rows of callers without one are found by none, and are left out.
     op.execute(
         """
-        CREATE FUNCTION audit_event_patients_of_row() RETURNS trigger LANGUAGE plpgsql AS $$
+        CREATE FUNCTION audit_event_patients_of_rows() RETURNS trigger LANGUAGE plpgsql AS $$
         BEGIN
-            IF NEW.tenant_id IS NOT NULL AND cardinality(NEW.patient_ids) > 0 THEN
-                INSERT INTO audit_event_patients
-                    (tenant_id, patient_id, occurred_at, audit_event_id)
-                SELECT NEW.tenant_id, patient_id, NEW.occurred_at, NEW.id
-                FROM unnest(NEW.patient_ids) AS patient_id;
-            END IF;
+            INSERT INTO audit_event_patients
+                (tenant_id, patient_id, occurred_at, audit_event_id)
+            SELECT added.tenant_id, patient_id, added.occurred_at, added.id
+            FROM added, unnest(added.patient_ids) AS patient_id
+            WHERE added.tenant_id IS NOT NULL;
             RETURN NULL;
         END;
         $$
         """
     )
-    # A row trigger: partitions made later get it too.
     op.execute(
         "CREATE TRIGGER audit_event_patients AFTER INSERT ON audit_events "
-        "FOR EACH ROW EXECUTE FUNCTION audit_event_patients_of_row()"
+        "REFERENCING NEW TABLE AS added "
+        "FOR EACH STATEMENT EXECUTE FUNCTION audit_event_patients_of_rows()"
     )
     # New rows go on from the old table's last id.
     op.execute(
@@ -240,7 +241,7 @@ def downgrade() -> None:
     )
     op.drop_table("audit_events_partitioned")
     op.drop_table("audit_event_patients")
-    op.execute("DROP FUNCTION audit_event_patients_of_row()")
+    op.execute("DROP FUNCTION audit_event_patients_of_rows()")
     op.execute(
         """
         CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger

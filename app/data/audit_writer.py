@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import asyncpg
 from sqlalchemy import any_, bindparam, func, insert, or_, select
+from sqlalchemy import column as sql_column
+from sqlalchemy.dialects.postgresql import JSONB
 
 from app.data.database import DriverStatement
 from app.data.request_reads import pooled_driver
@@ -32,47 +34,57 @@ if TYPE_CHECKING:
 log = logging.getLogger("medrec.audit")
 
 MAX_ROWS_PER_FLUSH = 1000
+# The columns the database fills: the id, the time, the grant.
+_NOT_GIVEN = ("id", "occurred_at", "break_glass_grant_id")
 
 
-def _insert_event() -> Insert:
-    """The insert of one row; its parameters are AuditTrail.event's keys (app/domain/audit.py).
+def _insert_events() -> Insert:
+    """One INSERT of any number of rows, given as one JSON array of AuditTrail.event dictionaries
+    (app/domain/audit.py) and read back as a table of the audit columns' types. A flush of the
+    writer is one statement, so the table's statement trigger (audit_event_patients) runs once
+    for it; a change's own row goes the same way, as an array of one.
 
-    The table, not the mapped class: a Core insert, without the ORM's bulk DML path. Inline: no
-    RETURNING of the new id, which nobody reads."""
+    Each row also names the break-glass grant its operation read under, found here by the
+    database's clock: one the caller held for a patient the row names, active at some moment
+    since the operation's reads began (``since``)."""
     events = table_of(AuditEvent)
-    values: dict[str, Any] = {
-        column.key: bindparam(column.key, type_=column.type)
-        for column in events.c
-        if column.key not in ("id", "occurred_at", "break_glass_grant_id")
-    }
-    # The grant the operation read under, found by the insert, by the database's clock: one the
-    # caller held for a patient the row names, active at some moment since its reads began.
     grants = table_of(BreakGlassGrant)
-    since = bindparam("since", type_=grants.c.expires_at.type)
-    values["break_glass_grant_id"] = (
+    written = [column for column in events.c if column.key not in _NOT_GIVEN]
+    rows = (
+        func.jsonb_to_recordset(bindparam("rows", type_=JSONB))
+        .table_valued(
+            *(sql_column(column.key, column.type) for column in written),
+            sql_column("since", grants.c.expires_at.type),
+        )
+        .render_derived(name="flush", with_types=True)
+    )
+    grant = (
         select(grants.c.id)
         .where(
-            grants.c.tenant_id == values["tenant_id"],
-            grants.c.subject == values["subject"],
-            grants.c.patient_id == any_(values["patient_ids"]),
+            grants.c.tenant_id == rows.c.tenant_id,
+            grants.c.subject == rows.c.subject,
+            grants.c.patient_id == any_(rows.c.patient_ids),
             grants.c.granted_at <= func.now(),
-            grants.c.expires_at > since,
-            or_(grants.c.revoked_at.is_(None), grants.c.revoked_at > since),
+            grants.c.expires_at > rows.c.since,
+            or_(grants.c.revoked_at.is_(None), grants.c.revoked_at > rows.c.since),
         )
         .order_by(grants.c.granted_at.desc())
         .limit(1)
         .scalar_subquery()
     )
-    return insert(events).inline().values(values)
+    return insert(events).from_select(
+        [*(column.key for column in written), "break_glass_grant_id"],
+        select(*(rows.c[column.key] for column in written), grant),
+    )
 
 
 # Built once: every operation appends a row, and building a statement costs more than running it.
-INSERT_EVENT = _insert_event()
+INSERT_EVENTS = _insert_events()
 
 
 async def append(session: Reader, event: dict[str, Any]) -> None:
     """Appends one row inside ``session``'s transaction (a change audited with its work)."""
-    await session.execute(INSERT_EVENT, event)
+    await session.execute(INSERT_EVENTS, {"rows": [event]})
 
 
 class AuditWriter:
@@ -91,7 +103,7 @@ class AuditWriter:
             connections or contextlib.nullcontext()
         )
         self._collect_seconds = collect_seconds
-        self._insert = DriverStatement(INSERT_EVENT, engine.dialect)
+        self._insert = DriverStatement(INSERT_EVENTS, engine.dialect)
         self._pending: list[tuple[dict[str, Any], asyncio.Future[None]]] = []
         self._flushing: asyncio.Task[None] | None = None
 
@@ -128,7 +140,10 @@ class AuditWriter:
     async def _write(self, batch: list[tuple[dict[str, Any], asyncio.Future[None]]]) -> None:
         try:
             async with pooled_driver(self._engine) as driver:
-                await self._insert.executemany(driver.connection, [event for event, _ in batch])
+                # Outside a transaction: the statement commits on its own (one commit).
+                await self._insert.execute(
+                    driver.connection, {"rows": [event for event, _ in batch]}
+                )
         except asyncpg.PostgresError as error:
             if len(batch) == 1:
                 _settle(batch, error)

@@ -84,12 +84,8 @@ class DriverStatement:
     ) -> asyncpg.Record | None:
         return await connection.fetchrow(self.sql, *self._arguments(values))
 
-    async def executemany(
-        self, connection: asyncpg.Connection, rows: Iterable[Mapping[str, Any]]
-    ) -> None:
-        """Runs the statement once per row in one round trip; outside a transaction, asyncpg
-        runs them all in one implicit transaction (one commit)."""
-        await connection.executemany(self.sql, [self._arguments(values) for values in rows])
+    async def execute(self, connection: asyncpg.Connection, values: Mapping[str, Any]) -> None:
+        await connection.execute(self.sql, *self._arguments(values))
 
     def _arguments(self, values: Mapping[str, Any]) -> list[Any]:
         defaults = self._defaults
