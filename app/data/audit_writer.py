@@ -17,7 +17,8 @@ from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
-from sqlalchemy import any_, bindparam, func, insert, or_, select
+import orjson
+from sqlalchemy import Text, TypeDecorator, any_, bindparam, cast, func, insert, or_, select
 from sqlalchemy import column as sql_column
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -26,7 +27,7 @@ from app.data.request_reads import pooled_driver
 from models import AuditEvent, BreakGlassGrant, table_of
 
 if TYPE_CHECKING:
-    from sqlalchemy import Insert
+    from sqlalchemy import Dialect, Insert
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from app.data.database import Reader
@@ -36,6 +37,19 @@ log = logging.getLogger("medrec.audit")
 MAX_ROWS_PER_FLUSH = 1000
 # The columns the database fills: the id, the time, the grant.
 _NOT_GIVEN = ("id", "occurred_at", "break_glass_grant_id")
+
+
+class _JsonRows(TypeDecorator[list[dict[str, Any]]]):
+    """The rows as JSON text, encoded by orjson (ids, times and enums as their text) whatever
+    JSON settings the engine was made with."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: list[dict[str, Any]] | None, dialect: Dialect) -> str:
+        # str for what orjson does not know: asyncpg's own UUIDs, in ids read from rows. Every
+        # value is then parsed as its column's type, so nothing else passes as text.
+        return orjson.dumps(value, default=str).decode()
 
 
 def _insert_events() -> Insert:
@@ -51,7 +65,7 @@ def _insert_events() -> Insert:
     grants = table_of(BreakGlassGrant)
     written = [column for column in events.c if column.key not in _NOT_GIVEN]
     rows = (
-        func.jsonb_to_recordset(bindparam("rows", type_=JSONB))
+        func.jsonb_to_recordset(cast(bindparam("rows", type_=_JsonRows()), JSONB))
         .table_valued(
             *(sql_column(column.key, column.type) for column in written),
             sql_column("since", grants.c.expires_at.type),
