@@ -54,7 +54,7 @@ PAGE = 20
 HEAVY, LIGHT = 0, 1
 _GENERATE = """
 INSERT INTO audit_events (occurred_at, tenant_id, subject, roles, operation_type, query_sha256,
-                          patient_ids, outcome, client_address, request_id)
+                          patient_ids, outcome, action, client_address, request_id)
 SELECT $3::timestamptz + (i - 1) * $4::interval, $6, 'bench-admin', '{ADMIN}', 'query',
        md5(i::text) || md5(i::text),
        CASE WHEN i % 20 = 0 THEN ARRAY(SELECT md5('bench-patient-' || 2 + (i + k) % 9998)::uuid
@@ -62,7 +62,7 @@ SELECT $3::timestamptz + (i - 1) * $4::interval, $6, 'bench-admin', '{ADMIN}', '
             WHEN i % 2000 = 1 THEN ARRAY[md5('bench-patient-0')::uuid]
             WHEN i % ($5::bigint / 20) = 3 THEN ARRAY[md5('bench-patient-1')::uuid]
             ELSE ARRAY[md5('bench-patient-' || 2 + i % 9998)::uuid] END,
-       'ok', '10.0.0.1', md5(i::text)
+       'ok', 'VIEWED', '10.0.0.1', md5(i::text)
 FROM generate_series($1::bigint, $2::bigint) i
 """
 
