@@ -23,6 +23,8 @@ from resolvers.subscription_errors import masked
 from schema import types
 
 if TYPE_CHECKING:
+    from types import TracebackType
+
     from app.domain.viewer import Viewer
     from app.server.services import Services
     from resolvers.context import RequestContext
@@ -45,7 +47,8 @@ def _position(after_sequence: str | None) -> int | None:
 
 class _Watch:
     """What every subscription's loop shares: the tenant's doorbell, the token's expiry and
-    signing key, and closing the connection with the reason when either ends it."""
+    signing key, closing the connection with the reason when either ends it, and masking what
+    fails unexpectedly."""
 
     def __init__(self, context: RequestContext, viewer: Viewer, services: Services) -> None:
         assert viewer.tenant_id is not None
@@ -80,7 +83,21 @@ class _Watch:
             return False
         return True
 
-    async def close(self) -> None:
+    async def __aenter__(self) -> _Watch:
+        return self
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, _: TracebackType | None
+    ) -> None:
+        try:
+            if isinstance(error, Exception) and not isinstance(error, ApiError):
+                # Strawberry would send the exception's text; unexpected errors leave masked, as
+                # in HTTP.
+                raise masked(error, self._context.request_id) from None
+        finally:
+            await self._close()
+
+    async def _close(self) -> None:
         self._context.status_stream.unsubscribe(self._doorbell)
         if self._expired:
             await self._context.close_connection(TOKEN_EXPIRED, "token expired")
@@ -115,8 +132,7 @@ async def record_status_changed(
     # Each delivery's row goes with those of the other deliveries of the moment (schema/audit.py).
     context.audit_writer = fanout.audit
 
-    watch = _Watch(context, viewer, services)
-    try:
+    async with _Watch(context, viewer, services) as watch:
         if position is None:
             position = await fanout.latest_sequence(viewer.tenant_id)
         while True:
@@ -153,13 +169,6 @@ async def record_status_changed(
             if len(page.rows) == PAGE or await watch.ring():
                 continue
             return
-    except ApiError:
-        raise
-    except Exception as error:
-        # Strawberry would send the exception's text; unexpected errors leave masked, as in HTTP.
-        raise masked(error, context.request_id) from None
-    finally:
-        await watch.close()
 
 
 async def break_glass_activated(info: Info) -> AsyncGenerator[types.BreakGlassGrant, None]:
@@ -172,8 +181,7 @@ async def break_glass_activated(info: Info) -> AsyncGenerator[types.BreakGlassGr
     loaders = context.loaders = EventLoaders(context, viewer)
     context.audit_writer = fanout.audit
 
-    watch = _Watch(context, viewer, services)
-    try:
+    async with _Watch(context, viewer, services) as watch:
         position = await fanout.read(break_glass_grants.latest_grant, viewer)
         while True:
             read_from = datetime.now(UTC)
@@ -191,9 +199,3 @@ async def break_glass_activated(info: Info) -> AsyncGenerator[types.BreakGlassGr
             if len(rows) == PAGE or await watch.ring():
                 continue
             return
-    except ApiError:
-        raise
-    except Exception as error:
-        raise masked(error, context.request_id) from None
-    finally:
-        await watch.close()
