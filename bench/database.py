@@ -15,7 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from app.ops.audit_history import add_audit_history
+from models import AuditEvent
 
 BENCH_DIR = Path(__file__).resolve().parent
 DATA_DIR = BENCH_DIR / ".data"
@@ -118,8 +123,9 @@ def bench_database() -> Iterator[Database]:
         yield Database(str(make_url(server_url).set(database=DATABASE).render_as_string(False)))
 
 
-def prepare(database: Database, *, patients: int) -> None:
-    """Migrates (``medrec migrate``) and seeds tenant t1 unless it already has patients."""
+def prepare(database: Database, *, patients: int, audit_rows: int = 0) -> None:
+    """Migrates (``medrec migrate``) and seeds tenant t1 unless it already has patients; then
+    adds audit history until the tenant has at least ``audit_rows`` audit rows."""
     env = {**os.environ, "MEDREC_DATABASE_URL": database.sqlalchemy_url}
     subprocess.run([MEDREC, "migrate"], env=env, check=True)
     count = _run(
@@ -127,12 +133,28 @@ def prepare(database: Database, *, patients: int) -> None:
     )
     if count:
         print(f"bench: tenant {TENANT} already seeded ({count} patients)", flush=True)
-        return
-    print(f"bench: seeding tenant {TENANT} with {patients} patients ...", flush=True)
-    subprocess.run(
-        [MEDREC, "seed", "--tenant", TENANT, "--patients", str(patients)], env=env, check=True
-    )
+    else:
+        print(f"bench: seeding tenant {TENANT} with {patients} patients ...", flush=True)
+        subprocess.run(
+            [MEDREC, "seed", "--tenant", TENANT, "--patients", str(patients)], env=env, check=True
+        )
+    _run(_add_audit_rows(database, audit_rows))
     _run(_execute(database.url, "VACUUM ANALYZE"))
+
+
+async def _add_audit_rows(database: Database, wanted: int) -> None:
+    engine = create_async_engine(database.sqlalchemy_url)
+    try:
+        async with engine.begin() as connection:
+            have = await connection.scalar(
+                select(func.count()).select_from(AuditEvent).where(AuditEvent.tenant_id == TENANT)
+            )
+            missing = wanted - int(have or 0)
+            if missing > 0:
+                print(f"bench: adding {missing:,} audit rows ...", flush=True)
+                await add_audit_history(connection, TENANT, missing)
+    finally:
+        await engine.dispose()
 
 
 class StatementCounter:

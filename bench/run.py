@@ -46,7 +46,9 @@ USER_POOL = "us-east-1_medrecbench"
 CLIENT_ID = "medrec-bench-client"
 BUCKET = "medrec-bench-attachments"
 POPULATION = 1100
-ALL_SHAPES = ("mobile", "patient", "records", "writes", "fanout")
+ALL_SHAPES = ("mobile", "patient", "records", "writes", "fanout", "accesslog")
+# Asked for by name only (with BENCH_AUDIT_ROWS): no peer has an access log.
+_ON_REQUEST = ("accesslog",)
 UNLIMITED = "1000000000"
 
 
@@ -57,6 +59,7 @@ class Config:
     connections: int
     workers: int
     patients: int
+    audit_rows: int
     shapes: tuple[str, ...]
     subscribers: int
     sub_interval: float
@@ -66,7 +69,9 @@ class Config:
     @classmethod
     def from_env(cls, peers: bool) -> Config:
         env = os.environ
-        default_shapes = ",".join(s for s in ALL_SHAPES if not (peers and s == "fanout"))
+        default_shapes = ",".join(
+            s for s in ALL_SHAPES if s not in _ON_REQUEST and not (peers and s == "fanout")
+        )
         shapes = tuple(
             s.strip() for s in env.get("BENCH_SHAPES", default_shapes).split(",") if s.strip()
         )
@@ -79,6 +84,7 @@ class Config:
             connections=int(env.get("BENCH_CONNECTIONS", "16")),
             workers=int(env.get("BENCH_WORKERS", str(os.cpu_count() or 1))),
             patients=int(env.get("BENCH_PATIENTS", "10000")),
+            audit_rows=int(env.get("BENCH_AUDIT_ROWS", "0")),
             shapes=shapes,
             subscribers=int(env.get("BENCH_SUBSCRIBERS", "1000")),
             sub_interval=float(env.get("BENCH_SUB_INTERVAL", "1.0")),
@@ -511,7 +517,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     started = time.monotonic()
     with bench_database() as database, ExitStack() as stack:
-        prepare(database, patients=config.patients)
+        prepare(database, patients=config.patients, audit_rows=config.audit_rows)
         issuer = LocalTokenIssuer.load_or_create(
             DATA_DIR / "issuer-key.pem",
             issuer=f"https://cognito-idp.{REGION}.amazonaws.com/{USER_POOL}",

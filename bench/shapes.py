@@ -35,6 +35,11 @@ RECORDS_QUERY = """query Records($after: DateTime!) {
     provider { id familyName } } } }
 }"""
 
+ACCESS_LOG_QUERY = """query AccessLog($id: ID!) {
+  patient(id: $id) { id accessLog(first: 20) { edges { node {
+    occurredAt action actor actorRole recordIds } } } }
+}"""
+
 CREATE_RECORD = """mutation Create($input: CreateRecordInput!) {
   createRecord(input: $input) { record { id version status } }
 }"""
@@ -226,6 +231,13 @@ def medrec_shapes(population: Population) -> list[Shape]:
             "3 records(filter: FINALIZED, visitedAfter), first 20",
             [body(RECORDS_QUERY, {"after": VISITED_AFTER})],
             _count_check(["records", "edges"], 20),
+        ),
+        Shape(
+            "accesslog",
+            "6 Patient.accessLog(first: 20)",
+            [body(ACCESS_LOG_QUERY, {"id": pid}) for pid in population.patient_ids],
+            _count_check(["patient", "accessLog", "edges"], 20),
+            notes="with BENCH_AUDIT_ROWS of audit history, so every patient has 20 entries",
         ),
         Shape(
             "writes",

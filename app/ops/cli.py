@@ -74,6 +74,7 @@ def _audit_partitions(_: argparse.Namespace) -> None:
 
 def _seed(args: argparse.Namespace) -> None:
     from app.data.database import create_engine, create_sessionmaker
+    from app.ops.audit_history import add_audit_history
     from app.ops.seed import seed_tenant
     from app.settings import Settings
 
@@ -88,9 +89,14 @@ def _seed(args: argparse.Namespace) -> None:
                     seed=args.seed,
                     replace=args.replace,
                 )
+            if args.audit_rows:
+                async with engine.begin() as connection:
+                    appended = await add_audit_history(connection, args.tenant, args.audit_rows)
         finally:
             await engine.dispose()
         print(summary)
+        if args.audit_rows:
+            print(f"audit rows: {appended}")
 
     asyncio.run(run())
 
@@ -173,6 +179,12 @@ def build_parser() -> argparse.ArgumentParser:
     seed.add_argument("--patients", type=int, required=True)
     seed.add_argument("--seed", type=int, default=0)
     seed.add_argument("--replace", action="store_true", help="delete the tenant's data first")
+    seed.add_argument(
+        "--audit-rows",
+        type=int,
+        default=0,
+        help="also this many audit rows naming the tenant's patients, over the last 36 months",
+    )
     seed.set_defaults(run=_seed)
 
     registered = commands.add_parser(

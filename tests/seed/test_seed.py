@@ -16,6 +16,7 @@ from sqlalchemy import Row, Table, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.domain.errors import Conflict
+from app.ops.audit_history import MONTHS, add_audit_history
 from app.ops.demo_data import DEMO_TENANTS, DemoLogin, load_demo_data
 from app.ops.seed import (
     REFERENCE_INSTANT,
@@ -28,6 +29,7 @@ from app.ops.seed import (
 from models import (
     Attachment,
     AuditEvent,
+    AuditEventPatient,
     Diagnosis,
     MedicalRecord,
     Patient,
@@ -495,3 +497,49 @@ async def test_the_tables_have_statistics_for_the_loaded_rows(session: AsyncSess
     assert estimate is not None
     assert rows is not None
     assert estimate >= rows
+
+
+async def test_audit_history_names_the_tenants_patients_month_by_month(
+    seeded: tuple[str, SeedSummary], session: AsyncSession
+) -> None:
+    tenant_id, _ = seeded
+    connection = await session.connection()
+    assert await add_audit_history(connection, tenant_id, 1_000) == 1_000
+    rows = (
+        await connection.execute(
+            select(AuditEvent.patient_ids, AuditEvent.occurred_at, AuditEvent.action).where(
+                AuditEvent.tenant_id == tenant_id
+            )
+        )
+    ).all()
+    patients = set(
+        await connection.scalars(select(Patient.id).where(Patient.tenant_id == tenant_id))
+    )
+    assert len(rows) == 1_000
+    assert all(len(row.patient_ids) == 1 for row in rows)
+    assert {row.patient_ids[0] for row in rows} == patients
+    assert {row.action for row in rows} == {
+        AccessAction.VIEWED,
+        AccessAction.CHANGED,
+        AccessAction.DOWNLOADED_FILE,
+    }
+    assert len({(row.occurred_at.year, row.occurred_at.month) for row in rows}) >= MONTHS
+    # Each in the partition of its month, and found by its patient.
+    assert (
+        await connection.scalar(
+            text("SELECT count(*) FROM audit_events_default WHERE tenant_id = :tenant"),
+            {"tenant": tenant_id},
+        )
+        == 0
+    )
+    indexed = await connection.scalar(
+        select(func.count())
+        .select_from(AuditEventPatient)
+        .where(AuditEventPatient.tenant_id == tenant_id)
+    )
+    assert indexed == 1_000
+
+
+async def test_audit_history_of_a_tenant_without_patients_is_empty(session: AsyncSession) -> None:
+    connection = await session.connection()
+    assert await add_audit_history(connection, new_tenant(), 100) == 0
