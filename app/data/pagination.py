@@ -180,10 +180,13 @@ def rows_per_parent_statement(
     parent_column: InstrumentedAttribute[Any],
     order: KeysetOrder,
     after: bool,
+    *,
+    size_in_text: bool = False,
 ) -> Select[Any]:
     """The first page of ``statement``'s rows for each id of ``:parent_ids``, in one statement.
 
     ``statement`` selects one table's rows, already filtered by access and filters.
+    ``size_in_text`` as for ``paged``.
     """
     parents = (
         func.unnest(uuid_array("parent_ids"))
@@ -191,7 +194,7 @@ def rows_per_parent_statement(
         .render_derived(name="parents")
     )
     of_parent = statement.where(parent_column == parents.c.parent_id)
-    per_parent = paged(of_parent, order, after).lateral()
+    per_parent = paged(of_parent, order, after, size_in_text=size_in_text).lateral()
     return select(per_parent).select_from(parents).join(per_parent, true())
 
 
