@@ -14,7 +14,7 @@ from sqlalchemy import select, text
 
 from app.data.audit_writer import AuditWriter, append
 from app.data.pagination import PageRequest
-from app.data.repositories.audit_events import patient_audit_page
+from app.data.repositories.audit_events import AuditEventFilter, audit_event_page
 from app.domain.audit import AuditTrail
 from app.domain.viewer import Viewer
 from models import AuditEvent
@@ -25,10 +25,8 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 
-def _event(
-    tenant_id: str, request_id: str | None = None, patient_id: uuid.UUID | None = None
-) -> dict[str, Any]:
-    viewer = Viewer(
+def _viewer(tenant_id: str) -> Viewer:
+    return Viewer(
         subject="auditor",
         roles=frozenset({Role.ADMIN}),
         tenant_id=tenant_id,
@@ -36,8 +34,15 @@ def _event(
         patient_id=None,
         expires_at=datetime.now(UTC) + timedelta(hours=1),
     )
+
+
+def _event(
+    tenant_id: str, request_id: str | None = None, patient_id: uuid.UUID | None = None
+) -> dict[str, Any]:
     trail = AuditTrail(
-        request_id=request_id or uuid.uuid4().hex, client_address="10.0.0.1", viewer=viewer
+        request_id=request_id or uuid.uuid4().hex,
+        client_address="10.0.0.1",
+        viewer=_viewer(tenant_id),
     )
     trail.describe_operation("Read", "query", "{ patients { edges { node { id } } } }")
     trail.touch_tree([patient_id or uuid.uuid4()], [])
@@ -101,7 +106,12 @@ async def _found_by_patient(
     engine: AsyncEngine, tenant_id: str, patient_id: uuid.UUID
 ) -> list[str]:
     async with engine.connect() as connection:
-        rows = await patient_audit_page(connection, tenant_id, patient_id, PageRequest(10, None))
+        rows = await audit_event_page(
+            connection,
+            _viewer(tenant_id),
+            AuditEventFilter(patient_id=patient_id),
+            PageRequest(10, None),
+        )
     return [row.request_id for row in rows]
 
 

@@ -17,7 +17,6 @@ from app.data.repositories.audit_events import (
     AuditEventFilter,
     audit_event_page,
     count_audit_events,
-    patient_audit_page,
 )
 from app.domain.viewer import Viewer
 from models.enums import Role
@@ -67,6 +66,17 @@ async def trail(engine: AsyncEngine, tenant_id: str) -> datetime:
     return next_month
 
 
+def _admin(tenant_id: str) -> Viewer:
+    return Viewer(
+        subject="auditor",
+        roles=frozenset({Role.ADMIN}),
+        tenant_id=tenant_id,
+        provider_id=None,
+        patient_id=None,
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+    )
+
+
 def _names(rows: list[FetchedRow], tenant_id: str) -> list[str]:
     return [row.request_id.removeprefix(f"{tenant_id}-") for row in rows]
 
@@ -90,7 +100,9 @@ async def test_a_patients_rows_newest_first_page_after_page(
     pages = await _every_page(
         engine,
         first,
-        lambda connection, page: patient_audit_page(connection, tenant_id, PATIENT, page),
+        lambda connection, page: audit_event_page(
+            connection, _admin(tenant_id), AuditEventFilter(patient_id=PATIENT), page
+        ),
     )
     # first=2 ends a page at the month's end (r5 | r3); first=3 between the two rows of one instant.
     newest_first = ["r7", "r5", "r3", "r2", "r1"]
@@ -104,14 +116,7 @@ async def test_a_patients_rows_newest_first_page_after_page(
 async def test_the_audit_events_patient_filter_reads_the_same_rows(
     engine: AsyncEngine, tenant_id: str, trail: datetime
 ) -> None:
-    admin = Viewer(
-        subject="auditor",
-        roles=frozenset({Role.ADMIN}),
-        tenant_id=tenant_id,
-        provider_id=None,
-        patient_id=None,
-        expires_at=datetime.now(UTC) + timedelta(hours=1),
-    )
+    admin = _admin(tenant_id)
     for filter_, names in (
         (AuditEventFilter(patient_id=PATIENT), ["r7", "r5", "r3", "r2", "r1"]),
         (AuditEventFilter(patient_id=OTHER), ["r7", "r4", "r2"]),

@@ -114,13 +114,18 @@ async def created_record(
     return record
 
 
-async def next_event(subscriber: Subscriber, operation: str, wait: float = 10.0) -> dict[str, Any]:
-    """The next message, which must be an event of ``operation``."""
+async def next_event(
+    subscriber: Subscriber,
+    operation: str,
+    wait: float = 10.0,
+    field: str = "recordStatusChanged",
+) -> dict[str, Any]:
+    """The next message, which must be an event of ``operation``: its subscription ``field``."""
     message = await subscriber.next_message(wait=wait)
     assert message.get("id") == operation, message
     assert message["type"] == "next", message
     assert "errors" not in message["payload"], message
-    event: dict[str, Any] = message["payload"]["data"]["recordStatusChanged"]
+    event: dict[str, Any] = message["payload"]["data"][field]
     return event
 
 

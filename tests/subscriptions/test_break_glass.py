@@ -58,12 +58,7 @@ async def granted(server: Server, token: str, patient: dict[str, Any]) -> str:
 
 
 async def next_grant(subscriber: Subscriber, operation: str, wait: float = 10.0) -> dict[str, Any]:
-    message = await subscriber.next_message(wait=wait)
-    assert message.get("id") == operation, message
-    assert message["type"] == "next", message
-    assert "errors" not in message["payload"], message
-    grant: dict[str, Any] = message["payload"]["data"]["breakGlassActivated"]
-    return grant
+    return await next_event(subscriber, operation, wait, field="breakGlassActivated")
 
 
 async def until_live(

@@ -16,6 +16,7 @@ from app.data.pagination import (
     parse_int,
     rows_per_parent_statement,
 )
+from app.data.repositories.audit_events import audit_row_of
 from app.domain.access import readable_access_logs_for, viewer_parameters
 from app.domain.viewer import effective_role
 from models import AuditEvent, AuditEventPatient, MedicalRecord, Provider
@@ -74,11 +75,7 @@ def _statement(role: Role | None, after: bool) -> Select[Any]:
             actor.c.given_name.label("provider_given_name"),
             actor.c.family_name.label("provider_family_name"),
         )
-        .join(
-            AuditEvent,
-            (AuditEvent.id == AuditEventPatient.audit_event_id)
-            & (AuditEvent.occurred_at == AuditEventPatient.occurred_at),
-        )
+        .join(AuditEvent, audit_row_of(AuditEventPatient))
         .outerjoin(actor, true())
         .where(
             readable_access_logs_for(

@@ -15,7 +15,7 @@ from models import AuditEvent, AuditEventPatient
 if TYPE_CHECKING:
     from datetime import datetime
 
-    from sqlalchemy import Select
+    from sqlalchemy import ColumnElement, Select
     from sqlalchemy.orm import InstrumentedAttribute
 
     from app.data.database import FetchedRow, Reader
@@ -66,6 +66,15 @@ _PATIENT_ORDER = KeysetOrder(
 )
 
 
+def audit_row_of(patient_row: Any) -> ColumnElement[bool]:
+    """The audit row an audit_event_patients row (or a page of them) points at: by id and time,
+    so the join reads the one partition of its month."""
+    condition: ColumnElement[bool] = (AuditEvent.id == patient_row.audit_event_id) & (
+        AuditEvent.occurred_at == patient_row.occurred_at
+    )
+    return condition
+
+
 def _patient_rows(
     tenant_id: str | None, patient_id: uuid.UUID, filter_: AuditEventFilter
 ) -> Select[Any]:
@@ -93,11 +102,7 @@ def page_statement(tenant_id: str | None, filter_: AuditEventFilter, after: bool
     ).subquery("page")
     return (
         select(*AuditEvent.__table__.c)
-        .join(
-            keys,
-            (AuditEvent.id == keys.c.audit_event_id)
-            & (AuditEvent.occurred_at == keys.c.occurred_at),
-        )
+        .join(keys, audit_row_of(keys.c))
         .order_by(keys.c.occurred_at.desc(), keys.c.audit_event_id.desc())
     )
 
@@ -106,17 +111,6 @@ async def audit_event_page(
     session: Reader, viewer: Viewer, filter_: AuditEventFilter, page: PageRequest
 ) -> list[FetchedRow]:
     statement = page_statement(viewer.tenant_id, filter_, page.after is not None)
-    return fetched_rows(await session.execute(statement, page_parameters(page)))
-
-
-async def patient_audit_page(
-    session: Reader, tenant_id: str, patient_id: uuid.UUID, page: PageRequest
-) -> list[FetchedRow]:
-    """Every audit row of ``tenant_id`` that names ``patient_id``, newest first (AUDIT_ORDER),
-    one page of them (the caller checks who may read them)."""
-    statement = page_statement(
-        tenant_id, AuditEventFilter(patient_id=patient_id), page.after is not None
-    )
     return fetched_rows(await session.execute(statement, page_parameters(page)))
 
 
