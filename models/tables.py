@@ -402,7 +402,10 @@ class AuditEvent(Base):
 class AuditEventPatient(Base):
     """One row per patient an audit row names, written by a trigger on ``audit_events`` (in its
     migration) with every audit row inserted through it: a patient's audit rows, newest first,
-    are a range of this key. Append-only and partitioned like ``audit_events``."""
+    are a range of this key. Append-only and partitioned like ``audit_events``.
+
+    It also carries the audit row's columns the patient's access log shows, copied by the same
+    trigger, so a page of the log reads one index range of this table and nothing else."""
 
     __tablename__ = "audit_event_patients"
 
@@ -412,6 +415,12 @@ class AuditEventPatient(Base):
     # No foreign key: the trigger makes the row from the audit row itself, and checking it would
     # cost every audit write a lookup.
     audit_event_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    action: Mapped[AccessAction] = mapped_column(ACCESS_ACTION, nullable=False)
+    subject: Mapped[str | None] = mapped_column(String(128))
+    roles: Mapped[list[str]] = mapped_column(ARRAY(String(16)), nullable=False)
+    # All the records the audit row names, of every patient: the log shows this patient's.
+    record_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(UUID(as_uuid=True)), nullable=False)
+    break_glass_grant_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
 
     __table_args__ = ({"postgresql_partition_by": "RANGE (occurred_at)"},)
 

@@ -238,3 +238,66 @@ def test_the_break_glass_migration_gives_every_audit_row_its_access_action() -> 
         migrations.downgrade(url, "a4c8e2f6b1d3")
         assert _run(url, "SELECT count(*) FROM audit_events") == [(4,)]
         assert _run(url, "SELECT to_regclass('break_glass_grants')") == [(None,)]
+
+
+_PATIENT_ROW_COPY = (
+    "SELECT audit_row.request_id, patient_row.patient_id, patient_row.action::text, "
+    "patient_row.subject, patient_row.roles, patient_row.record_ids, "
+    "patient_row.break_glass_grant_id FROM audit_event_patients AS patient_row "
+    "JOIN audit_events AS audit_row ON audit_row.id = patient_row.audit_event_id "
+    "ORDER BY audit_row.id, patient_row.patient_id"
+)
+_EXPECTED_COPY = (
+    "SELECT request_id, patient_id, action::text, subject, roles, record_ids, "
+    "break_glass_grant_id FROM audit_events, unnest(patient_ids) AS patient_id "
+    "ORDER BY id, patient_id"
+)
+
+
+def test_the_access_log_migration_copies_what_the_log_shows_into_each_patient_row() -> None:
+    with scratch_database() as url:
+        migrations.upgrade(url, "b7d1f3a9c2e5")
+        _run(
+            url,
+            "INSERT INTO audit_events (tenant_id, subject, roles, operation_type, query_sha256, "
+            "outcome, request_id, action, patient_ids, record_ids, break_glass_grant_id) VALUES "
+            "('a', 'sub-1', '{PROVIDER}', 'query', 'sha', 'ok', 'read', 'VIEWED', "
+            "ARRAY[gen_random_uuid(), gen_random_uuid()], ARRAY[gen_random_uuid()], "
+            "gen_random_uuid()), "
+            "('a', NULL, '{}', 'mutation', 'sha', 'ok', 'change', 'CHANGED', "
+            "ARRAY[gen_random_uuid()], '{}', NULL)",
+        )
+        migrations.upgrade(url)
+        copied = _run(url, _PATIENT_ROW_COPY)
+        assert len(copied) == 3
+        assert copied == _run(url, _EXPECTED_COPY)
+        assert copied[0][2:5] == ("VIEWED", "sub-1", ["PROVIDER"])
+
+        # Rows written from now on carry the same columns, and none can be changed.
+        _run(
+            url,
+            "INSERT INTO audit_events (tenant_id, subject, roles, operation_type, query_sha256, "
+            "outcome, request_id, action, patient_ids) VALUES ('a', 'sub-2', '{ADMIN}', "
+            "'query', 'sha', 'ok', 'later', 'DOWNLOADED_FILE', ARRAY[gen_random_uuid()])",
+        )
+        assert _run(url, _PATIENT_ROW_COPY) == _run(url, _EXPECTED_COPY)
+        assert len(_run(url, _PATIENT_ROW_COPY)) == 4
+        with pytest.raises(DBAPIError, match="append-only"):
+            _run(url, "UPDATE audit_event_patients SET subject = 'someone else'")
+
+        migrations.downgrade(url, "b7d1f3a9c2e5")
+        _run(
+            url,
+            "INSERT INTO audit_events (tenant_id, operation_type, query_sha256, outcome, "
+            "request_id, action, patient_ids) VALUES ('a', 'query', 'sha', 'ok', 'after', "
+            "'VIEWED', ARRAY[gen_random_uuid()])",
+        )
+        assert _run(url, "SELECT count(*) FROM audit_event_patients") == [(5,)]
+        assert "subject" not in {
+            name
+            for (name,) in _run(
+                url,
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_name = 'audit_event_patients'",
+            )
+        }

@@ -225,3 +225,35 @@ async def test_the_logs_of_a_page_of_patients_are_one_statement(
         )
         counts.append(log.count)
     assert counts[0] == counts[1]
+
+
+async def test_one_patients_log_is_a_plain_range_and_reads_as_in_a_batch(
+    api: Api, factory: Factory, app: Starlette
+) -> None:
+    patients = [await factory.patient() for _ in range(3)]
+    for patient in patients:
+        for _ in range(2):
+            await api.data(
+                "query($id: ID!) { patient(id: $id) { id } }",
+                {"id": gid(NodeType.PATIENT, patient)},
+            )
+    batch_query = """{ patients(first: 3) { edges { node { id
+      accessLog(first: 5) { edges { cursor node { occurredAt action actor } } } } } } }"""
+    async with count_statements(app.state.services.engine) as batch_log:
+        batch = await api.data(batch_query)
+    [batched_read] = [s for s in batch_log.statements if "FROM audit_event_patients" in s]
+    assert "unnest(" in batched_read
+
+    # A batch of one: the same page, read without an array of parents (see RowsPerParent). Its
+    # newest entry is the batch read above, which named every patient of the page.
+    for edge in batch["patients"]["edges"]:
+        async with count_statements(app.state.services.engine) as single_log:
+            data = await api.data(LOG, {"id": edge["node"]["id"], "first": 5})
+        [single_read] = [s for s in single_log.statements if "FROM audit_event_patients" in s]
+        assert "unnest(" not in single_read
+        batched_edges = edge["node"]["accessLog"]["edges"]
+        single_edges = data["patient"]["accessLog"]["edges"]
+        assert len(batched_edges) == 2
+        assert [(e["cursor"], e["node"]["action"]) for e in single_edges[1:]] == [
+            (e["cursor"], e["node"]["action"]) for e in batched_edges
+        ]

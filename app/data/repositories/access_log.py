@@ -1,31 +1,29 @@
 """Patients' access logs: the audit rows naming each patient, newest first, one page per patient
-in one statement, found through ``audit_event_patients`` (never by scanning the audit trail)."""
+in one statement, read from ``audit_event_patients`` alone (never by scanning the audit trail)."""
 
 from __future__ import annotations
 
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy import any_, func, select, true
 
 from app.data.pagination import (
     KeysetOrder,
+    RowsPerParent,
     first_rows_per_parent,
     page_parameters,
     parse_datetime,
     parse_int,
     rows_per_parent_statement,
 )
-from app.data.repositories.audit_events import audit_row_of
 from app.domain.access import readable_access_logs_for, viewer_parameters
 from app.domain.viewer import effective_role
-from models import AuditEvent, AuditEventPatient, MedicalRecord, Provider
+from models import AuditEventPatient, MedicalRecord, Provider
 
 if TYPE_CHECKING:
     import uuid
     from collections.abc import Sequence
-
-    from sqlalchemy import Select
 
     from app.data.database import FetchedRow, Reader
     from app.data.pagination import PageRequest
@@ -41,7 +39,7 @@ ACCESS_LOG_ORDER = KeysetOrder(
 
 
 @cache
-def _statement(role: Role | None, after: bool) -> Select[Any]:
+def _statement(role: Role | None, after: bool) -> RowsPerParent:
     # Of the records the audit row names, the ids of this patient's: another patient's are not
     # this log's to show.
     records = (
@@ -49,7 +47,7 @@ def _statement(role: Role | None, after: bool) -> Select[Any]:
         .where(
             MedicalRecord.tenant_id == AuditEventPatient.tenant_id,
             MedicalRecord.patient_id == AuditEventPatient.patient_id,
-            MedicalRecord.id == any_(AuditEvent.record_ids),
+            MedicalRecord.id == any_(AuditEventPatient.record_ids),
         )
         .order_by(MedicalRecord.id)
     )
@@ -58,7 +56,7 @@ def _statement(role: Role | None, after: bool) -> Select[Any]:
         select(Provider.given_name, Provider.family_name)
         .where(
             Provider.tenant_id == AuditEventPatient.tenant_id,
-            Provider.cognito_sub == AuditEvent.subject,
+            Provider.cognito_sub == AuditEventPatient.subject,
         )
         .limit(1)
         .lateral("actor")
@@ -68,14 +66,14 @@ def _statement(role: Role | None, after: bool) -> Select[Any]:
             AuditEventPatient.patient_id,
             AuditEventPatient.occurred_at,
             AuditEventPatient.audit_event_id,
-            AuditEvent.action,
-            AuditEvent.roles,
-            AuditEvent.break_glass_grant_id,
+            AuditEventPatient.action,
+            AuditEventPatient.roles,
+            AuditEventPatient.break_glass_grant_id,
             func.array(records.scalar_subquery()).label("record_ids"),
             actor.c.given_name.label("provider_given_name"),
             actor.c.family_name.label("provider_family_name"),
         )
-        .join(AuditEvent, audit_row_of(AuditEventPatient))
+        .select_from(AuditEventPatient)
         .outerjoin(actor, true())
         .where(
             readable_access_logs_for(
@@ -83,7 +81,7 @@ def _statement(role: Role | None, after: bool) -> Select[Any]:
             )
         )
     )
-    # The size in the text: see pagination.paged (both tables are partitioned by month).
+    # The size in the text: see pagination.paged (the table is partitioned by month).
     return rows_per_parent_statement(
         entries, AuditEventPatient.patient_id, ACCESS_LOG_ORDER, after, size_in_text=True
     )
@@ -94,6 +92,4 @@ async def access_logs_of_patients(
 ) -> dict[uuid.UUID, list[FetchedRow]]:
     statement = _statement(effective_role(viewer), page.after is not None)
     parameters = {**viewer_parameters(viewer), **page_parameters(page)}
-    return await first_rows_per_parent(
-        session, statement, parameters, AuditEventPatient.patient_id, patient_ids
-    )
+    return await first_rows_per_parent(session, statement, parameters, patient_ids)

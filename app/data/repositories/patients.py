@@ -12,6 +12,7 @@ from sqlalchemy import String, bindparam, func, or_, select
 from app.data.database import fetched_rows
 from app.data.pagination import (
     KeysetOrder,
+    RowsPerParent,
     count_per_parent,
     count_per_parent_statement,
     first_rows_per_parent,
@@ -97,7 +98,7 @@ def count_statement(role: Role | None, filters: frozenset[str]) -> Select[int]:
 
 
 @cache
-def _of_providers(role: Role | None, filters: frozenset[str], after: bool) -> Select[Any]:
+def _of_providers(role: Role | None, filters: frozenset[str], after: bool) -> RowsPerParent:
     return rows_per_parent_statement(
         filtered_statement(role, filters), Patient.primary_provider_id, PATIENT_ORDER, after
     )
@@ -141,9 +142,7 @@ async def patients_of_providers(
     filters = filter_.parameters()
     statement = _of_providers(effective_role(viewer), frozenset(filters), page.after is not None)
     parameters = {**viewer_parameters(viewer), **filters, **page_parameters(page)}
-    return await first_rows_per_parent(
-        session, statement, parameters, Patient.primary_provider_id, provider_ids
-    )
+    return await first_rows_per_parent(session, statement, parameters, provider_ids)
 
 
 async def count_patients_of_providers(

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from app.data.database import fetched_rows
 from app.data.pagination import (
     KeysetOrder,
+    RowsPerParent,
     count_per_parent,
     count_per_parent_statement,
     first_rows_per_parent,
@@ -127,7 +128,7 @@ def count_statement(role: Role | None, filters: frozenset[str]) -> Select[int]:
 @cache
 def _of_parents(
     role: Role | None, filters: frozenset[str], parent: RecordParent, after: bool, with_json: bool
-) -> Select[Any]:
+) -> RowsPerParent:
     return rows_per_parent_statement(
         filtered_statement(role, filters, with_json), _PARENT_COLUMNS[parent], RECORD_ORDER, after
     )
@@ -187,9 +188,7 @@ async def records_of_parents(
         effective_role(viewer), frozenset(filters), parent, page.after is not None, with_json
     )
     parameters = {**viewer_parameters(viewer), **filters, **page_parameters(page)}
-    return await first_rows_per_parent(
-        session, statement, parameters, _PARENT_COLUMNS[parent], parent_ids
-    )
+    return await first_rows_per_parent(session, statement, parameters, parent_ids)
 
 
 async def count_records_of_parents(
