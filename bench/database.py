@@ -84,9 +84,15 @@ def _run(coroutine: object) -> object:
     return asyncio.run(coroutine)  # type: ignore[arg-type]
 
 
+def sized_database(patients: int) -> str:
+    """A database per BENCH_PATIENTS, so going back to a size seeded before does not seed again."""
+    return f"{DATABASE}_{patients}"
+
+
 @contextmanager
-def bench_database() -> Iterator[Database]:
-    """Yields the bench database, started (embedded) or given by BENCH_DATABASE_URL."""
+def bench_database(name: str = DATABASE) -> Iterator[Database]:
+    """Yields the bench database ``name``, started (embedded) and created if missing, or the one
+    BENCH_DATABASE_URL gives."""
     given = os.environ.get("BENCH_DATABASE_URL")
     if given:
         yield Database(_plain(given))
@@ -115,12 +121,10 @@ def bench_database() -> Iterator[Database]:
                 _run(_execute(server_url, f"ALTER SYSTEM SET {setting}"))
     with get_server(pgdata, cleanup_mode="stop") as server:
         server_url = server.get_uri()
-        exists = _run(
-            _fetchval(server_url, "SELECT 1 FROM pg_database WHERE datname = $1", DATABASE)
-        )
+        exists = _run(_fetchval(server_url, "SELECT 1 FROM pg_database WHERE datname = $1", name))
         if not exists:
-            _run(_execute(server_url, f'CREATE DATABASE "{DATABASE}"'))
-        yield Database(str(make_url(server_url).set(database=DATABASE).render_as_string(False)))
+            _run(_execute(server_url, f'CREATE DATABASE "{name}"'))
+        yield Database(str(make_url(server_url).set(database=name).render_as_string(False)))
 
 
 def prepare(database: Database, *, patients: int, audit_rows: int = 0) -> None:

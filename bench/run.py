@@ -34,6 +34,7 @@ from bench.database import (
     StatementCounter,
     bench_database,
     prepare,
+    sized_database,
 )
 from bench.fanout import run_fanout
 from bench.loadgen import Result, measure
@@ -516,7 +517,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # moto's S3 server logs every request it serves; only its warnings matter here.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     started = time.monotonic()
-    with bench_database() as database, ExitStack() as stack:
+    with bench_database(sized_database(config.patients)) as database, ExitStack() as stack:
         prepare(database, patients=config.patients, audit_rows=config.audit_rows)
         issuer = LocalTokenIssuer.load_or_create(
             DATA_DIR / "issuer-key.pem",
