@@ -40,6 +40,9 @@ class Database:
     """Where the bench data lives, in the spellings the three clients need."""
 
     url: str  # postgresql://... (asyncpg, psql, node-postgres)
+    # The embedded server's postmaster, whose processes' CPU the bench counts; None for
+    # BENCH_DATABASE_URL, which may be on another machine.
+    postmaster_pid: int | None = None
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -124,7 +127,10 @@ def bench_database(name: str = DATABASE) -> Iterator[Database]:
         exists = _run(_fetchval(server_url, "SELECT 1 FROM pg_database WHERE datname = $1", name))
         if not exists:
             _run(_execute(server_url, f'CREATE DATABASE "{name}"'))
-        yield Database(str(make_url(server_url).set(database=name).render_as_string(False)))
+        postmaster_pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+        yield Database(
+            str(make_url(server_url).set(database=name).render_as_string(False)), postmaster_pid
+        )
 
 
 def prepare(database: Database, *, patients: int, audit_rows: int = 0) -> None:

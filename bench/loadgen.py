@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from bench.database import BENCH_DIR, StatementCounter
-from bench.servers import RssSampler
+from bench.servers import RssSampler, cpu_spent, tree_cpu_seconds
 from bench.shapes import Shape
 
 LUA_DIR = BENCH_DIR / "lua"
@@ -47,6 +47,9 @@ class Result:
     sql_per_request_sequential: float | None
     queries_per_request_sequential: float | None
     bytes_per_response: float | None
+    # CPU per request handled under load, of the server's processes and of PostgreSQL's.
+    server_cpu_us: float | None = None
+    postgres_cpu_us: float | None = None
     notes: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -148,6 +151,7 @@ async def measure(
     token: str | None,
     shape: Shape,
     rss_pids: list[int],
+    postgres_pids: list[int],
     counter: StatementCounter,
     seconds: float,
     warmup: float,
@@ -166,6 +170,7 @@ async def measure(
     if warmup > 0:
         await run_wrk(url, token, shape, seconds=warmup, connections=connections, threads=threads)
     await counter.reset()
+    cpu_before = tree_cpu_seconds(rss_pids), tree_cpu_seconds(postgres_pids)
     with RssSampler(rss_pids) as sampler:
         raw = await run_wrk(
             url, token, shape, seconds=seconds, connections=connections, threads=threads
@@ -174,6 +179,8 @@ async def measure(
     # The requests in flight when wrk stopped (one per connection) still run to the end on the
     # server: wait for them, and count them as handled.
     await asyncio.sleep(min(60.0, max(2.0, 2 * raw["p99_us"] / 1e6)))
+    server_cpu = cpu_spent(cpu_before[0], tree_cpu_seconds(rss_pids))
+    postgres_cpu = cpu_spent(cpu_before[1], tree_cpu_seconds(postgres_pids))
     totals = await counter.totals()
     handled = requests + connections if requests else 0
     duration = raw["duration_us"] / 1e6
@@ -212,5 +219,7 @@ async def measure(
         sql_per_request_sequential=per_request(probe[0] if probe else None, sent),
         queries_per_request_sequential=per_request(probe[1] if probe else None, sent),
         bytes_per_response=raw["bytes"] / requests if requests else None,
+        server_cpu_us=per_request(round(server_cpu * 1e6), handled),
+        postgres_cpu_us=per_request(round(postgres_cpu * 1e6), handled) if postgres_pids else None,
         notes=shape.notes,
     )

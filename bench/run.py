@@ -16,7 +16,9 @@ import platform
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from collections.abc import Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -38,8 +40,21 @@ from bench.database import (
 )
 from bench.fanout import run_fanout
 from bench.loadgen import Result, measure
-from bench.servers import RssSampler, free_port, medrec_server, postgraphile_server
-from bench.shapes import MOBILE_PAGE, RECORDS_PER_PATIENT, Population, medrec_shapes, peer_shapes
+from bench.servers import (
+    RssSampler,
+    floor_server,
+    free_port,
+    medrec_server,
+    postgraphile_server,
+)
+from bench.shapes import (
+    MOBILE_PAGE,
+    RECORDS_PER_PATIENT,
+    Population,
+    Shape,
+    medrec_shapes,
+    peer_shapes,
+)
 
 RESULTS_DIR = BENCH_DIR / "results"
 REGION = "us-east-1"
@@ -65,6 +80,7 @@ class Config:
     subscribers: int
     sub_interval: float
     soak: float
+    floor: bool
     peers: bool
 
     @classmethod
@@ -90,6 +106,7 @@ class Config:
             subscribers=int(env.get("BENCH_SUBSCRIBERS", "1000")),
             sub_interval=float(env.get("BENCH_SUB_INTERVAL", "1.0")),
             soak=float(env.get("BENCH_SOAK", "0")),
+            floor=env.get("BENCH_FLOOR", "0") == "1",
             peers=peers,
         )
 
@@ -190,9 +207,10 @@ def _exact_sql(result: Result) -> str:
 def table(results: Sequence[Result]) -> str:
     header = (
         "| shape | server | req/s | p50 ms | p99 ms | errors | server RSS MiB (peak) "
-        "| SQL/req under load: all (queries) | SQL/req exact: all (queries) | KB/resp |"
+        "| SQL/req under load: all (queries) | SQL/req exact: all (queries) | KB/resp "
+        "| CPU us/req: server + PostgreSQL |"
     )
-    lines = [header, "|" + "---|" * 10]
+    lines = [header, "|" + "---|" * 11]
     for r in results:
         rate = f"{100 * r.errors / (r.requests + r.errors):.1f}%" if r.requests + r.errors else "-"
         lines.append(
@@ -200,7 +218,8 @@ def table(results: Sequence[Result]) -> str:
             f"| {r.errors} ({rate}) | {_mib(r.rss_peak_bytes)} "
             f"| {_num(r.sql_per_request)} ({_num(r.queries_per_request)}) "
             f"| {_exact_sql(r)} "
-            f"| {_num(None if r.bytes_per_response is None else r.bytes_per_response / 1000)} |"
+            f"| {_num(None if r.bytes_per_response is None else r.bytes_per_response / 1000)} "
+            f"| {_num(r.server_cpu_us, 0)} + {_num(r.postgres_cpu_us, 0)} |"
         )
     return "\n".join(lines)
 
@@ -240,6 +259,8 @@ NOTES = """Notes:
   end); exact: {probe} requests sent one at a time before the load. For the fan-out: per
   delivery.
 - server RSS: the serve process and its workers (VmRSS from /proc), peak during the run.
+- CPU us/req: user + system CPU (from /proc) of the server's processes and of PostgreSQL's
+  (the embedded server's; n/a with BENCH_DATABASE_URL) during the run, per request handled.
 - The server, PostgreSQL and wrk share this machine's {cpus} CPUs.
 """
 
@@ -305,6 +326,38 @@ def _write_results(
     return json_path, md_path
 
 
+async def _floor(
+    config: Config, url: str, token: str, shape: Shape, counter: StatementCounter, threads: int
+) -> Result:
+    """The shape against bench/floor.py answering medrec's bytes for its first request."""
+    async with httpx.AsyncClient(timeout=60) as client:
+        first = shape.bodies[0].replace("__UUID__", str(uuid.uuid4()))
+        answer = await client.post(
+            url,
+            content=first,
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {token}"},
+        )
+    port = free_port()
+    with tempfile.NamedTemporaryFile(prefix="medrec-floor-", suffix=".json") as body:
+        body.write(answer.content)
+        body.flush()
+        with floor_server(Path(body.name), port=port, workers=config.workers) as floor:
+            print(f"bench: floor, {shape.title} ...", flush=True)
+            return await measure(
+                server="floor",
+                url=f"http://127.0.0.1:{port}/graphql",
+                token=token,
+                shape=shape,
+                rss_pids=[floor.pid],
+                postgres_pids=[],
+                counter=counter,
+                seconds=config.duration,
+                warmup=config.warmup,
+                connections=config.connections,
+                threads=threads,
+            )
+
+
 async def _soak(
     config: Config,
     url: str,
@@ -323,6 +376,7 @@ async def _soak(
             token=token,
             shape=mobile,
             rss_pids=pids,
+            postgres_pids=[],
             counter=counter,
             seconds=config.soak,
             warmup=0,
@@ -346,6 +400,7 @@ async def _bench(config: Config, database: Database, jwks_url: str, s3_url: str,
     threads = min(config.connections, os.cpu_count() or 1)
     counter = StatementCounter(database)
     await counter.open()
+    postgres_pids = [] if database.postmaster_pid is None else [database.postmaster_pid]
     ours: list[Result] = []
     peers: list[Result] = []
     extra: dict[str, Any] = {}
@@ -383,6 +438,7 @@ async def _bench(config: Config, database: Database, jwks_url: str, s3_url: str,
                             token=token,
                             shape=shape,
                             rss_pids=[server.pid],
+                            postgres_pids=postgres_pids,
                             counter=counter,
                             seconds=config.duration,
                             warmup=config.warmup,
@@ -400,6 +456,7 @@ async def _bench(config: Config, database: Database, jwks_url: str, s3_url: str,
                                 token=None,
                                 shape=peer_shape,
                                 rss_pids=peer_pids,
+                                postgres_pids=postgres_pids,
                                 counter=counter,
                                 seconds=config.duration,
                                 warmup=config.warmup,
@@ -407,6 +464,8 @@ async def _bench(config: Config, database: Database, jwks_url: str, s3_url: str,
                                 threads=threads,
                             )
                         )
+                    if config.floor:
+                        ours.append(await _floor(config, url, token, shape, counter, threads))
                 if config.soak:
                     extra["soak"] = await _soak(
                         config, url, token, shape_list, [server.pid], counter

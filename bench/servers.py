@@ -1,4 +1,4 @@
-"""The servers under test, started as subprocesses, and their memory (RSS from /proc)."""
+"""The servers under test, started as subprocesses, and their memory and CPU (from /proc)."""
 
 from __future__ import annotations
 
@@ -53,8 +53,10 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
-def tree_rss_bytes(pids: list[int]) -> int:
-    """Sum of VmRSS over these processes and all their descendants."""
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _descendants(pids: list[int]) -> set[int]:
     tree = _children()
     seen: set[int] = set()
     stack = list(pids)
@@ -64,7 +66,32 @@ def tree_rss_bytes(pids: list[int]) -> int:
             continue
         seen.add(pid)
         stack.extend(tree.get(pid, ()))
-    return sum(_rss_kib(pid) for pid in seen) * 1024
+    return seen
+
+
+def tree_cpu_seconds(pids: list[int]) -> dict[int, float]:
+    """User and system CPU seconds of these processes and all their descendants, by pid."""
+    times: dict[int, float] = {}
+    for pid in _descendants(pids):
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        # utime and stime: fields 14 and 15 of proc(5), counted from the state (field 3).
+        times[pid] = (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    return times
+
+
+def cpu_spent(before: dict[int, float], after: dict[int, float]) -> float:
+    """CPU seconds between two ``tree_cpu_seconds``: processes that exited meanwhile are lost,
+    so the pools' long-lived connections are what this counts well."""
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
+def tree_rss_bytes(pids: list[int]) -> int:
+    """Sum of VmRSS over these processes and all their descendants."""
+    return sum(_rss_kib(pid) for pid in _descendants(pids)) * 1024
 
 
 class RssSampler:
@@ -199,6 +226,33 @@ def medrec_server(name: str, env: Mapping[str, str], *, port: int, workers: int)
         [MEDREC, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)],
         env,
         ready_url=f"http://127.0.0.1:{port}/readyz",
+    )
+
+
+def floor_server(body: Path, *, port: int, workers: int) -> Process:
+    """bench/floor.py on uvicorn with ``medrec serve``'s worker count, answering ``body``."""
+    argv = [
+        str(Path(MEDREC).with_name("python")),
+        "-m",
+        "uvicorn",
+        "bench.floor:app",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--proxy-headers",
+        "--no-access-log",
+        "--log-level",
+        "warning",
+    ]
+    return Process(
+        "floor",
+        argv,
+        {**os.environ, "BENCH_FLOOR_BODY": str(body)},
+        ready_url=f"http://127.0.0.1:{port}/",
+        cwd=BENCH_DIR.parent,
     )
 
 
