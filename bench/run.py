@@ -478,7 +478,9 @@ async def _bench(config: Config, database: Database, jwks_url: str, s3_url: str,
 
     text = table([*ours, *peers])
     if peers:
-        text += "\n\nmedrec / PostGraphile 4:\n\n" + ratio_table(ours, peers)
+        text += "\n\nmedrec / PostGraphile 4:\n\n" + ratio_table(
+            [r for r in ours if r.server == "medrec"], peers
+        )
     if "fanout" in extra:
         fan = extra["fanout"]
         text += (
