@@ -418,7 +418,7 @@ class AuditEventPatient(Base):
     action: Mapped[AccessAction] = mapped_column(ACCESS_ACTION, nullable=False)
     subject: Mapped[str | None] = mapped_column(String(128))
     roles: Mapped[list[str]] = mapped_column(ARRAY(String(16)), nullable=False)
-    # All the records the audit row names, of every patient: the log shows this patient's.
+    # Of the records the audit row names, this patient's own (the trigger keeps no others).
     record_ids: Mapped[list[uuid.UUID]] = mapped_column(ARRAY(UUID(as_uuid=True)), nullable=False)
     break_glass_grant_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True))
 

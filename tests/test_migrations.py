@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 import pytest
@@ -240,59 +241,100 @@ def test_the_break_glass_migration_gives_every_audit_row_its_access_action() -> 
         assert _run(url, "SELECT to_regclass('break_glass_grants')") == [(None,)]
 
 
-_PATIENT_ROW_COPY = (
+_RECORD = (
+    "INSERT INTO medical_records (id, tenant_id, patient_id, provider_id, record_type, "
+    "visit_date) VALUES ('{id}', 'a', '{patient}', '{provider}', 'CONSULTATION', now())"
+)
+_PATIENT_ROWS = (
     "SELECT audit_row.request_id, patient_row.patient_id, patient_row.action::text, "
     "patient_row.subject, patient_row.roles, patient_row.record_ids, "
     "patient_row.break_glass_grant_id FROM audit_event_patients AS patient_row "
     "JOIN audit_events AS audit_row ON audit_row.id = patient_row.audit_event_id "
     "ORDER BY audit_row.id, patient_row.patient_id"
 )
-_EXPECTED_COPY = (
-    "SELECT request_id, patient_id, action::text, subject, roles, record_ids, "
-    "break_glass_grant_id FROM audit_events, unnest(patient_ids) AS patient_id "
-    "ORDER BY id, patient_id"
-)
 
 
-def test_the_access_log_migration_copies_what_the_log_shows_into_each_patient_row() -> None:
+def _audit_row(request_id: str, patients: list[Any], records: list[Any], grant: str) -> str:
+    def array(ids: list[Any]) -> str:
+        return f"ARRAY[{', '.join(repr(str(i)) for i in ids)}]::uuid[]" if ids else "'{}'"
+
+    # This module's own test values, not input.
+    return (
+        "INSERT INTO audit_events (tenant_id, subject, roles, operation_type, query_sha256, "  # noqa: S608
+        "outcome, request_id, action, patient_ids, record_ids, break_glass_grant_id) VALUES "
+        f"('a', 'sub-{request_id}', '{{PROVIDER}}', 'query', 'sha', 'ok', '{request_id}', "
+        f"'VIEWED', {array(patients)}, {array(records)}, {grant})"
+    )
+
+
+def test_the_access_log_migration_gives_each_patient_row_what_its_log_shows() -> None:
     with scratch_database() as url:
         migrations.upgrade(url, "b7d1f3a9c2e5")
-        _run(
-            url,
-            "INSERT INTO audit_events (tenant_id, subject, roles, operation_type, query_sha256, "
-            "outcome, request_id, action, patient_ids, record_ids, break_glass_grant_id) VALUES "
-            "('a', 'sub-1', '{PROVIDER}', 'query', 'sha', 'ok', 'read', 'VIEWED', "
-            "ARRAY[gen_random_uuid(), gen_random_uuid()], ARRAY[gen_random_uuid()], "
-            "gen_random_uuid()), "
-            "('a', NULL, '{}', 'mutation', 'sha', 'ok', 'change', 'CHANGED', "
-            "ARRAY[gen_random_uuid()], '{}', NULL)",
+        [(provider,)] = _run(url, _PROVIDER.format(tenant="a", npi="1000000004", subject="p"))
+        patients = sorted(
+            _run(url, _PATIENT.format(tenant="a", mrn=mrn, subject=mrn))[0][0]
+            for mrn in ("m1", "m2")
         )
-        migrations.upgrade(url)
-        copied = _run(url, _PATIENT_ROW_COPY)
-        assert len(copied) == 3
-        assert copied == _run(url, _EXPECTED_COPY)
-        assert copied[0][2:5] == ("VIEWED", "sub-1", ["PROVIDER"])
+        records = {patient: uuid.uuid4() for patient in patients}
+        for patient, record in records.items():
+            _run(url, _RECORD.format(id=record, patient=patient, provider=provider))
+        grant = uuid.uuid4()
+        # One row naming both patients and both records, one naming a patient and no record.
+        _run(url, _audit_row("both", patients, list(records.values()), f"'{grant}'"))
+        _run(url, _audit_row("one", patients[:1], [], "NULL"))
 
-        # Rows written from now on carry the same columns, and none can be changed.
-        _run(
-            url,
-            "INSERT INTO audit_events (tenant_id, subject, roles, operation_type, query_sha256, "
-            "outcome, request_id, action, patient_ids) VALUES ('a', 'sub-2', '{ADMIN}', "
-            "'query', 'sha', 'ok', 'later', 'DOWNLOADED_FILE', ARRAY[gen_random_uuid()])",
-        )
-        assert _run(url, _PATIENT_ROW_COPY) == _run(url, _EXPECTED_COPY)
-        assert len(_run(url, _PATIENT_ROW_COPY)) == 4
+        migrations.upgrade(url)
+        expected = [
+            (
+                "both",
+                patients[0],
+                "VIEWED",
+                "sub-both",
+                ["PROVIDER"],
+                [records[patients[0]]],
+                grant,
+            ),
+            (
+                "both",
+                patients[1],
+                "VIEWED",
+                "sub-both",
+                ["PROVIDER"],
+                [records[patients[1]]],
+                grant,
+            ),
+            ("one", patients[0], "VIEWED", "sub-one", ["PROVIDER"], [], None),
+        ]
+        assert _run(url, _PATIENT_ROWS) == expected
+
+        # Rows written from now on get the same, and none can be changed.
+        _run(url, _audit_row("later", patients, list(records.values()), "NULL"))
+        assert _run(url, _PATIENT_ROWS)[3:] == [
+            (
+                "later",
+                patients[0],
+                "VIEWED",
+                "sub-later",
+                ["PROVIDER"],
+                [records[patients[0]]],
+                None,
+            ),
+            (
+                "later",
+                patients[1],
+                "VIEWED",
+                "sub-later",
+                ["PROVIDER"],
+                [records[patients[1]]],
+                None,
+            ),
+        ]
         with pytest.raises(DBAPIError, match="append-only"):
             _run(url, "UPDATE audit_event_patients SET subject = 'someone else'")
 
         migrations.downgrade(url, "b7d1f3a9c2e5")
-        _run(
-            url,
-            "INSERT INTO audit_events (tenant_id, operation_type, query_sha256, outcome, "
-            "request_id, action, patient_ids) VALUES ('a', 'query', 'sha', 'ok', 'after', "
-            "'VIEWED', ARRAY[gen_random_uuid()])",
-        )
-        assert _run(url, "SELECT count(*) FROM audit_event_patients") == [(5,)]
+        _run(url, _audit_row("after", patients[:1], [], "NULL"))
+        assert _run(url, "SELECT count(*) FROM audit_event_patients") == [(6,)]
         assert "subject" not in {
             name
             for (name,) in _run(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from functools import cache
 from typing import TYPE_CHECKING
 
-from sqlalchemy import any_, func, select, true
+from sqlalchemy import select, true
 
 from app.data.pagination import (
     KeysetOrder,
@@ -19,7 +19,7 @@ from app.data.pagination import (
 )
 from app.domain.access import readable_access_logs_for, viewer_parameters
 from app.domain.viewer import effective_role
-from models import AuditEventPatient, MedicalRecord, Provider
+from models import AuditEventPatient, Provider
 
 if TYPE_CHECKING:
     import uuid
@@ -40,17 +40,6 @@ ACCESS_LOG_ORDER = KeysetOrder(
 
 @cache
 def _statement(role: Role | None, after: bool) -> RowsPerParent:
-    # Of the records the audit row names, the ids of this patient's: another patient's are not
-    # this log's to show.
-    records = (
-        select(MedicalRecord.id)
-        .where(
-            MedicalRecord.tenant_id == AuditEventPatient.tenant_id,
-            MedicalRecord.patient_id == AuditEventPatient.patient_id,
-            MedicalRecord.id == any_(AuditEventPatient.record_ids),
-        )
-        .order_by(MedicalRecord.id)
-    )
     # The provider linked to the caller's subject names the actor: one probe of its index.
     actor = (
         select(Provider.given_name, Provider.family_name)
@@ -69,7 +58,7 @@ def _statement(role: Role | None, after: bool) -> RowsPerParent:
             AuditEventPatient.action,
             AuditEventPatient.roles,
             AuditEventPatient.break_glass_grant_id,
-            func.array(records.scalar_subquery()).label("record_ids"),
+            AuditEventPatient.record_ids,
             actor.c.given_name.label("provider_given_name"),
             actor.c.family_name.label("provider_family_name"),
         )
