@@ -7,15 +7,20 @@ clock, so two runs with the same arguments write identical rows in the same orde
 
 from __future__ import annotations
 
+import asyncio
+import bisect
+import functools
 import random
 import re
 import uuid
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final, NamedTuple
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Final, NamedTuple, TypeVar
 
-from sqlalchemy import Table, delete, exists, insert, select, text
+import orjson
+from sqlalchemy import delete, exists, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from models import (
@@ -29,17 +34,27 @@ from models import (
 )
 from models.enums import AttachmentStatus, DiagnosisType, RecordStatus, RecordType, Sex
 
-Row = dict[str, Any]
-
 # Fixed rather than now(): timestamps, and so every ordering by them, must not depend on the day
 # the seed runs. All generated instants lie before it.
 REFERENCE_INSTANT: Final = datetime(2026, 11, 1, tzinfo=UTC)
-CHUNK_SIZE: Final = 5_000
+# Patients made and written at a time (each with 5-15 records and the rows under them): what
+# bounds the memory of a seed of any size. Larger batches are no faster.
+BATCH_PATIENTS: Final = 2_000
 PATIENTS_PER_PROVIDER: Final = 20
 MAX_PATIENTS: Final = 1_000_000
 
 _TENANT_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _YEAR = timedelta(days=365)
+_MINUTE = 60
+_HOUR = 60 * _MINUTE
+_DAY = 24 * _HOUR
+# The bits uuid.UUID(version=4) overwrites: the variant (RFC 4122) and the version.
+_V4_CLEAR = ~(0xC000 << 48 | 0xF000 << 64)
+_V4_SET = 0x8000 << 48 | 4 << 76
+_T = TypeVar("_T")
+# How long before the reference instant patients were created; everything under them is later.
+_OLDEST_PATIENT = timedelta(days=3.5 * 365)
+_NEWEST_PATIENT = timedelta(days=100)
 
 
 class SeedError(Exception):
@@ -304,14 +319,6 @@ _ERROR_REASONS: Final = (
 )
 
 
-class _Event(NamedTuple):
-    previous: RecordStatus | None
-    status: RecordStatus
-    at: datetime
-    by: str
-    reason: str | None
-
-
 class _FileKind(NamedTuple):
     content_type: str
     extension: str
@@ -341,17 +348,121 @@ _ATTACHMENTS_BY_TYPE: Final[dict[RecordType, tuple[tuple[str, _FileKind], ...]]]
 
 # --- Generation -----------------------------------------------------------------------------------
 
+# The rows as COPY writes them: each field is the table's column of that name, and a column left
+# out takes its default. The JSON columns hold JSON text.
+
+
+class ProviderRow(NamedTuple):
+    id: uuid.UUID
+    tenant_id: str
+    npi: str
+    given_name: str
+    family_name: str
+    specialty: str
+    email: str
+    active: bool
+    cognito_sub: str
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class PatientRow(NamedTuple):
+    id: uuid.UUID
+    tenant_id: str
+    mrn: str
+    given_name: str
+    family_name: str
+    date_of_birth: date
+    sex: Sex
+    email: str | None
+    phone: str | None
+    primary_provider_id: uuid.UUID
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class RecordRow(NamedTuple):
+    id: uuid.UUID
+    tenant_id: str
+    patient_id: uuid.UUID
+    provider_id: uuid.UUID
+    record_type: RecordType
+    visit_date: datetime
+    chief_complaint: str
+    notes: str
+    # JSON null, not SQL NULL, for a visit without vital signs: what the INSERT of None wrote.
+    vital_signs: str
+    prescriptions: str
+    lab_results: str
+    status: RecordStatus
+    finalized_at: datetime | None
+    follow_up_date: date | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class DiagnosisRow(NamedTuple):
+    id: uuid.UUID
+    tenant_id: str
+    record_id: uuid.UUID
+    patient_id: uuid.UUID
+    icd10_code: str
+    description: str
+    type: DiagnosisType
+    created_at: datetime
+
+
+class AttachmentRow(NamedTuple):
+    id: uuid.UUID
+    tenant_id: str
+    record_id: uuid.UUID
+    patient_id: uuid.UUID
+    file_name: str
+    content_type: str
+    size_bytes: int
+    checksum_sha256: str
+    status: AttachmentStatus
+    storage_key: str
+    uploaded_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    version: int
+
+
+class StatusEventRow(NamedTuple):
+    """Without ``sequence``: the database numbers the events when they are written."""
+
+    tenant_id: str
+    record_id: uuid.UUID
+    patient_id: uuid.UUID
+    previous_status: RecordStatus | None
+    status: RecordStatus
+    changed_at: datetime
+    changed_by: str
+    reason: str | None
+
 
 @dataclass
-class SeedData:
-    """Rows ready for ``insert()``; ``status_events`` in chronological order."""
+class SeedBatch:
+    """Patients with everything under them, and before them the providers (first batch only).
 
-    providers: list[Row] = field(default_factory=list)
-    patients: list[Row] = field(default_factory=list)
-    records: list[Row] = field(default_factory=list)
-    diagnoses: list[Row] = field(default_factory=list)
-    attachments: list[Row] = field(default_factory=list)
-    status_events: list[Row] = field(default_factory=list)
+    ``status_events`` are in the order they were generated, not by time: ``seed_tenant`` numbers
+    the tenant's events by ``changed_at`` once every batch is written.
+    """
+
+    providers: list[ProviderRow] = field(default_factory=list)
+    patients: list[PatientRow] = field(default_factory=list)
+    records: list[RecordRow] = field(default_factory=list)
+    diagnoses: list[DiagnosisRow] = field(default_factory=list)
+    attachments: list[AttachmentRow] = field(default_factory=list)
+    status_events: list[StatusEventRow] = field(default_factory=list)
+
+
+def _json(value: Any) -> str:
+    return orjson.dumps(value).decode()
 
 
 class _Generator:
@@ -360,19 +471,28 @@ class _Generator:
         # Not for secrets: a reproducible stream is the whole point here.
         self.rng = random.Random(f"medrec-seed\x00{tenant_id}\x00{seed}")  # noqa: S311
         self.admin_subject = synthetic_admin_subject(tenant_id)
+        # One entry per distinct "given.family" (a few thousand at most), however many patients.
         self.emails: dict[str, int] = {}
-        self.data = SeedData()
+        self.batch = SeedBatch()
 
     def new_id(self) -> uuid.UUID:
-        return uuid.UUID(int=self.rng.getrandbits(128), version=4)
+        # What uuid.UUID(int=..., version=4) makes of the same bits, with its version bits set here.
+        return uuid.UUID(int=self.rng.getrandbits(128) & _V4_CLEAR | _V4_SET)
+
+    def pick(self, population: Sequence[_T], cum_weights: Sequence[int]) -> _T:
+        """``rng.choices(population, cum_weights=cum_weights)[0]``: the same one draw, at a
+        fraction of its cost (it runs a few times for every record)."""
+        point = self.rng.random() * cum_weights[-1]
+        return population[bisect.bisect(cum_weights, point, 0, len(population) - 1)]
 
     def seconds(self, low: float, high: float) -> timedelta:
         return timedelta(seconds=self.rng.randint(int(low), int(high)))
 
-    def later(self, instant: datetime, low: timedelta, high: timedelta) -> datetime:
-        """A moment after ``instant``, leaving room before the reference instant for more steps."""
+    def later(self, instant: datetime, low: int, high: int) -> datetime:
+        """A moment ``low``-``high`` seconds after ``instant``, leaving room before the reference
+        instant for more steps."""
         room = int((REFERENCE_INSTANT - instant).total_seconds()) // 2
-        step = self.rng.randint(int(low.total_seconds()), int(high.total_seconds()))
+        step = self.rng.randint(low, high)
         return instant + timedelta(seconds=max(1, min(step, room)))
 
     def email(self, given: str, family: str, domain: str) -> str:
@@ -381,11 +501,16 @@ class _Generator:
         self.emails[local] = seen + 1
         return f"{local}{seen + 1 if seen else ''}@{domain}"
 
-    def providers(self, count: int, taken_npis: Iterable[str]) -> None:
+    def take_batch(self) -> SeedBatch:
+        batch, self.batch = self.batch, SeedBatch()
+        return batch
+
+    def providers(self, count: int, taken_npis: Iterable[str]) -> list[ProviderRow]:
         taken = set(taken_npis)
         rng = self.rng
         start = REFERENCE_INSTANT - 4 * _YEAR
-        while len(self.data.providers) < count:
+        rows: list[ProviderRow] = []
+        while len(rows) < count:
             body = str(rng.randrange(100_000_000, 300_000_000))
             npi = body + str(npi_check_digit(body))
             if npi in taken:
@@ -395,32 +520,35 @@ class _Generator:
             given = rng.choice(_FEMALE_NAMES if rng.random() < 0.5 else _MALE_NAMES)
             family = rng.choice(_FAMILY_NAMES)
             created = start + self.seconds(0, 120 * 86_400)
-            self.data.providers.append(
-                {
-                    "id": provider_id,
-                    "tenant_id": self.tenant_id,
-                    "npi": npi,
-                    "given_name": given,
-                    "family_name": family,
-                    "specialty": rng.choice(_SPECIALTIES),
-                    "email": self.email(given, family, "clinic.example.org"),
+            rows.append(
+                ProviderRow(
+                    id=provider_id,
+                    tenant_id=self.tenant_id,
+                    npi=npi,
+                    given_name=given,
+                    family_name=family,
+                    specialty=rng.choice(_SPECIALTIES),
+                    email=self.email(given, family, "clinic.example.org"),
                     # The first provider stays active so every patient can have an active one.
-                    "active": not self.data.providers or rng.random() >= 0.05,
-                    "cognito_sub": synthetic_provider_subject(provider_id),
-                    "created_at": created,
-                    "updated_at": created,
-                    "version": 1,
-                }
+                    active=not rows or rng.random() >= 0.05,
+                    cognito_sub=synthetic_provider_subject(provider_id),
+                    created_at=created,
+                    updated_at=created,
+                    version=1,
+                )
             )
+        return rows
 
-    def patients(self, count: int) -> None:
+    def patients(
+        self, count: int, providers: Sequence[ProviderRow], batch_patients: int
+    ) -> Iterator[SeedBatch]:
+        """Batches of ``batch_patients`` patients (the last one may hold fewer)."""
         rng = self.rng
-        providers = self.data.providers
-        active = [p for p in providers if p["active"]]
+        active = [p for p in providers if p.active]
         mrns = rng.sample(range(10_000_000, 100_000_000), count)
         sexes = (Sex.FEMALE, Sex.MALE, Sex.OTHER, Sex.UNKNOWN)
         for mrn in mrns:
-            sex = rng.choices(sexes, cum_weights=(49, 98, 99, 100))[0]
+            sex = self.pick(sexes, (49, 98, 99, 100))
             if sex is Sex.FEMALE or (sex is not Sex.MALE and rng.random() < 0.5):
                 given = rng.choice(_FEMALE_NAMES)
                 height = rng.gauss(163, 7)
@@ -429,44 +557,47 @@ class _Generator:
                 height = rng.gauss(177, 7)
             family = rng.choice(_FAMILY_NAMES)
             patient_id = self.new_id()
-            created = REFERENCE_INSTANT - self.seconds(100 * 86_400, 3.5 * 365 * 86_400)
-            updated = (
-                created
-                if rng.random() < 0.7
-                else self.later(created, timedelta(days=1), timedelta(days=400))
+            created = REFERENCE_INSTANT - self.seconds(
+                _NEWEST_PATIENT.total_seconds(), _OLDEST_PATIENT.total_seconds()
             )
+            updated = created if rng.random() < 0.7 else self.later(created, _DAY, 400 * _DAY)
             primary = rng.choice(active)
             # Adults only, so one set of physiological ranges fits every visit.
             birth = REFERENCE_INSTANT.date() - timedelta(days=rng.randint(22 * 365, 94 * 365))
             area = rng.choice(_AREA_CODES)
-            row = {
-                "id": patient_id,
-                "tenant_id": self.tenant_id,
-                "mrn": f"MRN-{mrn}",
-                "given_name": given,
-                "family_name": family,
-                "date_of_birth": birth,
-                "sex": sex,
-                "email": self.email(given, family, "example.com") if rng.random() < 0.8 else None,
+            row = PatientRow(
+                id=patient_id,
+                tenant_id=self.tenant_id,
+                mrn=f"MRN-{mrn}",
+                given_name=given,
+                family_name=family,
+                date_of_birth=birth,
+                sex=sex,
+                email=self.email(given, family, "example.com") if rng.random() < 0.8 else None,
                 # 555-0100..0199 are reserved for fiction.
-                "phone": f"+1-{area}-555-01{rng.randrange(100):02d}"
-                if rng.random() < 0.9
-                else None,
-                "primary_provider_id": primary["id"],
-                "cognito_sub": None,
-                "created_at": created,
-                "updated_at": updated,
-                "version": 1 if updated == created else 2,
-            }
-            self.data.patients.append(row)
+                phone=f"+1-{area}-555-01{rng.randrange(100):02d}" if rng.random() < 0.9 else None,
+                primary_provider_id=primary.id,
+                created_at=created,
+                updated_at=updated,
+                version=1 if updated == created else 2,
+            )
+            self.batch.patients.append(row)
             self.records_of(row, primary, providers, max(150.0, min(200.0, height)))
+            if len(self.batch.patients) == batch_patients:
+                yield self.take_batch()
+        if self.batch.patients:
+            yield self.take_batch()
 
     def records_of(
-        self, patient: Row, primary: Row, providers: Sequence[Row], height_cm: float
+        self,
+        patient: PatientRow,
+        primary: ProviderRow,
+        providers: Sequence[ProviderRow],
+        height_cm: float,
     ) -> None:
         rng = self.rng
         count = rng.randint(5, 15)
-        first_day = patient["created_at"] + timedelta(days=1)
+        first_day = patient.created_at + timedelta(days=1)
         span_days = max(1, (REFERENCE_INSTANT - first_day).days - 1)
         days = sorted(rng.randrange(span_days) for _ in range(count))
         problems = rng.sample(_CHRONIC, rng.randint(0, 3))
@@ -485,8 +616,8 @@ class _Generator:
 
     def record(
         self,
-        patient: Row,
-        provider: Row,
+        patient: PatientRow,
+        provider: ProviderRow,
         visit: datetime,
         draft_chance: float,
         problems: Sequence[_Condition],
@@ -496,21 +627,38 @@ class _Generator:
     ) -> None:
         rng = self.rng
         record_id = self.new_id()
-        record_type = rng.choices(_RECORD_TYPES, cum_weights=_RECORD_TYPE_CUM_WEIGHTS)[0]
-        created = self.later(visit, timedelta(minutes=5), timedelta(hours=4))
+        record_type = self.pick(_RECORD_TYPES, _RECORD_TYPE_CUM_WEIGHTS)
+        created = self.later(visit, 5 * _MINUTE, 4 * _HOUR)
 
         if rng.random() < draft_chance:
             status = RecordStatus.DRAFT
         else:
-            status = rng.choices(_SETTLED_STATUSES, cum_weights=(80, 96, 100))[0]
+            status = self.pick(_SETTLED_STATUSES, (80, 96, 100))
 
-        subject: str = provider["cognito_sub"]
-        events = [_Event(None, RecordStatus.DRAFT, created, subject, None)]
+        subject = provider.cognito_sub
+        record_event = functools.partial(
+            StatusEventRow, tenant_id=self.tenant_id, record_id=record_id, patient_id=patient.id
+        )
+        events = [
+            record_event(
+                previous_status=None,
+                status=RecordStatus.DRAFT,
+                changed_at=created,
+                changed_by=subject,
+                reason=None,
+            )
+        ]
         finalized_at = None
         if status is not RecordStatus.DRAFT:
-            finalized_at = self.later(created, timedelta(minutes=10), timedelta(days=3))
+            finalized_at = self.later(created, 10 * _MINUTE, 3 * _DAY)
             events.append(
-                _Event(RecordStatus.DRAFT, RecordStatus.FINALIZED, finalized_at, subject, None)
+                record_event(
+                    previous_status=RecordStatus.DRAFT,
+                    status=RecordStatus.FINALIZED,
+                    changed_at=finalized_at,
+                    changed_by=subject,
+                    reason=None,
+                )
             )
             if status is RecordStatus.AMENDED:
                 amendments = rng.choice((1, 1, 1, 2))
@@ -519,35 +667,30 @@ class _Generator:
             else:
                 amendments = 0
             for _ in range(amendments):
-                at = self.later(events[-1].at, timedelta(hours=1), timedelta(days=60))
-                reason = rng.choice(_AMEND_REASONS)
-                events.append(_Event(events[-1].status, RecordStatus.AMENDED, at, subject, reason))
-            if status is RecordStatus.ENTERED_IN_ERROR:
-                at = self.later(events[-1].at, timedelta(hours=1), timedelta(days=30))
+                at = self.later(events[-1].changed_at, _HOUR, 60 * _DAY)
                 events.append(
-                    _Event(
-                        events[-1].status,
-                        RecordStatus.ENTERED_IN_ERROR,
-                        at,
-                        self.admin_subject,
-                        rng.choice(_ERROR_REASONS),
+                    record_event(
+                        previous_status=events[-1].status,
+                        status=RecordStatus.AMENDED,
+                        changed_at=at,
+                        changed_by=subject,
+                        reason=rng.choice(_AMEND_REASONS),
                     )
                 )
-        for event in events:
-            self.data.status_events.append(
-                {
-                    "tenant_id": self.tenant_id,
-                    "record_id": record_id,
-                    "patient_id": patient["id"],
-                    "previous_status": event.previous,
-                    "status": event.status,
-                    "changed_at": event.at,
-                    "changed_by": event.by,
-                    "reason": event.reason,
-                }
-            )
+            if status is RecordStatus.ENTERED_IN_ERROR:
+                at = self.later(events[-1].changed_at, _HOUR, 30 * _DAY)
+                events.append(
+                    record_event(
+                        previous_status=events[-1].status,
+                        status=RecordStatus.ENTERED_IN_ERROR,
+                        changed_at=at,
+                        changed_by=self.admin_subject,
+                        reason=rng.choice(_ERROR_REASONS),
+                    )
+                )
+        self.batch.status_events.extend(events)
 
-        conditions = self.diagnoses(record_id, patient["id"], record_type, created, problems)
+        conditions = self.diagnoses(record_id, patient.id, record_type, created, problems)
         primary = conditions[0]
         complaint = primary.complaint
         if record_type is RecordType.FOLLOW_UP:
@@ -562,28 +705,29 @@ class _Generator:
         follow_up = None
         if record_type in _FOLLOW_UP_TYPES and rng.random() < 0.4:
             follow_up = (visit + timedelta(days=rng.randint(14, 120))).date()
-        self.data.records.append(
-            {
-                "id": record_id,
-                "tenant_id": self.tenant_id,
-                "patient_id": patient["id"],
-                "provider_id": provider["id"],
-                "record_type": record_type,
-                "visit_date": visit,
-                "chief_complaint": complaint,
-                "notes": notes,
-                "vital_signs": vital_signs,
-                "prescriptions": self.prescriptions(record_type, conditions),
-                "lab_results": self.lab_results(record_type),
-                "status": status,
-                "finalized_at": finalized_at,
-                "follow_up_date": follow_up,
-                "created_at": created,
-                "updated_at": events[-1].at,
-                "version": len(events),
-            }
+        self.batch.records.append(
+            RecordRow(
+                id=record_id,
+                tenant_id=self.tenant_id,
+                patient_id=patient.id,
+                provider_id=provider.id,
+                record_type=record_type,
+                visit_date=visit,
+                chief_complaint=complaint,
+                notes=notes,
+                vital_signs=_json(vital_signs),
+                # In this order: each draws from the generator.
+                prescriptions=_json(self.prescriptions(record_type, conditions)),
+                lab_results=_json(self.lab_results(record_type)),
+                status=status,
+                finalized_at=finalized_at,
+                follow_up_date=follow_up,
+                created_at=created,
+                updated_at=events[-1].changed_at,
+                version=len(events),
+            )
         )
-        self.attachments(record_id, patient["id"], record_type, visit, created)
+        self.attachments(record_id, patient.id, record_type, visit, created)
 
     def diagnoses(
         self,
@@ -607,17 +751,17 @@ class _Generator:
             if condition not in chosen:
                 chosen.append(condition)
         for position, condition in enumerate(chosen):
-            self.data.diagnoses.append(
-                {
-                    "id": self.new_id(),
-                    "tenant_id": self.tenant_id,
-                    "record_id": record_id,
-                    "patient_id": patient_id,
-                    "icd10_code": condition.code,
-                    "description": condition.description,
-                    "type": DiagnosisType.PRIMARY if position == 0 else DiagnosisType.SECONDARY,
-                    "created_at": created + timedelta(seconds=position + 1),
-                }
+            self.batch.diagnoses.append(
+                DiagnosisRow(
+                    id=self.new_id(),
+                    tenant_id=self.tenant_id,
+                    record_id=record_id,
+                    patient_id=patient_id,
+                    icd10_code=condition.code,
+                    description=condition.description,
+                    type=DiagnosisType.PRIMARY if position == 0 else DiagnosisType.SECONDARY,
+                    created_at=created + timedelta(seconds=position + 1),
+                )
             )
         return chosen
 
@@ -698,39 +842,39 @@ class _Generator:
         created: datetime,
     ) -> None:
         rng = self.rng
-        count = rng.choices((0, 1, 2), cum_weights=(30, 70, 100))[0]
+        count = self.pick((0, 1, 2), (30, 70, 100))
         for _ in range(count):
             attachment_id = self.new_id()
             stem, kind = rng.choice(_ATTACHMENTS_BY_TYPE[record_type])
             file_name = f"{stem}-{visit.year:04d}{visit.month:02d}{visit.day:02d}.{kind.extension}"
-            status = rng.choices(_ATTACHMENT_STATUSES, cum_weights=(90, 96, 100))[0]
-            attached = self.later(created, timedelta(minutes=1), timedelta(hours=2))
+            status = self.pick(_ATTACHMENT_STATUSES, (90, 96, 100))
+            attached = self.later(created, _MINUTE, 2 * _HOUR)
             uploaded = None
             updated = attached
             if status is AttachmentStatus.AVAILABLE:
-                uploaded = self.later(attached, timedelta(seconds=5), timedelta(minutes=5))
+                uploaded = self.later(attached, 5, 5 * _MINUTE)
                 updated = uploaded
             elif status is AttachmentStatus.REJECTED:
-                updated = self.later(attached, timedelta(seconds=5), timedelta(minutes=5))
-            self.data.attachments.append(
-                {
-                    "id": attachment_id,
-                    "tenant_id": self.tenant_id,
-                    "record_id": record_id,
-                    "patient_id": patient_id,
-                    "file_name": file_name,
-                    "content_type": kind.content_type,
-                    "size_bytes": rng.randint(kind.min_bytes, kind.max_bytes),
-                    "checksum_sha256": f"{rng.getrandbits(256):064x}",
-                    "status": status,
-                    "storage_key": attachment_storage_key(
+                updated = self.later(attached, 5, 5 * _MINUTE)
+            self.batch.attachments.append(
+                AttachmentRow(
+                    id=attachment_id,
+                    tenant_id=self.tenant_id,
+                    record_id=record_id,
+                    patient_id=patient_id,
+                    file_name=file_name,
+                    content_type=kind.content_type,
+                    size_bytes=rng.randint(kind.min_bytes, kind.max_bytes),
+                    checksum_sha256=f"{rng.getrandbits(256):064x}",
+                    status=status,
+                    storage_key=attachment_storage_key(
                         self.tenant_id, visit, record_id, attachment_id, file_name
                     ),
-                    "uploaded_at": uploaded,
-                    "created_at": attached,
-                    "updated_at": updated,
-                    "version": 1 if status is AttachmentStatus.PENDING_UPLOAD else 2,
-                }
+                    uploaded_at=uploaded,
+                    created_at=attached,
+                    updated_at=updated,
+                    version=1 if status is AttachmentStatus.PENDING_UPLOAD else 2,
+                )
             )
 
 
@@ -739,20 +883,26 @@ def provider_count(patients: int) -> int:
 
 
 def generate(
-    tenant_id: str, *, patients: int, seed: int = 0, taken_npis: Iterable[str] = ()
-) -> SeedData:
-    """The rows ``seed_tenant`` inserts, without touching the database."""
-    _check_arguments(tenant_id, patients)
+    tenant_id: str,
+    *,
+    patients: int,
+    seed: int = 0,
+    taken_npis: Iterable[str] = (),
+    batch_patients: int = BATCH_PATIENTS,
+) -> Iterator[SeedBatch]:
+    """The rows ``seed_tenant`` writes, batch by batch, without touching the database.
+
+    Each batch is made when the previous one has been taken, so only one is held at a time; the
+    rows do not depend on ``batch_patients``, only how they are cut into batches.
+    """
+    _check_arguments(tenant_id, patients, batch_patients)
     generator = _Generator(tenant_id, seed)
-    generator.providers(provider_count(patients), taken_npis)
-    generator.patients(patients)
-    # The identity column numbers events in insertion order, so insert them by time; the sort is
-    # stable, so a record's own events keep their order even at equal instants.
-    generator.data.status_events.sort(key=lambda event: event["changed_at"])
-    return generator.data
+    providers = generator.providers(provider_count(patients), taken_npis)
+    generator.batch.providers = list(providers)
+    return generator.patients(patients, providers, batch_patients)
 
 
-def _check_arguments(tenant_id: str, patients: int) -> None:
+def _check_arguments(tenant_id: str, patients: int, batch_patients: int) -> None:
     if not _TENANT_ID.fullmatch(tenant_id):
         raise SeedError(
             f"invalid tenant id {tenant_id!r}: use 1-64 letters, digits, '.', '_' or '-', "
@@ -760,6 +910,8 @@ def _check_arguments(tenant_id: str, patients: int) -> None:
         )
     if not 1 <= patients <= MAX_PATIENTS:
         raise SeedError(f"patients must be between 1 and {MAX_PATIENTS}, not {patients}")
+    if batch_patients < 1:
+        raise SeedError(f"batch_patients must be at least 1, not {batch_patients}")
 
 
 # --- Writing --------------------------------------------------------------------------------------
@@ -775,11 +927,74 @@ _TENANT_TABLES: Final = (
     Provider,
 )
 
+# The status events of the batches wait here, one partition per month of changed_at, until all
+# are written: the identity column numbers events in the order they are inserted, and clients
+# page the stream by that number, so they go in by time across the whole tenant. A month at a
+# time keeps each statement's sort and pending foreign-key checks a slice of the tenant.
+_STAGED_EVENTS: Final = "seed_status_events"
+_EVENT_COLUMNS: Final = ", ".join(StatusEventRow._fields)
 
-async def _insert(connection: AsyncConnection, table: Table, rows: Sequence[Row]) -> None:
-    statement = insert(table)
-    for start in range(0, len(rows), CHUNK_SIZE):
-        await connection.execute(statement, list(rows[start : start + CHUNK_SIZE]))
+
+def _months(first: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """The calendar months (UTC) from the one holding ``first`` up to ``end``, a month start."""
+    start = datetime(first.year, first.month, 1, tzinfo=UTC)
+    months: list[tuple[datetime, datetime]] = []
+    while start < end:
+        following = datetime(start.year + start.month // 12, start.month % 12 + 1, 1, tzinfo=UTC)
+        months.append((start, following))
+        start = following
+    return months
+
+
+# Every event lies after its patient's creation and before the reference instant.
+_EVENT_MONTHS: Final = _months(REFERENCE_INSTANT - _OLDEST_PATIENT, REFERENCE_INSTANT)
+
+
+def _staged_month(start: datetime) -> str:
+    return f"{_STAGED_EVENTS}_{start:%Y%m}"
+
+
+async def _create_staging(connection: AsyncConnection) -> None:
+    # Its own identity column (a new sequence) numbers the staged events in the order they were
+    # generated: a record's own events in turn, and events at the same instant in the order the
+    # stable sort by changed_at this replaced left them.
+    await connection.execute(
+        text(
+            f"CREATE TEMP TABLE {_STAGED_EVENTS} (LIKE record_status_events INCLUDING IDENTITY) "
+            "PARTITION BY RANGE (changed_at)"
+        )
+    )
+    for start, end in _EVENT_MONTHS:
+        await connection.execute(
+            text(
+                f"CREATE TEMP TABLE {_staged_month(start)} PARTITION OF {_STAGED_EVENTS} "
+                f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
+            )
+        )
+
+
+async def _append_staged_events(connection: AsyncConnection) -> None:
+    for start, _ in _EVENT_MONTHS:
+        await connection.execute(
+            text(
+                f"INSERT INTO record_status_events ({_EVENT_COLUMNS}) "  # noqa: S608
+                f"SELECT {_EVENT_COLUMNS} FROM {_staged_month(start)} "
+                "ORDER BY changed_at, sequence"
+            )
+        )
+    await connection.execute(text(f"DROP TABLE {_STAGED_EVENTS}"))
+
+
+async def _copy(
+    driver: Any, table: str, rows: Sequence[tuple[Any, ...]], columns: Sequence[str]
+) -> None:
+    if rows:
+        await driver.copy_records_to_table(table, records=rows, columns=list(columns))
+
+
+async def _analyze(connection: AsyncConnection, entities: Iterable[type[Any]]) -> None:
+    for entity in entities:
+        await connection.execute(text(f"ANALYZE {table_of(entity).name}"))
 
 
 async def seed_tenant(
@@ -789,14 +1004,20 @@ async def seed_tenant(
     patients: int,
     seed: int = 0,
     replace: bool = False,
+    batch_patients: int = BATCH_PATIENTS,
 ) -> SeedSummary:
     """Insert a deterministic synthetic data set for ``tenant_id``; the caller commits.
 
     With ``replace`` the tenant's existing rows go first (audit events stay: they are
-    append-only); without it a tenant that already has patients is an error.
+    append-only); without it a tenant that already has patients is an error. The rows are made
+    and written ``batch_patients`` patients at a time (with COPY), so memory does not grow with
+    ``patients``; the rows are the same whatever the batch size.
     """
-    _check_arguments(tenant_id, patients)
+    _check_arguments(tenant_id, patients, batch_patients)
     connection = await session.connection()
+    # A bulk load's statements (a batch's COPY, deleting a large tenant) may outlast the limit set
+    # for requests; SET LOCAL ends with the caller's transaction.
+    await connection.execute(text("SET LOCAL statement_timeout = 0"))
     if replace:
         for entity in _TENANT_TABLES:
             table = table_of(entity)
@@ -808,24 +1029,50 @@ async def seed_tenant(
     taken_npis = await connection.scalars(
         select(Provider.npi).where(Provider.tenant_id == tenant_id)
     )
-    data = generate(tenant_id, patients=patients, seed=seed, taken_npis=taken_npis.all())
-
-    await _insert(connection, table_of(Provider), data.providers)
-    await _insert(connection, table_of(Patient), data.patients)
-    await _insert(connection, table_of(MedicalRecord), data.records)
-    await _insert(connection, table_of(Diagnosis), data.diagnoses)
-    await _insert(connection, table_of(Attachment), data.attachments)
-    await _insert(connection, table_of(RecordStatusEvent), data.status_events)
+    batches = generate(
+        tenant_id,
+        patients=patients,
+        seed=seed,
+        taken_npis=taken_npis.all(),
+        batch_patients=batch_patients,
+    )
+    # COPY on the session's own connection, so inside the caller's transaction.
+    driver = (await connection.get_raw_connection()).driver_connection
+    await _create_staging(connection)
+    counts: Counter[str] = Counter()
+    # The next batch is made on a worker thread while PostgreSQL takes this one in: making rows
+    # and storing them cost about the same, so each waits on the other no longer than it must.
+    # Two batches at most are held: the one written and the one being made.
+    loop = asyncio.get_running_loop()
+    upcoming = loop.run_in_executor(None, next, batches, None)
+    while (batch := await upcoming) is not None:
+        first = not counts
+        upcoming = loop.run_in_executor(None, next, batches, None)
+        # Parents before children: COPY checks the foreign keys row by row.
+        await _copy(driver, "providers", batch.providers, ProviderRow._fields)
+        await _copy(driver, "patients", batch.patients, PatientRow._fields)
+        if first:
+            # A connection plans each foreign-key check once, at its first row, for the table as
+            # it is then: planned on an empty patients table, PostgreSQL 18 found a record's
+            # patient by skipping through ix_patients_tenant_provider_created, every patient of
+            # the tenant for each record, instead of by its key.
+            await _analyze(connection, (Provider, Patient))
+        await _copy(driver, "medical_records", batch.records, RecordRow._fields)
+        if first:
+            await _analyze(connection, (MedicalRecord,))
+        await _copy(driver, "diagnoses", batch.diagnoses, DiagnosisRow._fields)
+        await _copy(driver, "attachments", batch.attachments, AttachmentRow._fields)
+        await _copy(driver, _STAGED_EVENTS, batch.status_events, StatusEventRow._fields)
+        counts.update(
+            providers=len(batch.providers),
+            patients=len(batch.patients),
+            records=len(batch.records),
+            diagnoses=len(batch.diagnoses),
+            attachments=len(batch.attachments),
+            status_events=len(batch.status_events),
+        )
+    await _append_staged_events(connection)
     # Fresh statistics, so the first queries after a bulk load are planned for its real size
     # (autovacuum would get there, minutes later).
-    for entity in _TENANT_TABLES:
-        await connection.execute(text(f"ANALYZE {table_of(entity).name}"))
-    return SeedSummary(
-        tenant_id=tenant_id,
-        providers=len(data.providers),
-        patients=len(data.patients),
-        records=len(data.records),
-        diagnoses=len(data.diagnoses),
-        attachments=len(data.attachments),
-        status_events=len(data.status_events),
-    )
+    await _analyze(connection, _TENANT_TABLES)
+    return SeedSummary(tenant_id=tenant_id, **counts)

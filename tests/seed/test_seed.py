@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import re
@@ -20,9 +21,12 @@ from app.ops.audit_history import MONTHS, add_audit_history
 from app.ops.demo_data import DEMO_TENANTS, DemoLogin, load_demo_data
 from app.ops.seed import (
     REFERENCE_INSTANT,
+    SeedBatch,
     SeedError,
     SeedSummary,
+    generate,
     is_valid_npi,
+    provider_count,
     seed_tenant,
     synthetic_admin_subject,
 )
@@ -46,6 +50,8 @@ from models.enums import (
 )
 
 PATIENTS = 50
+# Small batches, so the seeded tenant of these tests spans several of them (8).
+BATCH = 7
 
 VITAL_RANGES = {
     "systolicBp": (80, 200),
@@ -102,12 +108,18 @@ async def snapshot(session: AsyncSession, tenant_id: str) -> dict[str, tuple[lis
 
 
 async def seeded_snapshot(
-    session: AsyncSession, tenant_id: str, seed: int
+    session: AsyncSession, tenant_id: str, seed: int, batch_patients: int = BATCH
 ) -> dict[str, tuple[list[Any], str]]:
     """Seed in a savepoint, read everything back, and roll the savepoint back."""
     savepoint = await session.begin_nested()
     try:
-        await seed_tenant(session, tenant_id=tenant_id, patients=PATIENTS, seed=seed)
+        await seed_tenant(
+            session,
+            tenant_id=tenant_id,
+            patients=PATIENTS,
+            seed=seed,
+            batch_patients=batch_patients,
+        )
         return await snapshot(session, tenant_id)
     finally:
         await savepoint.rollback()
@@ -127,7 +139,9 @@ def luhn_npi(npi: str) -> bool:
 @pytest.fixture
 async def seeded(session: AsyncSession) -> tuple[str, SeedSummary]:
     tenant_id = new_tenant()
-    summary = await seed_tenant(session, tenant_id=tenant_id, patients=PATIENTS, seed=7)
+    summary = await seed_tenant(
+        session, tenant_id=tenant_id, patients=PATIENTS, seed=7, batch_patients=BATCH
+    )
     return tenant_id, summary
 
 
@@ -146,6 +160,58 @@ async def test_another_seed_writes_other_rows(session: AsyncSession) -> None:
     second = await seeded_snapshot(session, tenant_id, seed=2)
     for name in ("providers", "patients", "medical_records", "diagnoses", "attachments"):
         assert not set(first[name][0]) & set(second[name][0]), name
+
+
+def test_the_generator_yields_bounded_batches_whatever_their_size() -> None:
+    batches = list(generate("t-batches", patients=23, seed=4, batch_patients=5))
+    assert [len(batch.patients) for batch in batches] == [5, 5, 5, 5, 3]
+    assert len(batches[0].providers) == provider_count(23)
+    assert not any(batch.providers for batch in batches[1:])
+    for batch in batches:
+        # Everything under a batch's patients is in that batch.
+        patients = {patient.id for patient in batch.patients}
+        records = {record.id for record in batch.records}
+        assert {record.patient_id for record in batch.records} == patients
+        assert {diagnosis.record_id for diagnosis in batch.diagnoses} == records
+        assert {attachment.record_id for attachment in batch.attachments} <= records
+        assert {event.record_id for event in batch.status_events} == records
+        assert len(batch.records) <= 15 * len(batch.patients)
+
+    def rows(cut: list[SeedBatch]) -> dict[str, list[tuple[Any, ...]]]:
+        return {
+            part.name: [row for batch in cut for row in getattr(batch, part.name)]
+            for part in dataclasses.fields(SeedBatch)
+        }
+
+    whole = list(generate("t-batches", patients=23, seed=4, batch_patients=1_000))
+    assert len(whole) == 1
+    assert rows(batches) == rows(whole)
+
+
+async def test_small_batches_write_the_rows_of_one_batch_numbering_events_by_time(
+    session: AsyncSession,
+) -> None:
+    tenant_id = new_tenant()
+    in_batches = await seeded_snapshot(session, tenant_id, seed=5, batch_patients=BATCH)
+    at_once = await seeded_snapshot(session, tenant_id, seed=5, batch_patients=PATIENTS)
+    assert in_batches == at_once
+
+    # Written batch by batch, the events are still numbered by time across the tenant, so the
+    # stream interleaves the batches: a later batch's events come before an earlier one's.
+    await seed_tenant(session, tenant_id=tenant_id, patients=PATIENTS, seed=5, batch_patients=BATCH)
+    batch_of_record = {
+        record.id: index
+        for index, batch in enumerate(
+            generate(tenant_id, patients=PATIENTS, seed=5, batch_patients=BATCH)
+        )
+        for record in batch.records
+    }
+    events = await rows(session, RecordStatusEvent, tenant_id)
+    assert len({batch_of_record[event.record_id] for event in events}) == PATIENTS // BATCH + 1
+    instants = [event.changed_at for event in events]
+    assert instants == sorted(instants)
+    batches = [batch_of_record[event.record_id] for event in events]
+    assert batches != sorted(batches)
 
 
 async def test_counts_are_in_the_documented_ranges(
@@ -188,6 +254,11 @@ async def test_counts_are_in_the_documented_ranges(
 async def test_patients_must_be_positive(session: AsyncSession) -> None:
     with pytest.raises(SeedError, match="patients"):
         await seed_tenant(session, tenant_id=new_tenant(), patients=0)
+
+
+async def test_batches_must_hold_a_patient(session: AsyncSession) -> None:
+    with pytest.raises(SeedError, match="batch_patients"):
+        await seed_tenant(session, tenant_id=new_tenant(), patients=5, batch_patients=0)
 
 
 async def test_small_tenants_still_get_a_provider(session: AsyncSession) -> None:
