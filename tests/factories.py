@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert
 
+from app.domain.viewer import Viewer
 from models import (
     Attachment,
     BreakGlassGrant,
@@ -18,13 +19,25 @@ from models import (
     Provider,
     RecordStatusEvent,
 )
-from models.enums import AttachmentStatus, DiagnosisType, RecordStatus, RecordType, Sex
+from models.enums import AttachmentStatus, DiagnosisType, RecordStatus, RecordType, Role, Sex
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 _counter = itertools.count(1)
 BASE_TIME = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def admin_viewer(tenant_id: str) -> Viewer:
+    """An admin of ``tenant_id`` as a verified token makes it, for calls below the API."""
+    return Viewer(
+        subject="auditor",
+        roles=frozenset({Role.ADMIN}),
+        tenant_id=tenant_id,
+        provider_id=None,
+        patient_id=None,
+        expires_at=datetime.now(UTC) + timedelta(hours=1),
+    )
 
 
 def _npi(serial: int) -> str:

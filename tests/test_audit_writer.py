@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -16,24 +15,13 @@ from app.data.audit_writer import AuditWriter, append
 from app.data.pagination import PageRequest
 from app.data.repositories.audit_events import AuditEventFilter, audit_event_page
 from app.domain.audit import AuditTrail
-from app.domain.viewer import Viewer
 from models import AuditEvent
-from models.enums import AuditOutcome, Role
+from models.enums import AuditOutcome
 from tests.api_client import count_statements
+from tests.factories import admin_viewer
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-
-
-def _viewer(tenant_id: str) -> Viewer:
-    return Viewer(
-        subject="auditor",
-        roles=frozenset({Role.ADMIN}),
-        tenant_id=tenant_id,
-        provider_id=None,
-        patient_id=None,
-        expires_at=datetime.now(UTC) + timedelta(hours=1),
-    )
 
 
 def _event(
@@ -42,7 +30,7 @@ def _event(
     trail = AuditTrail(
         request_id=request_id or uuid.uuid4().hex,
         client_address="10.0.0.1",
-        viewer=_viewer(tenant_id),
+        viewer=admin_viewer(tenant_id),
     )
     trail.describe_operation("Read", "query", "{ patients { edges { node { id } } } }")
     trail.touch_tree([patient_id or uuid.uuid4()], [])
@@ -108,7 +96,7 @@ async def _found_by_patient(
     async with engine.connect() as connection:
         rows = await audit_event_page(
             connection,
-            _viewer(tenant_id),
+            admin_viewer(tenant_id),
             AuditEventFilter(patient_id=patient_id),
             PageRequest(10, None),
         )

@@ -18,8 +18,7 @@ from app.data.repositories.audit_events import (
     audit_event_page,
     count_audit_events,
 )
-from app.domain.viewer import Viewer
-from models.enums import Role
+from tests.factories import admin_viewer
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine
@@ -66,17 +65,6 @@ async def trail(engine: AsyncEngine, tenant_id: str) -> datetime:
     return next_month
 
 
-def _admin(tenant_id: str) -> Viewer:
-    return Viewer(
-        subject="auditor",
-        roles=frozenset({Role.ADMIN}),
-        tenant_id=tenant_id,
-        provider_id=None,
-        patient_id=None,
-        expires_at=datetime.now(UTC) + timedelta(hours=1),
-    )
-
-
 def _names(rows: list[FetchedRow], tenant_id: str) -> list[str]:
     return [row.request_id.removeprefix(f"{tenant_id}-") for row in rows]
 
@@ -101,7 +89,7 @@ async def test_a_patients_rows_newest_first_page_after_page(
         engine,
         first,
         lambda connection, page: audit_event_page(
-            connection, _admin(tenant_id), AuditEventFilter(patient_id=PATIENT), page
+            connection, admin_viewer(tenant_id), AuditEventFilter(patient_id=PATIENT), page
         ),
     )
     # first=2 ends a page at the month's end (r5 | r3); first=3 between the two rows of one instant.
@@ -116,7 +104,7 @@ async def test_a_patients_rows_newest_first_page_after_page(
 async def test_the_audit_events_patient_filter_reads_the_same_rows(
     engine: AsyncEngine, tenant_id: str, trail: datetime
 ) -> None:
-    admin = _admin(tenant_id)
+    admin = admin_viewer(tenant_id)
     for filter_, names in (
         (AuditEventFilter(patient_id=PATIENT), ["r7", "r5", "r3", "r2", "r1"]),
         (AuditEventFilter(patient_id=OTHER), ["r7", "r4", "r2"]),
