@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from strawberry.types.field import StrawberryField
 
     from app.data.repositories.json_trees import Relation
+    from app.domain.opaque_ids import NodeType
 
 _COLUMN = "medrec.column"
 _RELATION = "medrec.relation"
@@ -34,12 +35,20 @@ class Column:
     """A field that shows one column of its type's table."""
 
     name: str
+    # A column of uuids shown as a list of ids: the type of the nodes they are.
+    ids_of: NodeType | None = None
 
 
-def column(name: str, *, description: str | None = None, graphql_name: str | None = None) -> Any:
-    """A field showing column ``name``."""
+def column(
+    name: str,
+    *,
+    description: str | None = None,
+    graphql_name: str | None = None,
+    ids_of: NodeType | None = None,
+) -> Any:
+    """A field showing column ``name`` (with ``ids_of``, a uuid array as those nodes' ids)."""
     return strawberry.field(
-        name=graphql_name, description=description, metadata={_COLUMN: Column(name)}
+        name=graphql_name, description=description, metadata={_COLUMN: Column(name, ids_of)}
     )
 
 

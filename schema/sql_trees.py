@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 import orjson
 from graphql import (
     GraphQLEnumType,
+    GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLScalarType,
@@ -27,7 +28,7 @@ from graphql import (
     get_named_type,
     visit,
 )
-from sqlalchemy import Boolean, Date, DateTime, Integer, String
+from sqlalchemy import ARRAY, Boolean, Date, DateTime, Integer, String, Uuid
 from sqlalchemy import Enum as SQLEnum
 from strawberry.schema.schema_converter import GraphQLCoreConverter
 
@@ -112,6 +113,7 @@ _ENTITIES = {
     "MedicalRecord": Entity.RECORD,
     "Diagnosis": Entity.DIAGNOSIS,
     "Attachment": Entity.ATTACHMENT,
+    "AccessLogEntry": Entity.ACCESS_LOG_ENTRY,
 }
 # The fields of schema/connections.py's types, as the statement writes them.
 _CONNECTION = {"edges": Part.EDGES, "pageInfo": Part.PAGE_INFO, "totalCount": Part.TOTAL_COUNT}
@@ -330,22 +332,27 @@ class TreeCompiler:
     ) -> Child:
         arguments = self._arguments(field_def, details)
         named = _object_type(field_def.type)
-        if relation is not Relation.PATIENT_RECORDS:
+        nested_page = json_trees.NESTED_PAGES.get(relation)
+        if nested_page is None:
             if arguments:
                 raise NotCompiled(key)
             return Child(key, relation, self._node(named, details))
         # A nested page: its size only (a filter or a cursor stays with the DataLoaders).
         if arguments.get("after") is not None or arguments.get("filter") is not None:
             raise NotCompiled(key)
-        page = page_request(self._context.ids, RECORD_ORDER, arguments.get("first"), None)
-        self._pages += 1
-        parameter = f"limit_{self._pages}"
-        self.parameters[parameter] = page.first
+        page = page_request(self._context.ids, nested_page.order, arguments.get("first"), None)
+        parameter, size = "", None
+        if nested_page.size_in_text:
+            size = page.first
+        else:
+            self._pages += 1
+            parameter = f"limit_{self._pages}"
+            self.parameters[parameter] = page.first
         connection, node = self._connection(named, details)
         # A nested page writes ``{ edges { node } }`` and nothing else.
         match connection:
             case (ConnectionField(edges_key, Part.EDGES, (ConnectionField(node_key, Part.NODE),)),):
-                return Child(key, relation, node, edges_key, node_key, parameter)
+                return Child(key, relation, node, edges_key, node_key, parameter, size)
         raise NotCompiled(f"{key}: more than edges {{ node }}")
 
     def _connection(
@@ -428,9 +435,23 @@ def declared_leaf(entity: Entity, field_def: GraphQLField) -> Leaf | None:
     column = None if declared is None else declared_column(declared)
     if declared is None or column is None or field_def.args or declared.extensions:
         return None
-    table_column = entity.model.__table__.c[column.name]
+    table_column = entity.columns[column.name]
     if table_column.nullable and isinstance(field_def.type, GraphQLNonNull):
         return None  # a null would be an error, which the statement cannot write
+    if column.ids_of is not None:
+        # A list of non-null ids, never null, from a uuid array whose items are never null.
+        listed = field_def.type
+        if not (
+            isinstance(listed, GraphQLNonNull)
+            and isinstance(listed.of_type, GraphQLList)
+            and isinstance(listed.of_type.of_type, GraphQLNonNull)
+            and get_named_type(listed).name == "ID"
+            and isinstance(table_column.type, ARRAY)
+            and isinstance(table_column.type.item_type, Uuid)
+            and not table_column.nullable
+        ):
+            return None
+        return Leaf("", Encoding.ID_LIST, table_column.key, False, column.ids_of)
     encoding = _encoding(get_named_type(field_def.type), table_column)
     if encoding is None:
         return None
@@ -439,13 +460,17 @@ def declared_leaf(entity: Entity, field_def: GraphQLField) -> Leaf | None:
 
 def _encoding(named: Any, column: ColumnElement[Any]) -> Encoding | None:
     sql_type = column.type
+    if isinstance(sql_type, ARRAY):
+        return None  # only as ids (ID_LIST)
     if named.name == "ID":
         # A row's id is sealed; no other column is served as an ID.
         return Encoding.ID if column.primary_key else None
     if isinstance(named, GraphQLEnumType):
         # The statement writes the label; graphql-core writes the member's GraphQL name.
-        members = getattr(sql_type, "enum_class", None) if isinstance(sql_type, SQLEnum) else None
-        if members is None or any(member.name != member.value for member in members):
+        if not isinstance(sql_type, SQLEnum) or sql_type.enum_class is None:
+            return None
+        members = sql_type.enum_class
+        if list(sql_type.enums) != [member.name for member in members]:
             return None
         return Encoding.ENUM if set(named.values) == {m.name for m in members} else None
     if not isinstance(named, GraphQLScalarType):

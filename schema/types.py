@@ -17,7 +17,6 @@ from app.data.repositories.access_log import ACCESS_LOG_ORDER
 from app.data.repositories.json_trees import Relation
 from app.data.repositories.patients import PATIENT_ORDER
 from app.data.repositories.records import RECORD_ORDER
-from app.domain import access_log
 from app.domain.access import ACCESS_LOG_READERS
 from app.domain.opaque_ids import NodeType, OpaqueIds
 from app.domain.record_workflow import MAX_ATTACHMENTS, MAX_DIAGNOSES, MAX_STATUS_CHANGES
@@ -229,6 +228,7 @@ class Patient(Node):
 
     @strawberry.field(
         graphql_type=Optional["AccessLogConnection"],
+        metadata=relation_metadata(Relation.ACCESS_LOG),
         description=(
             "Every access to this patient's data, newest first. Admins and the patient only; "
             "null for everyone else."
@@ -599,37 +599,38 @@ def _grant(
     return now_or_later(info.context.loaders.by_id(BreakGlassGrant), grant_id)
 
 
+# What an access log entry's record ids are the ids of.
+LOGGED_RECORDS = NodeType.MEDICAL_RECORD
+
+
 @strawberry.type(description="One access to a patient's data, as the patient may see it.")
 class AccessLogEntry:
-    occurred_at: dt.datetime
-    action: AccessAction
-    actor: str = strawberry.field(
+    occurred_at: dt.datetime = column("occurred_at")
+    action: AccessAction = column("action")
+    actor: str = column(
+        "actor",
         description=(
             "The provider's name when the caller is linked to a provider; otherwise a "
             "description such as 'clinic administrator'"
-        )
+        ),
     )
-    actor_role: Role | None
-    record_ids: list[strawberry.ID] = strawberry.field(
+    actor_role: Role | None = column("actor_role")
+    record_ids: list[strawberry.ID] = column(
+        "record_ids",
         description=(
             "Records the access touched (ids only; a record the reader may not see is not resolved)"
-        )
+        ),
+        ids_of=LOGGED_RECORDS,
     )
     break_glass_grant_id: strawberry.Private[uuid.UUID | None]
 
     @classmethod
     def from_row(cls, row: Any, ids: OpaqueIds) -> AccessLogEntry:
-        role = access_log.actor_role(row.roles)
-        return cls(
-            occurred_at=row.occurred_at,
-            action=row.action,
-            actor=access_log.actor(role, row.provider_given_name, row.provider_family_name),
-            actor_role=role,
-            record_ids=[
-                strawberry.ID(ids.encode_id(NodeType.MEDICAL_RECORD, i)) for i in row.record_ids
-            ],
-            break_glass_grant_id=row.break_glass_grant_id,
-        )
+        values = values_from_row(cls, row)
+        values["record_ids"] = [
+            strawberry.ID(ids.encode_id(LOGGED_RECORDS, i)) for i in row.record_ids
+        ]
+        return cls(break_glass_grant_id=row.break_glass_grant_id, **values)
 
     @strawberry.field(
         graphql_type=BreakGlassGrant | None,
@@ -719,9 +720,7 @@ class AuditEvent:
             patient_ids=[
                 strawberry.ID(ids.encode_id(NodeType.PATIENT, i)) for i in row.patient_ids
             ],
-            record_ids=[
-                strawberry.ID(ids.encode_id(NodeType.MEDICAL_RECORD, i)) for i in row.record_ids
-            ],
+            record_ids=[strawberry.ID(ids.encode_id(LOGGED_RECORDS, i)) for i in row.record_ids],
             attachment_ids=[
                 strawberry.ID(ids.encode_id(NodeType.ATTACHMENT, i)) for i in row.attachment_ids
             ],

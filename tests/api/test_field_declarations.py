@@ -21,16 +21,18 @@ ENTITIES = {
     "MedicalRecord": Entity.RECORD,
     "Diagnosis": Entity.DIAGNOSIS,
     "Attachment": Entity.ATTACHMENT,
+    "AccessLogEntry": Entity.ACCESS_LOG_ENTRY,
 }
-# Computed by their resolvers: connections with arguments the trees do not take, the access log
-# (read from the audit trail), JSON columns turned into objects, the record of a diagnosis or
-# attachment, a presigned URL.
+# Computed by their resolvers: connections with arguments the trees do not take, JSON columns
+# turned into objects, the record of a diagnosis or attachment, a presigned URL, the grant an
+# access was made under.
 COMPUTED = {
     "Provider": {"patients", "records"},
-    "Patient": {"accessLog"},
+    "Patient": set(),
     "MedicalRecord": {"vitalSigns", "prescriptions", "labResults"},
     "Diagnosis": {"record"},
     "Attachment": {"record", "downloadUrl"},
+    "AccessLogEntry": {"breakGlassGrant"},
 }
 # Relations the DataLoaders follow and the trees do not.
 NOT_FOLLOWED = {("MedicalRecord", "statusHistory")}

@@ -363,6 +363,43 @@ async def test_the_audit_row_is_the_one_the_dataloaders_path_appends(
             assert named
 
 
+ACCESS_LOG_QUERY = """query Log($id: ID!) { patient(id: $id) { id
+  accessLog(first: 6) { edges { node { __typename occurredAt action actor actorRole recordIds
+  } } } } }"""
+
+
+@pytest.mark.parametrize("role", ["admin", "patient", "provider"])
+async def test_an_access_log_page_equals_graphql_cores(
+    api: Api, factory: Factory, app: Starlette, role: str
+) -> None:
+    """Each entry as the DataLoaders' read writes it: the actor as a person reads it (a
+    provider's awkward name, each role's description), the records' ids; null for a provider."""
+    clinic = await _clinic(factory)
+    await factory.provider(cognito_sub="doctor-sub", given_name=AWKWARD, family_name="Lee")
+    tokens = _tokens(api)
+    for token in tokens.values():  # a read of alice's records by each caller
+        await api.post(MOBILE_QUERY, {"n": 5}, token=token)
+    alice = app.state.services.ids.encode_id(NodeType.PATIENT, clinic["alice"]["id"])
+    ours, reference, log = await _answers(api, app, ACCESS_LOG_QUERY, {"id": alice}, tokens[role])
+    assert len(_tree_statements(log)) == 1
+    assert b'"errors"' not in ours
+    mine, theirs = (json.loads(answer)["data"]["patient"] for answer in (ours, reference))
+    if role == "provider":
+        assert mine == theirs == {"id": alice, "accessLog": None}
+        return
+    # The reference was read after ours, whose own read it lists first.
+    entries = [edge["node"] for edge in mine["accessLog"]["edges"]]
+    listed = [edge["node"] for edge in theirs["accessLog"]["edges"]]
+    assert len(entries) == 3
+    assert listed[1:] == entries[: len(listed) - 1]
+    assert {(e["actor"], e["actorRole"]) for e in entries} == {
+        (f"{AWKWARD} Lee", "PROVIDER"),
+        ("clinic administrator", "ADMIN"),
+        ("the patient", "PATIENT"),
+    }
+    assert any(e["recordIds"] for e in entries)
+
+
 @pytest.mark.parametrize(
     "query",
     [

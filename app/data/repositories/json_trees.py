@@ -44,8 +44,9 @@ from sqlalchemy.dialects.postgresql import ARRAY, aggregate_order_by
 
 from app.data.database import DriverStatement
 from app.data.pagination import RowsShown
-from app.data.repositories import patients, records
+from app.data.repositories import access_log, patients, records
 from app.domain.access import (
+    ACCESS_LOG_READERS,
     readable_attachments_for,
     readable_columns,
     readable_diagnoses_for,
@@ -70,13 +71,23 @@ from app.domain.wire_formats import (
     TIMESTAMP_ZONE_NAME,
     id_prefix,
 )
-from models import Attachment, Diagnosis, MedicalRecord, Patient, Provider, table_of
+from models import (
+    Attachment,
+    AuditEventPatient,
+    Diagnosis,
+    MedicalRecord,
+    Patient,
+    Provider,
+    table_of,
+)
 
 if TYPE_CHECKING:
     import uuid
+    from collections.abc import Callable, Mapping
 
-    from sqlalchemy import CTE, ColumnElement, FromClause, ScalarSelect, Select, Subquery
+    from sqlalchemy import CTE, Column, ColumnElement, FromClause, ScalarSelect, Select, Subquery
     from sqlalchemy.engine import Dialect
+    from sqlalchemy.sql.base import ReadOnlyColumnCollection
     from sqlalchemy.types import TypeEngine
 
     from app.data.pagination import KeysetOrder
@@ -88,13 +99,15 @@ if TYPE_CHECKING:
 
 
 class Entity(enum.Enum):
-    """The tables a tree reads, with their id type and read predicate."""
+    """The tables a tree reads, with their id type and read predicate (an access log entry has
+    neither: its rows are read a page per patient, by the log's own statement)."""
 
     PROVIDER = (Provider, NodeType.PROVIDER, readable_providers_for)
     PATIENT = (Patient, NodeType.PATIENT, readable_patients_for)
     RECORD = (MedicalRecord, NodeType.MEDICAL_RECORD, readable_records_for)
     DIAGNOSIS = (Diagnosis, NodeType.DIAGNOSIS, readable_diagnoses_for)
     ATTACHMENT = (Attachment, NodeType.ATTACHMENT, readable_attachments_for)
+    ACCESS_LOG_ENTRY = (AuditEventPatient, None, None)
 
     @property
     def model(self) -> type[Base]:
@@ -103,8 +116,17 @@ class Entity(enum.Enum):
 
     @property
     def node_type(self) -> NodeType:
-        node_type: NodeType = self.value[1]
+        node_type: NodeType | None = self.value[1]
+        if node_type is None:
+            raise ValueError(f"{self} has no ids")
         return node_type
+
+    @property
+    def columns(self) -> Mapping[str, Column[Any]] | ReadOnlyColumnCollection[str, Column[Any]]:
+        """The columns its rows have, by name: a table's, or the access log's computed ones too."""
+        if self is Entity.ACCESS_LOG_ENTRY:
+            return access_log.ENTRY_COLUMNS
+        return table_of(self.model).c
 
     def readable(self, role: Role | None) -> ColumnElement[bool]:
         predicate: ColumnElement[bool] = self.value[2](role)
@@ -121,6 +143,7 @@ class Encoding(enum.Enum):
     """How a column becomes JSON, exactly as graphql-core and orjson would write its value."""
 
     ID = "id"  # the row's sealed global id
+    ID_LIST = "id_list"  # a uuid array, as the sealed ids of ``Leaf.ids_of``
     TEXT = "text"  # a JSON string
     LITERAL = "literal"  # int4 and boolean: their text form is their JSON form
     ENUM = "enum"  # a PostgreSQL enum whose labels are the GraphQL names
@@ -138,6 +161,7 @@ class Relation(enum.Enum):
     DIAGNOSES = "diagnoses"  # record -> its diagnoses, oldest first
     ATTACHMENTS = "attachments"  # record -> its attachments, oldest first
     PATIENT_RECORDS = "patient_records"  # patient -> first page of its records, newest first
+    ACCESS_LOG = "access_log"  # patient -> first page of its access log, newest first
     # Not followed by a tree: a selection of it is left to the DataLoaders.
     STATUS_HISTORY = "status_history"  # record -> its status events, oldest first
 
@@ -148,6 +172,7 @@ class Leaf:
     encoding: Encoding
     column: str  # the column name (the type name for TYPENAME)
     nullable: bool
+    ids_of: NodeType | None = None  # of ID_LIST
 
 
 @dataclass(frozen=True, slots=True)
@@ -155,10 +180,12 @@ class Child:
     key: str
     relation: Relation
     node: Node
-    # PATIENT_RECORDS: the connection's edges and node keys, and the page size's parameter.
+    # A nested page: the connection's edges and node keys, and the page size's parameter, or
+    # the size itself when its NestedPage writes it into the statement.
     edges_key: str = "edges"
     node_key: str = "node"
     limit_parameter: str = ""
+    size: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +262,29 @@ _RELATIONS: dict[Relation, tuple[Entity, Entity, str, str]] = {
     Relation.DIAGNOSES: (Entity.RECORD, Entity.DIAGNOSIS, "id", "record_id"),
     Relation.ATTACHMENTS: (Entity.RECORD, Entity.ATTACHMENT, "id", "record_id"),
     Relation.PATIENT_RECORDS: (Entity.PATIENT, Entity.RECORD, "id", "patient_id"),
+    Relation.ACCESS_LOG: (Entity.PATIENT, Entity.ACCESS_LOG_ENTRY, "id", "patient_id"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NestedPage:
+    """A relation to a connection's first page (``{ edges { node } }``): its order, and the
+    statement of the rows a role reads (each parent's are read with a LIMIT of their own)."""
+
+    order: KeysetOrder
+    readable: Callable[[Role | None], Select[Any]]
+    # The size in the statement's text, as pagination.paged's ``size_in_text``: with a parameter,
+    # the plan of a partitioned table's page reads a patient's whole history.
+    size_in_text: bool = False
+
+
+NESTED_PAGES: dict[Relation, NestedPage] = {
+    Relation.PATIENT_RECORDS: NestedPage(
+        records.RECORD_ORDER, lambda role: records.filtered_statement(role, frozenset(), False)
+    ),
+    Relation.ACCESS_LOG: NestedPage(
+        access_log.ACCESS_LOG_ORDER, access_log.entries_statement, size_in_text=True
+    ),
 }
 # The relations a tree follows.
 TREE_RELATIONS = frozenset(_RELATIONS)
@@ -254,6 +304,10 @@ _ORDER: dict[Entity, tuple[tuple[str, ...], bool]] = {
     ),
     Entity.DIAGNOSIS: (tuple(c.key for c in records.DIAGNOSIS_ORDER), False),
     Entity.ATTACHMENT: (tuple(c.key for c in records.ATTACHMENT_ORDER), False),
+    Entity.ACCESS_LOG_ENTRY: (
+        tuple(c.key for c in access_log.ACCESS_LOG_ORDER.columns),
+        access_log.ACCESS_LOG_ORDER.descending,
+    ),
 }
 _NAME = re.compile(r"[_A-Za-z][_0-9A-Za-z]*")
 
@@ -324,6 +378,16 @@ def id_json(node_type: NodeType, row_id: ColumnElement[Any]) -> ColumnElement[st
     return _sealed(ID_DOMAIN, payload)
 
 
+def _id_list_json(node_type: NodeType, row_ids: ColumnElement[Any]) -> ColumnElement[str]:
+    """A uuid array as a JSON list of ``node_type``'s sealed ids, in the array's order."""
+    items = func.unnest(row_ids).table_valued("id", with_ordinality="n").render_derived()
+    listed = func.string_agg(
+        id_json(node_type, items.c.id), aggregate_order_by(_text(","), items.c.n)
+    )
+    joined = func.coalesce(_concat(_text("["), listed, _text("]")), _text("[]"))
+    return select(joined).select_from(items).scalar_subquery()
+
+
 def cursor_json(order: KeysetOrder, rows: FromClause) -> ColumnElement[str]:
     """OpaqueIds.encode_cursor of a row of ``rows`` (which has ``order``'s columns), as a JSON
     string."""
@@ -381,6 +445,9 @@ def _leaf_json(leaf: Leaf, entity: Entity, rows: CTE) -> ColumnElement[str]:
     value: ColumnElement[str]
     if leaf.encoding is Encoding.ID:
         value = id_json(entity.node_type, column)
+    elif leaf.encoding is Encoding.ID_LIST:
+        assert leaf.ids_of is not None
+        value = _id_list_json(leaf.ids_of, column)
     elif leaf.encoding is Encoding.TEXT:
         value = cast(func.to_json(column), Text)
     elif leaf.encoding is Encoding.LITERAL:
@@ -453,10 +520,13 @@ class _Statement:
             if isinstance(field, Leaf):
                 parts.append(_leaf_json(field, node.entity, rows))
                 continue
+            if field.relation is Relation.ACCESS_LOG and self._role not in ACCESS_LOG_READERS:
+                parts.append(_text("null"))  # as Patient.accessLog answers everyone else
+                continue
             child = self.child_json(field, rows)
             _, _, parent_column, _ = _RELATIONS[field.relation]
             from_ = from_.outerjoin(child, child.c.key == rows.c[parent_column])
-            if field.relation is Relation.PATIENT_RECORDS:
+            if field.relation in NESTED_PAGES:
                 empty = "{" + _key(field.edges_key) + "[]}"
             else:
                 empty = "[]" if field.relation in _LISTS else "null"
@@ -543,17 +613,27 @@ class _Statement:
         if child.node.entity is not entity:
             raise ValueError(f"{child.relation} leads to {entity}, not {child.node.entity}")
         table = entity.model.__table__
-        if child.relation is Relation.PATIENT_RECORDS:
-            # records_of_parents' statement, with the parent CTE in place of the id list.
+        nested_page = NESTED_PAGES.get(child.relation)
+        if nested_page is not None:
+            # The rows_per_parent_statement of its DataLoader, with the parent CTE in place of
+            # the id list.
+            size = (
+                bindparam(child.limit_parameter, type_=Integer())
+                if child.size is None
+                else literal_column(str(int(child.size)), Integer)
+            )
             per_parent = (
-                records.filtered_statement(self._role, frozenset(), False)
-                .where(table.c[child_column] == parent.c.id)
-                .order_by(*records.RECORD_ORDER.order_by())
-                .limit(bindparam(child.limit_parameter, type_=Integer()))
+                nested_page.readable(self._role)
+                .where(table.c[child_column] == parent.c[parent_column])
+                .order_by(*nested_page.order.order_by())
+                .limit(size)
                 .lateral()
             )
             rows = self.level(
-                entity, select(per_parent).select_from(parent).join(per_parent, true())
+                entity,
+                select(per_parent).select_from(parent).join(per_parent, true()),
+                # The log's rows are about accesses, not data the audit row names.
+                shown=entity is not Entity.ACCESS_LOG_ENTRY,
             )
         else:
             # ``= ANY(ARRAY(...))``, not ``IN (SELECT ...)``: PostgreSQL's generic plan of a
@@ -568,8 +648,8 @@ class _Statement:
             )
         json, from_ = self.object_json(child.node, rows)
         key = rows.c[child_column]
-        if child.relation in _LISTS or child.relation is Relation.PATIENT_RECORDS:
-            if child.relation is Relation.PATIENT_RECORDS:
+        if child.relation in _LISTS or nested_page is not None:
+            if nested_page is not None:
                 json = _concat(_text("{" + _key(child.node_key)), json, _text("}"))
                 opening, closing = "{" + _key(child.edges_key) + "[", "]}"
             else:
