@@ -273,8 +273,9 @@ class NestedPage:
 
     order: KeysetOrder
     readable: Callable[[Role | None], Select[Any]]
-    # The size in the statement's text, as pagination.paged's ``size_in_text``: with a parameter,
-    # the plan of a partitioned table's page reads a patient's whole history.
+    # The size in the statement's text, as pagination.paged's ``size_in_text``: PostgreSQL's
+    # generic plan of a LIMIT parameter guesses a tenth of the rows, and for the partitioned log
+    # read a patient's whole history.
     size_in_text: bool = False
 
 
@@ -541,9 +542,9 @@ class _Statement:
         entity = root.node.entity
         order = _PAGE_ORDERS[root.kind]
         fetched_rows, counted = _page_statements(root, self._role)
+        page_size = bindparam("page_size", type_=Integer())
         # One row more than the page, as the DataLoaders' page reads fetch it: is there a next?
         fetched = fetched_rows.cte(self._level_name())
-        page_size = bindparam("page_size", type_=Integer())
         shown = _rows_shown(root.connection)
         rows = self.level(
             entity,
