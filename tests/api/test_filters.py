@@ -340,6 +340,12 @@ RECORD_FILTERS: list[tuple[str, Values, list[str]]] = [
     ("no_filter", {}, ALL),
     ("status_one", {"status": ["FINALIZED"]}, ["r6", "r5", "r1"]),
     ("status_several", {"status": ["DRAFT", "AMENDED"]}, ["r3", "r2"]),
+    # Each record once, however often its status is named.
+    (
+        "status_repeated",
+        {"status": ["FINALIZED", "AMENDED", "FINALIZED"]},
+        ["r6", "r5", "r3", "r1"],
+    ),
     (
         "status_all",
         {"status": ["DRAFT", "FINALIZED", "AMENDED", "ENTERED_IN_ERROR"]},

@@ -298,6 +298,31 @@ async def test_records_tie_on_visit_date_is_broken_by_id_across_page_boundaries(
         assert_walk(ids, kind, await walk(api, listing, 2), expected, 2)
 
 
+async def test_records_of_several_statuses_interleave_in_order_across_page_boundaries(
+    api: Api, factory: Factory, ids: OpaqueIds
+) -> None:
+    """A status-filtered list reads one range per status and merges them: the pages still follow
+    the one order, ties across statuses included."""
+    provider, patient = await factory.provider(), await factory.patient()
+    same_time = BASE_TIME + timedelta(days=9)
+    statuses = [RecordStatus.FINALIZED, RecordStatus.AMENDED, RecordStatus.DRAFT]
+    rows = [
+        await factory.record(
+            patient,
+            provider,
+            status=statuses[n % 3],
+            visit_date=same_time if n % 2 else same_time - timedelta(hours=n),
+        )
+        for n in range(9)
+    ]
+    wanted = [r for r in rows if r["status"] is not RecordStatus.DRAFT]
+    expected = record_order(wanted)
+    listing = Listing("records", {}, expected)
+    for first in (1, 2, 4):
+        pages = await walk(api, listing, first, filter={"status": ["AMENDED", "FINALIZED"]})
+        assert_walk(ids, "records", pages, expected, first)
+
+
 async def test_nested_records_of_several_parents_page_independently_in_one_query(
     api: Api, factory: Factory, ids: OpaqueIds
 ) -> None:
