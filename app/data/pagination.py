@@ -22,7 +22,7 @@ from app.domain import validation
 from app.domain.errors import BadUserInput
 
 if TYPE_CHECKING:
-    from sqlalchemy import BindParameter, ColumnElement, FromClause, Select
+    from sqlalchemy import BindParameter, ColumnElement, Select
     from sqlalchemy.orm import InstrumentedAttribute
 
     from app.data.database import FetchedRow, Reader
@@ -41,10 +41,8 @@ class KeysetOrder:
     descending: bool
     decoders: tuple[Callable[[Any], Any], ...]
 
-    def order_by(self, rows: FromClause | None = None) -> list[ColumnElement[Any]]:
-        """Over the table's columns, or over the columns of the same names of ``rows``."""
-        columns = self.columns if rows is None else [rows.c[c.key] for c in self.columns]
-        return [c.desc() if self.descending else c.asc() for c in columns]
+    def order_by(self) -> list[ColumnElement[Any]]:
+        return [c.desc() if self.descending else c.asc() for c in self.columns]
 
     def after(self, values: tuple[Any, ...]) -> ColumnElement[bool]:
         # A row comparison matches the index order because all columns share one direction.

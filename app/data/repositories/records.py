@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import Integer, any_, bindparam, func, select, true
+from sqlalchemy import any_, bindparam, func, select
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from app.data.database import fetched_rows
@@ -71,11 +71,11 @@ _PARENT_COLUMNS: dict[RecordParent, InstrumentedAttribute[Any]] = {
     "provider": MedicalRecord.provider_id,
 }
 
-_STATUS_ARRAY = ARRAY(MedicalRecord.__table__.c.status.type)
 # Each filter of RecordListFilter, by the name of its bind parameter.
 _FILTERS: dict[str, ColumnElement[bool]] = {
     # = ANY(array), not an expanding IN: one statement text for any number of values.
-    "statuses": MedicalRecord.status == any_(bindparam("statuses", type_=_STATUS_ARRAY)),
+    "statuses": MedicalRecord.status
+    == any_(bindparam("statuses", type_=ARRAY(MedicalRecord.__table__.c.status.type))),
     "record_types": MedicalRecord.record_type
     == any_(bindparam("record_types", type_=ARRAY(MedicalRecord.__table__.c.record_type.type))),
     "visited_after": MedicalRecord.visit_date >= bindparam("visited_after"),
@@ -94,8 +94,7 @@ class RecordListFilter:
     def parameters(self) -> dict[str, Any]:
         """The values of the filters that are set, by bind parameter name (see ``_FILTERS``)."""
         values = {
-            # Each once: a page reads one range per status (page_statement).
-            "statuses": None if self.statuses is None else list(dict.fromkeys(self.statuses)),
+            "statuses": None if self.statuses is None else list(self.statuses),
             "record_types": None if self.record_types is None else list(self.record_types),
             "visited_after": self.visited_after,
             "visited_before": self.visited_before,
@@ -118,24 +117,7 @@ def filtered_statement(role: Role | None, filters: frozenset[str], with_json: bo
 def page_statement(
     role: Role | None, filters: frozenset[str], after: bool, with_json: bool
 ) -> Select[Any]:
-    if "statuses" not in filters:
-        return paged(filtered_statement(role, filters, with_json), RECORD_ORDER, after)
-    # One index range per status wanted, each page merged into one: PostgreSQL plans this once
-    # for every caller, where a status list in one range is planned anew for each run (a rare
-    # status wants another plan than a common one).
-    wanted = (
-        func.unnest(bindparam("statuses", type_=_STATUS_ARRAY))
-        .table_valued("status")
-        .render_derived(name="wanted")
-    )
-    of_status = filtered_statement(role, filters - {"statuses"}, with_json).where(
-        MedicalRecord.status == wanted.c.status
-    )
-    per_status = paged(of_status, RECORD_ORDER, after).lateral("of_status")
-    merged = select(per_status).select_from(wanted).join(per_status, true())
-    return merged.order_by(*RECORD_ORDER.order_by(per_status)).limit(
-        bindparam("limit", type_=Integer())
-    )
+    return paged(filtered_statement(role, filters, with_json), RECORD_ORDER, after)
 
 
 @cache
