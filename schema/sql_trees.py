@@ -137,10 +137,9 @@ _ROOTS = {
 class _Shape(NamedTuple):
     connection: tuple[ConnectionField, ...]  # a page root's selection
     node: Node
-    parameters: dict[str, Any]  # the nested pages' sizes
 
 
-_NOT_COMPILED = _Shape((), Node(Entity.PATIENT, ()), {})
+_NOT_COMPILED = _Shape((), Node(Entity.PATIENT, ()))
 # Values of a selection's variables kept at once; then they start afresh.
 _VALUES_PER_SELECTION = 32
 
@@ -221,7 +220,6 @@ class TreeCompiler:
         self._context = context
         self._arguments = arguments_of
         self.parameters: dict[str, Any] = {}
-        self._pages = 0
 
     def root(
         self,
@@ -240,28 +238,31 @@ class TreeCompiler:
                 arguments["id"], node.entity.node_type, "id"
             )
             return Root(kind, node)
+        shape: frozenset[Any]
         if kind is RootKind.PATIENT_PAGE:
             list_filter: Any = patient_list_filter(ids, arguments.get("filter"))
             order = PATIENT_ORDER
+            shape = frozenset(list_filter.parameters())
         else:
             list_filter = record_list_filter(arguments.get("filter"))
             order = RECORD_ORDER
+            shape = list_filter.shape()
         page = page_request(ids, order, arguments.get("first"), arguments.get("after"))
-        filters = list_filter.parameters()
-        # page_parameters' limit is one row more than the page: is there a next page?
-        self.parameters.update(filters, **page_parameters(page), page_size=page.first)
+        # The size is written into the statement (json_trees.page_size); the cursor is bound.
+        self.parameters.update(list_filter.parameters(), **page_parameters(page))
         return Root(
             kind,
             node,
-            filters=frozenset(filters),
+            filters=shape,
             after=page.after is not None,
             connection=connection,
+            size=page.first,
         )
 
     def _shape(
         self, kind: RootKind, field_def: GraphQLField, details: FieldDetailsList
     ) -> tuple[tuple[ConnectionField, ...], Node]:
-        """What the root field selects, and the page sizes below it (into ``parameters``).
+        """What the root field selects (its nested pages' sizes in its nodes).
 
         Made once per selection and values of the variables used in it (``_SHAPES``), so a
         document sent again with other root arguments (another id, page or filter) is not
@@ -283,13 +284,12 @@ class TreeCompiler:
             except TypeError:  # an unhashable value (an input object): not cached
                 values = None
         if shape is None:
-            # ``parameters`` holds no root parameter yet: what the walk adds is the nested pages'.
             named = _object_type(field_def.type)
             try:
                 if kind is RootKind.BY_ID:
-                    shape = _Shape((), self._node(named, details), dict(self.parameters))
+                    shape = _Shape((), self._node(named, details))
                 else:
-                    shape = _Shape(*self._connection(named, details), dict(self.parameters))
+                    shape = _Shape(*self._connection(named, details))
             except NotCompiled:
                 shape = _NOT_COMPILED
             if values is not None:
@@ -298,7 +298,6 @@ class TreeCompiler:
                 entry.shapes[values] = shape
         if shape is _NOT_COMPILED:
             raise NotCompiled("the selection")
-        self.parameters.update(shape.parameters)
         return shape.connection, shape.node
 
     def _node(self, type_: GraphQLObjectType, details: FieldDetailsList) -> Node:
@@ -341,18 +340,11 @@ class TreeCompiler:
         if arguments.get("after") is not None or arguments.get("filter") is not None:
             raise NotCompiled(key)
         page = page_request(self._context.ids, nested_page.order, arguments.get("first"), None)
-        parameter, size = "", None
-        if nested_page.size_in_text:
-            size = page.first
-        else:
-            self._pages += 1
-            parameter = f"limit_{self._pages}"
-            self.parameters[parameter] = page.first
         connection, node = self._connection(named, details)
         # A nested page writes ``{ edges { node } }`` and nothing else.
         match connection:
             case (ConnectionField(edges_key, Part.EDGES, (ConnectionField(node_key, Part.NODE),)),):
-                return Child(key, relation, node, edges_key, node_key, parameter, size)
+                return Child(key, relation, node, edges_key, node_key, page.first)
         raise NotCompiled(f"{key}: more than edges {{ node }}")
 
     def _connection(

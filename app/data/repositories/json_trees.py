@@ -8,8 +8,8 @@ the definitions Python writes them from (app/domain/wire_formats.py; the MAC is 
 core ``sha256``), and the statement also returns what the audit row must name.
 
 Trees are described by ``Node``/``Relation`` (built by schema/sql_trees.py from a query); the
-statement is built once per role and tree shape, and run with the viewer's, the filters' and
-the page sizes' values as bind parameters.
+statement is built once per role, tree shape and page sizes (``page_size``), and run with the
+viewer's, the filters' and the cursor's values as bind parameters.
 """
 
 from __future__ import annotations
@@ -180,12 +180,10 @@ class Child:
     key: str
     relation: Relation
     node: Node
-    # A nested page: the connection's edges and node keys, and the page size's parameter, or
-    # the size itself when its NestedPage writes it into the statement.
+    # A nested page: the connection's edges and node keys, and its size (``page_size``).
     edges_key: str = "edges"
     node_key: str = "node"
-    limit_parameter: str = ""
-    size: int | None = None
+    size: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,14 +232,16 @@ class RootKind(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class Root:
-    """A page root is run with ``limit`` = page size + 1 (the page statement's own parameter,
-    one row more tells whether a next page exists) and ``page_size``."""
+    """A page root reads ``size`` + 1 rows: one row more tells whether a next page exists."""
 
     kind: RootKind
     node: Node
-    filters: frozenset[str] = frozenset()  # the list filters set, by parameter name
+    # The list filter's statement key: PatientListFilter's parameter names, or
+    # RecordListFilter.shape().
+    filters: frozenset[Any] = frozenset()
     after: bool = False  # a page after a cursor
     connection: tuple[ConnectionField, ...] = ()  # what a page root selects, in order
+    size: int = 0
 
 
 class TreeRead(NamedTuple):
@@ -273,19 +273,13 @@ class NestedPage:
 
     order: KeysetOrder
     readable: Callable[[Role | None], Select[Any]]
-    # The size in the statement's text, as pagination.paged's ``size_in_text``: PostgreSQL's
-    # generic plan of a LIMIT parameter guesses a tenth of the rows, and for the partitioned log
-    # read a patient's whole history.
-    size_in_text: bool = False
 
 
 NESTED_PAGES: dict[Relation, NestedPage] = {
     Relation.PATIENT_RECORDS: NestedPage(
         records.RECORD_ORDER, lambda role: records.filtered_statement(role, frozenset(), False)
     ),
-    Relation.ACCESS_LOG: NestedPage(
-        access_log.ACCESS_LOG_ORDER, access_log.entries_statement, size_in_text=True
-    ),
+    Relation.ACCESS_LOG: NestedPage(access_log.ACCESS_LOG_ORDER, access_log.entries_statement),
 }
 # The relations a tree follows.
 TREE_RELATIONS = frozenset(_RELATIONS)
@@ -318,6 +312,14 @@ def _text(value: str) -> ColumnElement[str]:
     if "'" in value or "\\" in value:
         raise ValueError(f"not a JSON constant: {value!r}")
     return literal_column(f"'{value}'", Text)
+
+
+def page_size(size: int) -> ColumnElement[int]:
+    """A page size, written into the statement: PostgreSQL's generic plan of a LIMIT parameter
+    guesses a tenth of the rows, and with it a plan for reading whole tables (or for the
+    partitioned access log, a patient's whole history), so it keeps planning each run anew. A
+    statement per page size: few sizes are used."""
+    return literal_column(str(int(size)), Integer)
 
 
 def _name(name: str) -> str:
@@ -542,13 +544,14 @@ class _Statement:
         entity = root.node.entity
         order = _PAGE_ORDERS[root.kind]
         fetched_rows, counted = _page_statements(root, self._role)
-        page_size = bindparam("page_size", type_=Integer())
+        size = page_size(root.size)
+        fetched_rows = fetched_rows.limit(page_size(root.size + 1))
         # One row more than the page, as the DataLoaders' page reads fetch it: is there a next?
         fetched = fetched_rows.cte(self._level_name())
         shown = _rows_shown(root.connection)
         rows = self.level(
             entity,
-            select(fetched).order_by(*_in_order(entity, fetched)).limit(page_size),
+            select(fetched).order_by(*_in_order(entity, fetched)).limit(size),
             shown=RowsShown.ALL in shown,
         )
         if shown and RowsShown.ALL not in shown:
@@ -584,7 +587,7 @@ class _Statement:
             if part is Part.PAGE_INFO:
                 return selection(field.fields)
             if part is Part.HAS_NEXT_PAGE:
-                more = select(func.count()).select_from(fetched).scalar_subquery() > page_size
+                more = select(func.count()).select_from(fetched).scalar_subquery() > size
                 return case((more, _text("true")), else_=_text("false"))
             if part is Part.HAS_PREVIOUS_PAGE:
                 # Forward paging only: rows precede the cursor's position when one was given.
@@ -618,16 +621,11 @@ class _Statement:
         if nested_page is not None:
             # The rows_per_parent_statement of its DataLoader, with the parent CTE in place of
             # the id list.
-            size = (
-                bindparam(child.limit_parameter, type_=Integer())
-                if child.size is None
-                else literal_column(str(int(child.size)), Integer)
-            )
             per_parent = (
                 nested_page.readable(self._role)
                 .where(table.c[child_column] == parent.c[parent_column])
                 .order_by(*nested_page.order.order_by())
-                .limit(size)
+                .limit(page_size(child.size))
                 .lateral()
             )
             rows = self.level(
@@ -758,8 +756,7 @@ async def read_tree(
     parameters: dict[str, Any],
 ) -> TreeRead:
     """``driver``: from app/data/request_reads.py, in autocommit. ``parameters``: the root's
-    (``root_id``, or the page's and filters') and the children's page sizes; the viewer's and the
-    id key's are added here."""
+    (``root_id``, or the cursor's and filters'); the viewer's and the id key's are added here."""
     values = {**viewer_parameters(viewer), **id_parameters(ids), **parameters}
     statement = _driver_statement(root, role, driver.dialect)
     row = await statement.fetchrow(driver.connection, values)

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
-from sqlalchemy import any_, bindparam, func, select
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import bindparam, func, literal_column, select
 
 from app.data.database import fetched_rows
 from app.data.pagination import (
@@ -71,15 +70,20 @@ _PARENT_COLUMNS: dict[RecordParent, InstrumentedAttribute[Any]] = {
     "provider": MedicalRecord.provider_id,
 }
 
-# Each filter of RecordListFilter, by the name of its bind parameter.
+# The filters of RecordListFilter run with a bind parameter, by its name.
 _FILTERS: dict[str, ColumnElement[bool]] = {
-    # = ANY(array), not an expanding IN: one statement text for any number of values.
-    "statuses": MedicalRecord.status
-    == any_(bindparam("statuses", type_=ARRAY(MedicalRecord.__table__.c.status.type))),
-    "record_types": MedicalRecord.record_type
-    == any_(bindparam("record_types", type_=ARRAY(MedicalRecord.__table__.c.record_type.type))),
     "visited_after": MedicalRecord.visit_date >= bindparam("visited_after"),
     "visited_before": MedicalRecord.visit_date < bindparam("visited_before"),
+}
+# A key of a statement (``RecordListFilter.shape``): the bound filters' names, and the statuses
+# and record types wanted, which the statement writes into its text. PostgreSQL then knows how
+# rare they are when it plans, and keeps one plan per set of values instead of planning each run
+# anew (a rare status wants another plan than a common one). A handful of values: few sets.
+FilterShape: TypeAlias = "frozenset[str | tuple[str, str]]"
+# The filters written into the statement, by the name of their values in a FilterShape.
+_LISTED: dict[str, InstrumentedAttribute[Any]] = {
+    "statuses": MedicalRecord.status,
+    "record_types": MedicalRecord.record_type,
 }
 
 
@@ -92,42 +96,53 @@ class RecordListFilter:
     visited_before: datetime | None = None
 
     def parameters(self) -> dict[str, Any]:
-        """The values of the filters that are set, by bind parameter name (see ``_FILTERS``)."""
-        values = {
-            "statuses": None if self.statuses is None else list(self.statuses),
-            "record_types": None if self.record_types is None else list(self.record_types),
-            "visited_after": self.visited_after,
-            "visited_before": self.visited_before,
-        }
+        """The values of the bound filters that are set, by parameter name (see ``_FILTERS``)."""
+        values = {"visited_after": self.visited_after, "visited_before": self.visited_before}
         return {name: value for name, value in values.items() if value is not None}
+
+    def shape(self) -> FilterShape:
+        """The key of the statements of this filter (``FilterShape``)."""
+        listed = (("statuses", self.statuses), ("record_types", self.record_types))
+        values = {(name, value.value) for name, wanted in listed for value in wanted or ()}
+        return frozenset((*self.parameters(), *values))
+
+
+def _one_of(column: InstrumentedAttribute[Any], labels: list[str]) -> ColumnElement[bool]:
+    """``column IN (...)`` of enum labels written into the statement."""
+    # Labels of our enums (RecordListFilter.shape), never a caller's text: checked all the same.
+    if not all(label.isidentifier() for label in labels):
+        raise ValueError(f"not enum labels: {labels!r}")
+    return column.in_([literal_column(f"'{label}'") for label in sorted(labels)])
 
 
 @cache
-def filtered_statement(role: Role | None, filters: frozenset[str], with_json: bool) -> Select[Any]:
+def filtered_statement(role: Role | None, filters: FilterShape, with_json: bool) -> Select[Any]:
     columns = readable_columns(table_of(MedicalRecord), role)
     if not with_json:
         columns = tuple(column for column in columns if column.key not in _JSON_COLUMNS)
-    return select(*columns).where(
-        readable_records_for(role),
-        *(predicate for name, predicate in _FILTERS.items() if name in filters),
-    )
+    predicates = [predicate for name, predicate in _FILTERS.items() if name in filters]
+    for name, column in _LISTED.items():
+        labels = [key[1] for key in filters if isinstance(key, tuple) and key[0] == name]
+        if labels:
+            predicates.append(_one_of(column, labels))
+    return select(*columns).where(readable_records_for(role), *predicates)
 
 
 @cache
 def page_statement(
-    role: Role | None, filters: frozenset[str], after: bool, with_json: bool
+    role: Role | None, filters: FilterShape, after: bool, with_json: bool
 ) -> Select[Any]:
     return paged(filtered_statement(role, filters, with_json), RECORD_ORDER, after)
 
 
 @cache
-def count_statement(role: Role | None, filters: frozenset[str]) -> Select[int]:
+def count_statement(role: Role | None, filters: FilterShape) -> Select[int]:
     return filtered_statement(role, filters, False).with_only_columns(func.count())
 
 
 @cache
 def _of_parents(
-    role: Role | None, filters: frozenset[str], parent: RecordParent, after: bool, with_json: bool
+    role: Role | None, filters: FilterShape, parent: RecordParent, after: bool, with_json: bool
 ) -> RowsPerParent:
     return rows_per_parent_statement(
         filtered_statement(role, filters, with_json), _PARENT_COLUMNS[parent], RECORD_ORDER, after
@@ -135,9 +150,7 @@ def _of_parents(
 
 
 @cache
-def _count_of_parents(
-    role: Role | None, filters: frozenset[str], parent: RecordParent
-) -> Select[Any]:
+def _count_of_parents(role: Role | None, filters: FilterShape, parent: RecordParent) -> Select[Any]:
     return count_per_parent_statement(
         filtered_statement(role, filters, False), _PARENT_COLUMNS[parent]
     )
@@ -160,7 +173,7 @@ async def record_page(
     """``with_json=False`` leaves out the _JSON_COLUMNS."""
     filters = filter_.parameters()
     statement = page_statement(
-        effective_role(viewer), frozenset(filters), page.after is not None, with_json
+        effective_role(viewer), filter_.shape(), page.after is not None, with_json
     )
     parameters = {**viewer_parameters(viewer), **filters, **page_parameters(page)}
     return fetched_rows(await session.execute(statement, parameters))
@@ -168,7 +181,7 @@ async def record_page(
 
 async def count_records(session: Reader, viewer: Viewer, filter_: RecordListFilter) -> int:
     filters = filter_.parameters()
-    statement = count_statement(effective_role(viewer), frozenset(filters))
+    statement = count_statement(effective_role(viewer), filter_.shape())
     return (await session.execute(statement, {**viewer_parameters(viewer), **filters})).scalar_one()
 
 
@@ -185,7 +198,7 @@ async def records_of_parents(
     """``with_json=False`` leaves out the _JSON_COLUMNS."""
     filters = filter_.parameters()
     statement = _of_parents(
-        effective_role(viewer), frozenset(filters), parent, page.after is not None, with_json
+        effective_role(viewer), filter_.shape(), parent, page.after is not None, with_json
     )
     parameters = {**viewer_parameters(viewer), **filters, **page_parameters(page)}
     return await first_rows_per_parent(session, statement, parameters, parent_ids)
@@ -199,7 +212,7 @@ async def count_records_of_parents(
     filter_: RecordListFilter,
 ) -> dict[uuid.UUID, int]:
     filters = filter_.parameters()
-    statement = _count_of_parents(effective_role(viewer), frozenset(filters), parent)
+    statement = _count_of_parents(effective_role(viewer), filter_.shape(), parent)
     return await count_per_parent(
         session, statement, {**viewer_parameters(viewer), **filters}, parent_ids
     )
