@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import asyncpg
 from sqlalchemy import func, select
@@ -110,8 +111,16 @@ def bench_database(name: str = DATABASE) -> Iterator[Database]:
     pgdata = DATA_DIR / "pgdata"
     with get_server(pgdata, cleanup_mode="stop") as server:
         server_url: str = server.get_uri()
-        preload = str(_run(_fetchval(server_url, "SHOW shared_preload_libraries")))
-    if "pg_stat_statements" not in preload:
+        configured = str(
+            _run(
+                _fetchval(
+                    server_url,
+                    "SELECT current_setting('shared_preload_libraries') || ' '"
+                    " || coalesce(current_setting('pg_stat_statements.track_planning', true), '')",
+                )
+            )
+        )
+    if configured != "pg_stat_statements on":
         # First start of this data directory: preload the extension, then restart for it to load.
         print("bench: enabling pg_stat_statements (restarting PostgreSQL)", flush=True)
         with get_server(pgdata, cleanup_mode="stop") as server:
@@ -119,6 +128,8 @@ def bench_database(name: str = DATABASE) -> Iterator[Database]:
             for setting in (
                 "shared_preload_libraries = 'pg_stat_statements'",
                 "pg_stat_statements.track = 'top'",
+                # The time per query the bench reports includes planning.
+                "pg_stat_statements.track_planning = on",
                 "max_connections = 300",
             ):
                 _run(_execute(server_url, f"ALTER SYSTEM SET {setting}"))
@@ -167,6 +178,13 @@ async def _add_audit_rows(database: Database, wanted: int) -> None:
         await engine.dispose()
 
 
+class Totals(NamedTuple):
+    everything: int  # statements, transaction control included
+    queries: int  # statements that are not transaction control or SET
+    # Their time in PostgreSQL, executing and planning (planning when pg_stat_statements tracks it).
+    query_ms: float
+
+
 class StatementCounter:
     """pg_stat_statements for the bench database: reset before a shape, summed after it."""
 
@@ -192,14 +210,16 @@ class StatementCounter:
         if self.available and self._connection is not None:
             await self._connection.execute("SELECT pg_stat_statements_reset()")
 
-    async def totals(self) -> tuple[int, int] | None:
-        """(all statements, statements that are not transaction control) since the reset."""
+    async def totals(self) -> Totals | None:
+        """The statements since the reset."""
         if not self.available or self._connection is None:
             return None
         row = await self._connection.fetchrow(
             """
             SELECT coalesce(sum(s.calls), 0)::bigint AS everything,
-                   coalesce(sum(s.calls) FILTER (WHERE s.query !~* $2), 0)::bigint AS queries
+                   coalesce(sum(s.calls) FILTER (WHERE s.query !~* $2), 0)::bigint AS queries,
+                   coalesce(sum(s.total_exec_time + s.total_plan_time)
+                            FILTER (WHERE s.query !~* $2), 0)::float8 AS query_ms
             FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid
             WHERE d.datname = $1 AND s.query NOT ILIKE '%pg_stat_statements%'
             """,
@@ -207,7 +227,7 @@ class StatementCounter:
             _CONTROL,
         )
         assert row is not None
-        return int(row["everything"]), int(row["queries"])
+        return Totals(int(row["everything"]), int(row["queries"]), float(row["query_ms"]))
 
     async def fetch(self, query: str, *args: object) -> list[asyncpg.Record]:
         assert self._connection is not None

@@ -50,6 +50,8 @@ class Result:
     # CPU per request handled under load, of the server's processes and of PostgreSQL's.
     server_cpu_us: float | None = None
     postgres_cpu_us: float | None = None
+    # PostgreSQL's time per query under load (pg_stat_statements: executing and planning).
+    query_us: float | None = None
     notes: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -221,5 +223,8 @@ async def measure(
         bytes_per_response=raw["bytes"] / requests if requests else None,
         server_cpu_us=per_request(round(server_cpu * 1e6), handled),
         postgres_cpu_us=per_request(round(postgres_cpu * 1e6), handled) if postgres_pids else None,
+        query_us=(
+            None if not totals or not totals.queries else 1000 * totals.query_ms / totals.queries
+        ),
         notes=shape.notes,
     )

@@ -208,9 +208,9 @@ def table(results: Sequence[Result]) -> str:
     header = (
         "| shape | server | req/s | p50 ms | p99 ms | errors | server RSS MiB (peak) "
         "| SQL/req under load: all (queries) | SQL/req exact: all (queries) | KB/resp "
-        "| CPU us/req: server + PostgreSQL |"
+        "| CPU us/req: server + PostgreSQL | PostgreSQL us/query |"
     )
-    lines = [header, "|" + "---|" * 11]
+    lines = [header, "|" + "---|" * 12]
     for r in results:
         rate = f"{100 * r.errors / (r.requests + r.errors):.1f}%" if r.requests + r.errors else "-"
         lines.append(
@@ -219,7 +219,8 @@ def table(results: Sequence[Result]) -> str:
             f"| {_num(r.sql_per_request)} ({_num(r.queries_per_request)}) "
             f"| {_exact_sql(r)} "
             f"| {_num(None if r.bytes_per_response is None else r.bytes_per_response / 1000)} "
-            f"| {_num(r.server_cpu_us, 0)} + {_num(r.postgres_cpu_us, 0)} |"
+            f"| {_num(r.server_cpu_us, 0)} + {_num(r.postgres_cpu_us, 0)} "
+            f"| {_num(r.query_us, 0)} |"
         )
     return "\n".join(lines)
 
@@ -261,6 +262,8 @@ NOTES = """Notes:
 - server RSS: the serve process and its workers (VmRSS from /proc), peak during the run.
 - CPU us/req: user + system CPU (from /proc) of the server's processes and of PostgreSQL's
   (the embedded server's; n/a with BENCH_DATABASE_URL) during the run, per request handled.
+- PostgreSQL us/query: pg_stat_statements' execution and planning time of the queries during
+  the run, per query (waits for a CPU included, as the machine is shared).
 - The server, PostgreSQL and wrk share this machine's {cpus} CPUs.
 """
 
