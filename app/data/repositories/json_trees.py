@@ -545,9 +545,9 @@ class _Statement:
         order = _PAGE_ORDERS[root.kind]
         fetched_rows, counted = _page_statements(root, self._role)
         size = page_size(root.size)
-        fetched_rows = fetched_rows.limit(page_size(root.size + 1))
         # One row more than the page, as the DataLoaders' page reads fetch it: is there a next?
-        fetched = fetched_rows.cte(self._level_name())
+        # (In place of the page statement's bound limit.)
+        fetched = fetched_rows.limit(page_size(root.size + 1)).cte(self._level_name())
         shown = _rows_shown(root.connection)
         rows = self.level(
             entity,
