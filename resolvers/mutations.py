@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     import uuid
 
     from sqlalchemy import Row
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
     from app.data.storage import AttachmentStorage
     from app.domain.viewer import Viewer
@@ -70,11 +70,14 @@ def _given(value: object) -> bool:
 
 
 @asynccontextmanager
-async def _audited(context: RequestContext) -> AsyncIterator[AsyncSession]:
+async def _audited(context: RequestContext) -> AsyncIterator[AsyncConnection]:
     """One transaction holding the change and its audit row: both commit, or neither does."""
     async with context.sessionmaker() as session, session.begin():
-        yield session
-        await append(session, context.audit.event(AuditOutcome.OK))
+        # The commands' statements are Core ones: on the session's connection they skip the ORM
+        # Session's bookkeeping, which was a fifth of a write's CPU in the workers.
+        connection = await session.connection()
+        yield connection
+        await append(connection, context.audit.event(AuditOutcome.OK))
     context.audit.appended()
 
 
@@ -423,7 +426,7 @@ async def delete_attachment(info: Info, id: strawberry.ID) -> AttachmentPayload:
 async def _attachment_changed(
     info: Info,
     id: strawberry.ID,
-    change: Callable[[AsyncSession, Viewer, AttachmentStorage, uuid.UUID], Awaitable[Row[Any]]],
+    change: Callable[[AsyncConnection, Viewer, AttachmentStorage, uuid.UUID], Awaitable[Row[Any]]],
 ) -> AttachmentPayload:
     """One audited attachment change, by id; its row becomes the payload."""
     context = info.context

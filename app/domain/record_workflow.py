@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     import uuid
 
     from sqlalchemy import ColumnElement, Row, Select, Table
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 # Subscribers (and other server processes) learn of committed changes on this channel: NOTIFY
 # inside the writing transaction is delivered only if, and when, that transaction commits.
@@ -123,7 +123,7 @@ _APPEND = _append_statement()
 
 
 async def append_status_event(
-    session: AsyncSession,
+    connection: AsyncConnection,
     *,
     tenant_id: str,
     record_id: uuid.UUID,
@@ -146,7 +146,7 @@ async def append_status_event(
         "changed_by": changed_by,
         "reason": reason,
     }
-    event: Row[Any] | None = (await session.execute(_APPEND, parameters)).one_or_none()
+    event: Row[Any] | None = (await connection.execute(_APPEND, parameters)).one_or_none()
     if event is None:
         raise InvalidTransition(f"a record takes at most {MAX_STATUS_CHANGES} status changes")
     return event

@@ -26,7 +26,7 @@ from models.enums import AttachmentStatus, RecordStatus, Role
 
 if TYPE_CHECKING:
     from sqlalchemy import Row, Select
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
     from app.data.storage import AttachmentStorage, PresignedPost
     from app.domain.viewer import Viewer
@@ -54,17 +54,17 @@ class NewAttachment:
 
 
 async def request_upload(
-    session: AsyncSession, viewer: Viewer, storage: AttachmentStorage, new: NewAttachment
+    connection: AsyncConnection, viewer: Viewer, storage: AttachmentStorage, new: NewAttachment
 ) -> tuple[Row[Any], PresignedPost]:
     """Only those who may edit the record attach to it, and only while it is a DRAFT."""
     require_writer(viewer)
-    record = await lock_record(session, viewer, new.record_id, "input.recordId")
+    record = await lock_record(connection, viewer, new.record_id, "input.recordId")
     require_editor(record)
     require_draft(record.status)
     attachment_id = uuid.uuid4()
     key = object_key(record.tenant_id, record.id, record.visit_date, attachment_id, new.file_name)
     attachment = (
-        await session.execute(
+        await connection.execute(
             _INSERT,
             {
                 "id": attachment_id,
@@ -115,11 +115,11 @@ def _lock_statement(role: Role | None) -> Select[*tuple[Any, ...]]:
 
 
 async def _lock_attachment(
-    session: AsyncSession, viewer: Viewer, attachment_id: uuid.UUID
+    connection: AsyncConnection, viewer: Viewer, attachment_id: uuid.UUID
 ) -> Row[Any]:
     """The attachment, locked, with ``may_edit`` (its record's rule) and ``record_status``."""
     return await locked_row(
-        session,
+        connection,
         _lock_statement(effective_role(viewer)),
         {**viewer_parameters(viewer), "attachment_id": attachment_id},
         "id",
@@ -132,7 +132,7 @@ _SET_UPLOADED = versioned_update(_ATTACHMENTS, "attachment_id", "uploaded_at")
 
 
 async def _set_status(
-    session: AsyncSession,
+    connection: AsyncConnection,
     attachment_id: uuid.UUID,
     status: AttachmentStatus,
     *,
@@ -140,16 +140,19 @@ async def _set_status(
 ) -> Row[Any]:
     statement = _SET_UPLOADED if uploaded else _SET_STATUS
     parameters = {"status": status, "attachment_id": attachment_id}
-    return (await session.execute(statement, parameters)).one()
+    return (await connection.execute(statement, parameters)).one()
 
 
 async def confirm_upload(
-    session: AsyncSession, viewer: Viewer, storage: AttachmentStorage, attachment_id: uuid.UUID
+    connection: AsyncConnection,
+    viewer: Viewer,
+    storage: AttachmentStorage,
+    attachment_id: uuid.UUID,
 ) -> Row[Any]:
     """AVAILABLE when the stored object is exactly what was declared, REJECTED (and removed)
     otherwise. Confirming again answers with the outcome already reached."""
     require_writer(viewer)
-    attachment = await _lock_attachment(session, viewer, attachment_id)
+    attachment = await _lock_attachment(connection, viewer, attachment_id)
     require_editor(attachment)
     if attachment.status is not AttachmentStatus.PENDING_UPLOAD:
         return attachment
@@ -161,26 +164,31 @@ async def confirm_upload(
         and (stored.content_type or "").lower() == attachment.content_type
         and stored.sha256_hex == attachment.checksum_sha256
     ):
-        return await _set_status(session, attachment.id, AttachmentStatus.AVAILABLE, uploaded=True)
-    rejected = await _set_status(session, attachment.id, AttachmentStatus.REJECTED)
+        return await _set_status(
+            connection, attachment.id, AttachmentStatus.AVAILABLE, uploaded=True
+        )
+    rejected = await _set_status(connection, attachment.id, AttachmentStatus.REJECTED)
     # The stray object must not outlive the verdict; a failure here rolls the verdict back.
     await storage.delete(attachment.storage_key)
     return rejected
 
 
 async def delete_attachment(
-    session: AsyncSession, viewer: Viewer, storage: AttachmentStorage, attachment_id: uuid.UUID
+    connection: AsyncConnection,
+    viewer: Viewer,
+    storage: AttachmentStorage,
+    attachment_id: uuid.UUID,
 ) -> Row[Any]:
     """Providers delete from their own DRAFT records; admins from any record of the tenant."""
     require_writer(viewer)
-    attachment = await _lock_attachment(session, viewer, attachment_id)
+    attachment = await _lock_attachment(connection, viewer, attachment_id)
     require_editor(attachment)
     if (
         effective_role(viewer) is not Role.ADMIN
         and attachment.record_status is not RecordStatus.DRAFT
     ):
         raise Forbidden("only admins may delete attachments of a record that is not a DRAFT")
-    deleted = await _set_status(session, attachment.id, AttachmentStatus.DELETED)
+    deleted = await _set_status(connection, attachment.id, AttachmentStatus.DELETED)
     # Deleted inside the transaction: if the store refuses, the row stays as it was.
     await storage.delete(attachment.storage_key)
     return deleted

@@ -36,7 +36,7 @@ from models.enums import Role
 
 if TYPE_CHECKING:
     from sqlalchemy import BindParameter, Row, Select, Update
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
     from app.domain.viewer import Viewer
 
@@ -84,10 +84,10 @@ def _grant_statement(role: Role | None) -> Select[Any]:
     )
 
 
-async def make_grant(session: AsyncSession, viewer: Viewer, new: NewGrant) -> Row[Any]:
+async def make_grant(connection: AsyncConnection, viewer: Viewer, new: NewGrant) -> Row[Any]:
     role = require_writer(viewer)
     grant: Row[Any] | None = (
-        await session.execute(
+        await connection.execute(
             _grant_statement(role),
             {
                 **viewer_parameters(viewer),
@@ -124,13 +124,15 @@ def _revoke_statement(role: Role | None) -> Update:
     )
 
 
-async def revoke_grant(session: AsyncSession, viewer: Viewer, grant_id: uuid.UUID) -> Row[Any]:
+async def revoke_grant(
+    connection: AsyncConnection, viewer: Viewer, grant_id: uuid.UUID
+) -> Row[Any]:
     """Ends a grant now: admins any of the tenant's, providers those they hold (the only ones
     they read). A grant that already ended (revoked or expired) stays as it is and is returned:
     revoking is safe to retry."""
     role = require_writer(viewer)
     grant = await locked_row(
-        session,
+        connection,
         _lock_statement(role),
         {**viewer_parameters(viewer), "grant_id": grant_id},
         "id",
@@ -139,7 +141,7 @@ async def revoke_grant(session: AsyncSession, viewer: Viewer, grant_id: uuid.UUI
     if not grant.active:
         return grant
     revoked: Row[Any] = (
-        await session.execute(
+        await connection.execute(
             _revoke_statement(role), {"grant_id": grant_id, "revoked_by": viewer.subject}
         )
     ).one()

@@ -15,18 +15,18 @@ if TYPE_CHECKING:
     from collections.abc import Iterator, Mapping
 
     from sqlalchemy import ColumnElement, Insert, Row, Select, Table, Update
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
 
 async def locked_row(
-    session: AsyncSession,
+    connection: AsyncConnection,
     statement: Select[*tuple[Any, ...]],
     parameters: Mapping[str, Any],
     field: str,
     what: str,
 ) -> Row[Any]:
     """``statement`` selects one row FOR UPDATE under the caller's read predicate."""
-    row: Row[Any] | None = (await session.execute(statement, parameters)).one_or_none()
+    row: Row[Any] | None = (await connection.execute(statement, parameters)).one_or_none()
     if row is None:
         raise NotFound(f"{field}: {what} not found")
     return row

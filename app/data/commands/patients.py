@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from datetime import date
 
     from sqlalchemy import Row, Select
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
     from app.domain.viewer import Viewer
 
@@ -85,8 +85,10 @@ _INSERT = insert(_PATIENTS).returning(*_PATIENTS.c)
 _BUMP = versioned_update(_PATIENTS, "patient_id")
 
 
-async def _require_provider(session: AsyncSession, viewer: Viewer, provider_id: uuid.UUID) -> None:
-    found = await session.scalar(
+async def _require_provider(
+    connection: AsyncConnection, viewer: Viewer, provider_id: uuid.UUID
+) -> None:
+    found = await connection.scalar(
         _provider_statement(effective_role(viewer)),
         {**viewer_parameters(viewer), "provider_id": provider_id},
     )
@@ -94,13 +96,13 @@ async def _require_provider(session: AsyncSession, viewer: Viewer, provider_id: 
         raise NotFound("input.primaryProviderId: provider not found")
 
 
-async def create_patient(session: AsyncSession, viewer: Viewer, new: NewPatient) -> Row[Any]:
+async def create_patient(connection: AsyncConnection, viewer: Viewer, new: NewPatient) -> Row[Any]:
     require_writer(viewer)
     if new.primary_provider_id is not None:
-        await _require_provider(session, viewer, new.primary_provider_id)
+        await _require_provider(connection, viewer, new.primary_provider_id)
     with unique_violations(_UNIQUE):
         return (
-            await session.execute(
+            await connection.execute(
                 _INSERT,
                 {
                     "tenant_id": viewer.tenant_id,
@@ -118,11 +120,11 @@ async def create_patient(session: AsyncSession, viewer: Viewer, new: NewPatient)
 
 
 async def update_patient(
-    session: AsyncSession, viewer: Viewer, changes: PatientChanges
+    connection: AsyncConnection, viewer: Viewer, changes: PatientChanges
 ) -> Row[Any]:
     require_writer(viewer)
     current = await locked_row(
-        session,
+        connection,
         _lock_statement(effective_role(viewer)),
         {**viewer_parameters(viewer), "patient_id": changes.patient_id},
         "input.id",
@@ -131,5 +133,5 @@ async def update_patient(
     check_version(current, changes.expected_version, "patient")
     provider_id = changes.values.get("primary_provider_id")
     if provider_id is not None:
-        await _require_provider(session, viewer, provider_id)
-    return (await session.execute(_BUMP, {**changes.values, "patient_id": current.id})).one()
+        await _require_provider(connection, viewer, provider_id)
+    return (await connection.execute(_BUMP, {**changes.values, "patient_id": current.id})).one()

@@ -13,7 +13,7 @@ from models import Provider, table_of
 
 if TYPE_CHECKING:
     from sqlalchemy import Row
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
     from app.domain.viewer import Viewer
 
@@ -37,11 +37,13 @@ class NewProvider:
     cognito_sub: str | None
 
 
-async def create_provider(session: AsyncSession, viewer: Viewer, new: NewProvider) -> Row[Any]:
+async def create_provider(
+    connection: AsyncConnection, viewer: Viewer, new: NewProvider
+) -> Row[Any]:
     require_admin(viewer)
     with unique_violations(_UNIQUE):
         return (
-            await session.execute(
+            await connection.execute(
                 _INSERT,
                 {
                     "tenant_id": viewer.tenant_id,

@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from sqlalchemy import Row, Select
-    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
     from app.domain.viewer import Viewer
 
@@ -93,11 +93,11 @@ def _lock_statement(role: Role | None) -> Select[*tuple[Any, ...]]:
 
 
 async def lock_record(
-    session: AsyncSession, viewer: Viewer, record_id: uuid.UUID, field: str
+    connection: AsyncConnection, viewer: Viewer, record_id: uuid.UUID, field: str
 ) -> Row[Any]:
     """The record, locked, with ``may_edit``: whether this caller may change it (decided in SQL)."""
     return await locked_row(
-        session,
+        connection,
         _lock_statement(effective_role(viewer)),
         {**viewer_parameters(viewer), "record_id": record_id},
         field,
@@ -115,10 +115,10 @@ _FINALIZE = versioned_update(_RECORDS, "record_id", "finalized_at")
 
 
 async def _bump(
-    session: AsyncSession, record_id: uuid.UUID, *, finalizing: bool = False, **values: Any
+    connection: AsyncConnection, record_id: uuid.UUID, *, finalizing: bool = False, **values: Any
 ) -> Row[Any]:
     statement = _FINALIZE if finalizing else _BUMP
-    return (await session.execute(statement, {**values, "record_id": record_id})).one()
+    return (await connection.execute(statement, {**values, "record_id": record_id})).one()
 
 
 def _author(viewer: Viewer, provider_id: uuid.UUID | None) -> uuid.UUID:
@@ -151,11 +151,11 @@ def _found_statement(role: Role | None) -> Select[*tuple[Any, ...]]:
 _INSERT_RECORD = insert(_RECORDS).returning(*_RECORD)
 
 
-async def create_record(session: AsyncSession, viewer: Viewer, new: NewRecord) -> Row[Any]:
+async def create_record(connection: AsyncConnection, viewer: Viewer, new: NewRecord) -> Row[Any]:
     require_writer(viewer)
     provider_id = _author(viewer, new.provider_id)
     found = (
-        await session.execute(
+        await connection.execute(
             _found_statement(effective_role(viewer)),
             {**viewer_parameters(viewer), "provider_id": provider_id, "patient_id": new.patient_id},
         )
@@ -165,7 +165,7 @@ async def create_record(session: AsyncSession, viewer: Viewer, new: NewRecord) -
     if found.patient is None:
         raise NotFound("input.patientId: patient not found")
     record = (
-        await session.execute(
+        await connection.execute(
             _INSERT_RECORD,
             {
                 "tenant_id": viewer.tenant_id,
@@ -180,7 +180,7 @@ async def create_record(session: AsyncSession, viewer: Viewer, new: NewRecord) -
         )
     ).one()
     await append_status_event(
-        session,
+        connection,
         tenant_id=record.tenant_id,
         record_id=record.id,
         patient_id=record.patient_id,
@@ -195,9 +195,11 @@ async def create_record(session: AsyncSession, viewer: Viewer, new: NewRecord) -
 _CHANGEABLE_PAST_DRAFT = frozenset({"confidentiality"})
 
 
-async def update_record(session: AsyncSession, viewer: Viewer, changes: RecordChanges) -> Row[Any]:
+async def update_record(
+    connection: AsyncConnection, viewer: Viewer, changes: RecordChanges
+) -> Row[Any]:
     require_writer(viewer)
-    record = await lock_record(session, viewer, changes.record_id, "input.id")
+    record = await lock_record(connection, viewer, changes.record_id, "input.id")
     require_editor(record)
     check_version(record, changes.expected_version, "record")
     # Past DRAFT, a record's content is fixed; who may read it can still change.
@@ -208,7 +210,7 @@ async def update_record(session: AsyncSession, viewer: Viewer, changes: RecordCh
         validation.follow_up_date(
             follow_up, "input.followUpDate", visit_date=record.visit_date.date()
         )
-    return await _bump(session, record.id, **changes.values)
+    return await _bump(connection, record.id, **changes.values)
 
 
 _INSERT_DIAGNOSIS = insert_under(
@@ -219,17 +221,17 @@ _INSERT_DIAGNOSIS = insert_under(
 
 
 async def add_diagnosis(
-    session: AsyncSession, viewer: Viewer, new: NewDiagnosis
+    connection: AsyncConnection, viewer: Viewer, new: NewDiagnosis
 ) -> tuple[Row[Any], Row[Any]]:
     """Returns the diagnosis and the record, whose version the change bumps."""
     require_writer(viewer)
-    record = await lock_record(session, viewer, new.record_id, "input.recordId")
+    record = await lock_record(connection, viewer, new.record_id, "input.recordId")
     require_editor(record)
     require_draft(record.status)
-    if new.type is DiagnosisType.PRIMARY and await _primary_count(session, record) > 0:
+    if new.type is DiagnosisType.PRIMARY and await _primary_count(connection, record) > 0:
         raise BadUserInput("input.type: the record already has a PRIMARY diagnosis")
     diagnosis = (
-        await session.execute(
+        await connection.execute(
             _INSERT_DIAGNOSIS,
             {
                 "id": uuid.uuid4(),
@@ -244,7 +246,7 @@ async def add_diagnosis(
     ).one_or_none()
     if diagnosis is None:
         raise BadUserInput(f"input.recordId: a record holds at most {MAX_DIAGNOSES} diagnoses")
-    return diagnosis, await _bump(session, record.id)
+    return diagnosis, await _bump(connection, record.id)
 
 
 @cache
@@ -260,43 +262,45 @@ _DELETE_DIAGNOSIS = delete(_DIAGNOSES).where(
 
 
 async def remove_diagnosis(
-    session: AsyncSession, viewer: Viewer, diagnosis_id: uuid.UUID
+    connection: AsyncConnection, viewer: Viewer, diagnosis_id: uuid.UUID
 ) -> Row[Any]:
     require_writer(viewer)
-    record_id = await session.scalar(
+    record_id = await connection.scalar(
         _diagnosis_record_statement(effective_role(viewer)),
         {**viewer_parameters(viewer), "diagnosis_id": diagnosis_id},
     )
     if record_id is None:
         raise NotFound("id: diagnosis not found")
-    record = await lock_record(session, viewer, record_id, "id")
+    record = await lock_record(connection, viewer, record_id, "id")
     require_editor(record)
     require_draft(record.status)
-    removed = await session.execute(
+    removed = await connection.execute(
         _DELETE_DIAGNOSIS, {"diagnosis_id": diagnosis_id, "record_id": record.id}
     )
-    if removed.rowcount == 0:  # type: ignore[attr-defined]
+    if removed.rowcount == 0:
         # Removed by a concurrent request between the lookup and the lock.
         raise NotFound("id: diagnosis not found")
-    return await _bump(session, record.id)
+    return await _bump(connection, record.id)
 
 
-async def change_status(session: AsyncSession, viewer: Viewer, change: StatusChange) -> Row[Any]:
+async def change_status(
+    connection: AsyncConnection, viewer: Viewer, change: StatusChange
+) -> Row[Any]:
     require_writer(viewer)
-    record = await lock_record(session, viewer, change.record_id, "input.id")
+    record = await lock_record(connection, viewer, change.record_id, "input.id")
     check_permission(change.status, role=effective_role(viewer), may_edit=bool(record.may_edit))
     check_version(record, change.expected_version, "record")
     check_transition(record.status, change.status)
     if change.status is RecordStatus.FINALIZED:
-        check_finalizable(await _primary_count(session, record))
+        check_finalizable(await _primary_count(connection, record))
     updated = await _bump(
-        session,
+        connection,
         record.id,
         finalizing=change.status is RecordStatus.FINALIZED,
         status=change.status,
     )
     await append_status_event(
-        session,
+        connection,
         tenant_id=record.tenant_id,
         record_id=record.id,
         patient_id=record.patient_id,
@@ -315,8 +319,8 @@ _PRIMARY_COUNT = select(func.count()).where(
 )
 
 
-async def _primary_count(session: AsyncSession, record: Row[Any]) -> int:
-    count = await session.scalar(
+async def _primary_count(connection: AsyncConnection, record: Row[Any]) -> int:
+    count = await connection.scalar(
         _PRIMARY_COUNT, {"tenant_id": record.tenant_id, "record_id": record.id}
     )
     return int(count or 0)
