@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from alembic import context
 from app.data.audit_partitions import is_partition_name
+from app.data.database import UNNAMED_STATEMENTS
 from app.settings import Settings
 from models import Base
 
@@ -53,7 +54,10 @@ def _run_sync(connection: Connection) -> None:
 
 
 async def run_migrations_online() -> None:
-    engine = create_async_engine(_database_url(), poolclass=pool.NullPool)
+    # Unnamed statements: migrations may run through a transaction pooler (app/data/database.py).
+    engine = create_async_engine(
+        _database_url(), poolclass=pool.NullPool, connect_args=dict(UNNAMED_STATEMENTS)
+    )
     async with engine.connect() as connection:
         await connection.run_sync(_run_sync)
     await engine.dispose()

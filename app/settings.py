@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -13,6 +13,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MEDREC_", extra="ignore", frozen=True)
 
     database_url: str = "postgresql+asyncpg://postgres@127.0.0.1:5432/medrec"
+    # `transaction` behind a transaction-pooling PgBouncer or RDS Proxy, where consecutive
+    # transactions of one connection may run on different server sessions (app/data/database.py).
+    db_pool_mode: Literal["session", "transaction"] = "session"
+    # LISTEN holds a server session for as long as it listens, which a transaction pooler cannot
+    # give: a direct connection to the primary. Defaults to database_url.
+    database_listen_url: str | None = None
     # Overflow connections are closed when given back, so under steady concurrency above the pool
     # size PostgreSQL forks a backend for nearly every request: keep the whole budget pooled.
     db_pool_size: int = 20
@@ -104,6 +110,10 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @cached_property
+    def listen_url(self) -> str:
+        return self.database_listen_url or self.database_url
 
     @cached_property
     def cognito_issuer(self) -> str:

@@ -16,6 +16,8 @@ from app.domain.errors import ApiError, Forbidden, Unauthenticated
 from app.domain.viewer import effective_role
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
     from starlette.requests import Request
     from starlette.responses import Response
@@ -44,6 +46,10 @@ class RequestContext:
     reads: ReaderSource
     # The same connection's asyncpg connection, for statements run on the driver.
     drivers: DriverSource
+    # Gives that connection back before the request waits for another (a write's transaction,
+    # the audit writer's): holding one while waiting for a second, more requests than the pool
+    # has connections would wait for each other until the pool's timeout.
+    release_reads: Callable[[], Awaitable[None]]
     loaders: Loaders
     audit: AuditTrail
     # Where the operation's audit row goes once it ran (schema/audit.py).

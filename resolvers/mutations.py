@@ -72,6 +72,7 @@ def _given(value: object) -> bool:
 @asynccontextmanager
 async def _audited(context: RequestContext) -> AsyncIterator[AsyncConnection]:
     """One transaction holding the change and its audit row: both commit, or neither does."""
+    await context.release_reads()
     async with context.sessionmaker() as session, session.begin():
         # The commands' statements are Core ones: on the session's connection they skip the ORM
         # Session's bookkeeping, which was a fifth of a write's CPU in the workers.

@@ -255,6 +255,7 @@ class OperationPipeline:
         self._coded(run, result)
         audited = _audited_operation(run)
         if audited is not None and touches_data(audited):
+            await run.context.release_reads()
             await append_operation_row(run.context, result)
         run.result = result
 

@@ -33,6 +33,7 @@ from app.settings import Settings
 from models import Patient, Provider
 from tests.api_client import Api
 from tests.factories import Factory
+from tests.pgbouncer import pgbouncer
 from tests.postgres import scratch_database
 
 
@@ -98,9 +99,25 @@ def s3_endpoint() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def settings(database_url: str, jwks_server: JWKSServer, s3_endpoint: str) -> Settings:
+def app_database_url(database_url: str) -> Iterator[str]:
+    """Where the app reaches the database: directly, or with MEDREC_TEST_PGBOUNCER=1 through a
+    transaction-pooling PgBouncer (the tests' own engine and LISTEN stay direct)."""
+    if os.environ.get("MEDREC_TEST_PGBOUNCER") == "1":
+        with pgbouncer(database_url) as url:
+            yield url
+    else:
+        yield database_url
+
+
+@pytest.fixture(scope="session")
+def settings(
+    database_url: str, app_database_url: str, jwks_server: JWKSServer, s3_endpoint: str
+) -> Settings:
+    pooled = app_database_url != database_url
     return Settings(
-        database_url=database_url,
+        database_url=app_database_url,
+        db_pool_mode="transaction" if pooled else "session",
+        database_listen_url=database_url,
         cognito_region=TEST_REGION,
         cognito_user_pool_id=TEST_USER_POOL_ID,
         cognito_client_ids=(TEST_CLIENT_ID,),

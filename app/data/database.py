@@ -5,10 +5,12 @@ from __future__ import annotations
 import warnings
 import weakref
 from collections import namedtuple
+from collections.abc import Mapping
 from functools import cache
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import orjson
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -19,7 +21,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.pool import QueuePool
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping
+    from collections.abc import Callable
 
     import asyncpg
     from sqlalchemy import Result
@@ -136,13 +138,35 @@ def create_engine(settings: Settings) -> AsyncEngine:
         # a query reads; orjson does it several times faster than the standard library.
         json_serializer=_json_text,
         json_deserializer=orjson.loads,
-        connect_args={
-            "server_settings": {"statement_timeout": str(settings.db_statement_timeout_ms)}
-        },
+        connect_args=_connect_args(settings),
     )
     if not settings.db_pool_pre_ping:  # a ping is I/O at every checkout
         allow_direct_checkout(engine)
     return engine
+
+
+# Behind a transaction pooler the next transaction may run on another server session, where a
+# statement prepared by name does not exist. With these connect arguments asyncpg and SQLAlchemy
+# prepare unnamed statements, which asyncpg parses, binds and runs before one Sync: one session.
+UNNAMED_STATEMENTS: Mapping[str, int] = {
+    "statement_cache_size": 0,
+    "prepared_statement_cache_size": 0,
+}
+
+
+def _connect_args(settings: Settings) -> dict[str, Any]:
+    if settings.db_pool_mode == "session":
+        return {"server_settings": {"statement_timeout": str(settings.db_statement_timeout_ms)}}
+    # A transaction pooler refuses settings sent at connect (PgBouncer does), so the statement
+    # timeout is the role's own (README, Deployment; checked by statement_timeout_missing).
+    return dict(UNNAMED_STATEMENTS)
+
+
+async def statement_timeout_missing(engine: AsyncEngine) -> bool:
+    """The server sessions ``engine`` reaches run statements without a time limit."""
+    async with engine.connect() as connection:
+        setting = await connection.scalar(text("SELECT current_setting('statement_timeout')"))
+    return setting in ("0", None)
 
 
 def _json_text(value: Any) -> str:

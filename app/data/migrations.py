@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from alembic import command
 from app.data.audit_partitions import maintain_partitions
+from app.data.database import UNNAMED_STATEMENTS
 
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
 
@@ -31,7 +32,9 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 
 
 async def _make_audit_partitions(database_url: str) -> None:
-    engine = create_async_engine(database_url, poolclass=pool.NullPool)
+    engine = create_async_engine(
+        database_url, poolclass=pool.NullPool, connect_args=dict(UNNAMED_STATEMENTS)
+    )
     try:
         await maintain_partitions(engine, retention_months=None)
     finally:

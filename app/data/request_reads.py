@@ -1,7 +1,8 @@
-"""One database connection for all the reads of an HTTP request, and for its audit row.
+"""One database connection for all the reads of an HTTP request.
 
-The connection is taken from the pool at the first read and given back once the response is
-built, before it is sent. It runs in autocommit mode: each statement is its own snapshot, as
+The connection is taken from the pool at the first read and given back once the operation's
+reads are over, before the request waits for another connection (a write's transaction, the
+audit writer's flush), or at the latest once the response is built, before it is sent. It runs in autocommit mode: each statement is its own snapshot, as
 when every DataLoader batch had a session of its own, but without a BEGIN, a ROLLBACK and a pool
 round trip around every statement. Batches that are due at the same moment take turns on it.
 
@@ -52,6 +53,10 @@ DriverSource: TypeAlias = "Callable[[], AbstractAsyncContextManager[Driver]]"
 def autocommit_engine(engine: AsyncEngine) -> AsyncEngine:
     """``engine``'s pool, in autocommit mode; made once per process (it is not free)."""
     return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+async def nothing_held() -> None:
+    """What a WebSocket's context gives back: its reads take a pooled connection per use."""
 
 
 class Driver(NamedTuple):

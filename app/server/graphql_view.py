@@ -21,7 +21,7 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 
 from app.auth.callers import resolve_viewer
 from app.auth.tokens import TokenError, VerifiedToken, bearer_token
-from app.data.request_reads import RequestReads, pooled_driver
+from app.data.request_reads import RequestReads, nothing_held, pooled_driver
 from app.domain.audit import AuditTrail
 from app.domain.errors import (
     DATABASE_OUTAGES,
@@ -39,6 +39,8 @@ from resolvers.loaders import Loaders
 from schema.observation import count_rate_limit_rejection
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from cross_web import AsyncHTTPRequestAdapter
     from starlette.types import Receive, Scope, Send
     from starlette.websockets import WebSocket
@@ -286,11 +288,14 @@ class GraphQLView(GraphQL[RequestContext, None]):
         # HTTP requests read through one connection; a WebSocket takes pooled ones as needed.
         reads: ReaderSource
         drivers: DriverSource
+        release_reads: Callable[[], Awaitable[None]]
         if isinstance(request, Request):
-            reads, drivers = request.state.reads.reader, request.state.reads.driver
+            held: RequestReads = request.state.reads
+            reads, drivers, release_reads = held.reader, held.driver, held.close
         else:
             reads = services.read_engine.connect
             drivers = functools.partial(pooled_driver, services.read_engine)
+            release_reads = nothing_held
         request_id = request_id_of(request)
         viewer: Viewer | None = None
         failure: str | None = None
@@ -333,6 +338,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
             sessionmaker=services.sessionmaker,
             reads=reads,
             drivers=drivers,
+            release_reads=release_reads,
             loaders=Loaders(reads, viewer, services.ids, audit),
             audit=audit,
             audit_writer=services.audit_writer,

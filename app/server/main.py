@@ -17,6 +17,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from app.data.audit_partitions import StrandedDefaultRows, maintain_partitions
+from app.data.database import statement_timeout_missing
 from app.server.graphiql import STATIC_PATH, GraphiQLStaticFiles
 from app.server.graphql_view import GraphQLView
 from app.server.http_guards import PREFLIGHT_HEADERS
@@ -79,6 +80,23 @@ async def maintain_audit_partitions(services: Services) -> None:
         log.info("audit partition %s detached as %s", name, archived)
 
 
+async def check_statement_timeout(services: Services) -> None:
+    """Behind a transaction pooler the statement timeout is the database role's (no setting can
+    be sent at connect): say so at start when there is none."""
+    if services.settings.db_pool_mode != "transaction":
+        return
+    try:
+        missing = await statement_timeout_missing(services.engine)
+    except Exception as error:  # start-up must not depend on it; the text may quote SQL
+        log.warning("statement timeout not checked at start: %s", type(error).__name__)
+        return
+    if missing:
+        log.warning(
+            "MEDREC_DB_POOL_MODE=transaction and the database role has no statement_timeout: "
+            "statements run without a time limit (ALTER ROLE ... SET statement_timeout)"
+        )
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
 
@@ -87,6 +105,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         async with Services.running(settings) as services:
             app.state.services = services
             await maintain_audit_partitions(services)
+            await check_statement_timeout(services)
             graphql.persisted = services.persisted
             tune_garbage_collection()
             with closing_sockets_on_exit_signal(services.sockets):

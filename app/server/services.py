@@ -85,7 +85,7 @@ class Services:
                     ),
                 )
             )
-            status_stream = StatusStream(settings.database_url)
+            status_stream = StatusStream(settings.listen_url)
             status_stream.start()
             stack.push_async_callback(status_stream.stop)
             # Half the pool at most, so subscribers can never starve HTTP requests of it.

@@ -195,8 +195,8 @@ async def stored_record(
     return row.status.value, int(row.version)
 
 
-async def wait_until_blocked_by(holder: AsyncConnection) -> None:
-    """Waits (10 s at most) until a request is queued on a lock ``holder`` holds."""
+async def wait_until_blocked_by(holder: AsyncConnection, count: int = 1) -> None:
+    """Waits (10 s at most) until ``count`` requests are queued on locks ``holder`` holds."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         # pg_stat_activity is a snapshot held for the rest of a transaction; drop it.
@@ -208,7 +208,7 @@ async def wait_until_blocked_by(holder: AsyncConnection) -> None:
                 "WHERE pg_backend_pid() = ANY(pg_blocking_pids(pid))"
             )
         )
-        if waiting:
+        if waiting >= count:
             return
         await asyncio.sleep(0.02)
-    raise AssertionError("no request queued on the held row")
+    raise AssertionError("fewer requests than expected queued on the held rows")

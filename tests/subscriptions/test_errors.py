@@ -55,12 +55,15 @@ async def test_a_pool_timeout_reaches_the_subscriber_masked(
     sessionmaker: async_sessionmaker[AsyncSession],
 ) -> None:
     provider = await factory.provider(cognito_sub="dr-pool-timeout")
-    record = await factory.record(await factory.patient(), provider, status=RecordStatus.DRAFT)
-    await factory.diagnosis(record)
-    # A provider's token: its request reads the provider row linked to it first.
+    records = [
+        await factory.record(await factory.patient(), provider, status=RecordStatus.DRAFT)
+        for _ in range(2)
+    ]
+    for record in records:
+        await factory.diagnosis(record)
     token = api.token(subject="dr-pool-timeout", groups=("provider",))
-    # Two pooled connections: a mutation blocked on a row lock holds both (its reads and its
-    # transaction), and whoever needs a third gives up after a second.
+    # Two pooled connections, each held by a mutation blocked on a row lock (its transaction),
+    # and whoever needs a third gives up after a second.
     environment = server_environment(
         settings,
         MEDREC_DB_POOL_SIZE="2",
@@ -78,17 +81,21 @@ async def test_a_pool_timeout_reaches_the_subscriber_masked(
                 held = await holder.begin()
                 await holder.execute(
                     select(MedicalRecord.id)
-                    .where(MedicalRecord.id == record["id"])
+                    .where(MedicalRecord.id.in_([record["id"] for record in records]))
                     .with_for_update()
                 )
-                blocked = asyncio.create_task(
-                    change_status(server, token, record_gid(record), "FINALIZED", 1)
-                )
-                await wait_until_blocked_by(holder)
+                blocked = [
+                    asyncio.create_task(
+                        change_status(server, token, record_gid(record), "FINALIZED", 1)
+                    )
+                    for record in records
+                ]
+                await wait_until_blocked_by(holder, count=2)
                 operation = await subscriber.subscribe(SUBSCRIPTION, {"after": after})
                 errors = await _failure(subscriber, operation)
                 await held.rollback()
-            assert "errors" not in await blocked, "the blocked request finishes once let go"
+            for request in blocked:
+                assert "errors" not in await request, "the blocked requests finish once let go"
 
     # Only our message, the code and the request id: nothing of SQLAlchemy's "QueuePool ...".
     assert errors == [
