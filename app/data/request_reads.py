@@ -2,9 +2,10 @@
 
 The connection is taken from the pool at the first read and given back once the operation's
 reads are over, before the request waits for another connection (a write's transaction, the
-audit writer's flush), or at the latest once the response is built, before it is sent. It runs in autocommit mode: each statement is its own snapshot, as
-when every DataLoader batch had a session of its own, but without a BEGIN, a ROLLBACK and a pool
-round trip around every statement. Batches that are due at the same moment take turns on it.
+audit writer's flush), or at the latest once the response is built, before it is sent. It runs
+in autocommit mode: each statement is its own snapshot, as when every DataLoader batch had a
+session of its own, but without a BEGIN, a ROLLBACK and a pool round trip around every
+statement. Batches that are due at the same moment take turns on it.
 
 Writes keep their own transactions (resolvers/mutations.py), and a subscription, which lives
 for as long as its socket, takes a pooled connection per use instead of holding one.
