@@ -19,6 +19,10 @@ class Settings(BaseSettings):
     # LISTEN holds a server session for as long as it listens, which a transaction pooler cannot
     # give: a direct connection to the primary. Defaults to database_url.
     database_listen_url: str | None = None
+    # Hot standbys that serve queries (app/data/replicas.py); one further behind than this many
+    # seconds is skipped.
+    database_read_urls: Annotated[tuple[str, ...], NoDecode] = ()
+    replica_max_lag_seconds: Annotated[float, Field(gt=0)] = 10.0
     # Overflow connections are closed when given back, so under steady concurrency above the pool
     # size PostgreSQL forks a backend for nearly every request: keep the whole budget pooled.
     db_pool_size: int = 20
@@ -100,6 +104,7 @@ class Settings(BaseSettings):
 
     @field_validator(
         "cognito_client_ids",
+        "database_read_urls",
         "attachment_content_types",
         "ws_allowed_origins",
         "cors_origins",

@@ -19,6 +19,7 @@ HTTP view and WebSocket handlers run nothing else. Strawberry's schema extension
 from __future__ import annotations
 
 import inspect
+import logging
 from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, cast
 
@@ -32,7 +33,8 @@ from strawberry.types.execution import PreExecutionError
 from strawberry.types.graphql import OperationType
 from strawberry.utils.operation import get_first_operation, get_operation_type
 
-from app.domain.errors import ApiError
+from app.data.replicas import written_position
+from app.domain.errors import DATABASE_OUTAGES, ApiError
 from app.domain.viewer import effective_role
 from schema.audit import append_delivery_row, append_operation_row, touches_data
 from schema.errors import unexpected, with_codes
@@ -61,6 +63,8 @@ if TYPE_CHECKING:
     from graphql.execution import Executor
 
     from resolvers.context import RequestContext
+
+log = logging.getLogger("medrec.pipeline")
 
 _REQUEST_REFUSALS = (MissingQueryError, CannotGetOperationTypeError, InvalidOperationTypeError)
 
@@ -257,7 +261,25 @@ class OperationPipeline:
         if audited is not None and touches_data(audited):
             await run.context.release_reads()
             await append_operation_row(run.context, result)
+        if run.type is OperationType.MUTATION:
+            await _add_consistency(run.context, result)
         run.result = result
+
+
+async def _add_consistency(context: RequestContext, result: ExecutionResult) -> None:
+    """A mutation's answer carries the primary's position once its transaction ended: a read that
+    sends it back (X-Medrec-Consistency) sees at least what it committed (app/data/replicas.py)."""
+    await context.release_reads()  # the position is the primary's
+    try:
+        async with context.drivers() as driver:
+            position = await written_position(driver.connection)
+    except DATABASE_OUTAGES:
+        # What committed stays committed; the answer goes without a token.
+        log.warning("consistency token not made: database unavailable")
+        return
+    extensions = result.extensions if result.extensions is not None else {}
+    extensions["consistency"] = context.ids.encode_consistency(position)
+    result.extensions = extensions
 
 
 def _first_name(document: DocumentNode) -> str | None:

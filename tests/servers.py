@@ -31,6 +31,8 @@ def server_environment(settings: Settings, **overrides: str) -> dict[str, str]:
         "MEDREC_DATABASE_URL": settings.database_url,
         "MEDREC_DB_POOL_MODE": settings.db_pool_mode,
         "MEDREC_DATABASE_LISTEN_URL": settings.listen_url,
+        "MEDREC_DATABASE_READ_URLS": ",".join(settings.database_read_urls),
+        "MEDREC_REPLICA_MAX_LAG_SECONDS": str(settings.replica_max_lag_seconds),
         "MEDREC_COGNITO_REGION": settings.cognito_region,
         "MEDREC_COGNITO_USER_POOL_ID": settings.cognito_user_pool_id,
         "MEDREC_COGNITO_CLIENT_IDS": ",".join(settings.cognito_client_ids),

@@ -124,9 +124,10 @@ def direct_pool(engine: AsyncEngine) -> QueuePool | None:
     return pool if isinstance(pool, QueuePool) and pool in _DIRECT_POOLS else None
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
+    """The pool of ``url`` (a replica's), else of the primary, ``settings.database_url``."""
     engine = create_async_engine(
-        settings.database_url,
+        url or settings.database_url,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,

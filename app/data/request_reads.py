@@ -33,7 +33,7 @@ from sqlalchemy.exc import MissingGreenlet
 from sqlalchemy.util import greenlet_spawn
 
 from app.data.database import direct_pool
-from app.domain.errors import refused_input
+from app.domain.errors import is_database_outage, refused_input
 
 if TYPE_CHECKING:
     import asyncpg
@@ -121,13 +121,74 @@ async def _give_back(engine: AsyncEngine, pooled: PoolProxiedConnection, *, fail
     await greenlet_spawn(pooled.close)
 
 
+def _closed(pooled: PoolProxiedConnection) -> bool:
+    driver = pooled.driver_connection
+    return driver is not None and bool(driver.is_closed())
+
+
 class RequestReads:
-    def __init__(self, engine: AsyncEngine) -> None:
-        """``engine``: one from autocommit_engine()."""
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        *,
+        primary: AsyncEngine | None = None,
+        unreachable: Callable[[], None] | None = None,
+    ) -> None:
+        """``engine``: one from autocommit_engine(), the primary's or a replica's. For a replica,
+        ``primary`` is the primary's, read from instead when the replica cannot give a connection
+        (``unreachable`` is then told) and after ``close``."""
         self._engine = engine
+        self._primary = primary
+        self._unreachable = unreachable
         self._connection: AsyncConnection | None = None
         self._pooled: PoolProxiedConnection | None = None  # taken by ``driver`` alone
         self._turn = asyncio.Lock()
+
+    @property
+    def on_replica(self) -> bool:
+        return self._primary is not None
+
+    def _to_primary(self) -> None:
+        if self._primary is not None:
+            self._engine, self._primary = self._primary, None
+
+    def _replica_failed(self, error: BaseException | None) -> bool:
+        """On a replica, after ``error`` (None: a connection found closed): whether the replica
+        is unreachable, in which case the request reads from the primary from now on."""
+        if self._primary is None or (error is not None and not is_database_outage(error)):
+            return False
+        if self._unreachable is not None:
+            self._unreachable()
+        self._to_primary()
+        return True
+
+    async def _take_pooled(self) -> PoolProxiedConnection:
+        try:
+            pooled = await _take(self._engine)
+        except Exception as error:
+            if not self._replica_failed(error):
+                raise
+            return await _take(self._engine)
+        if self.on_replica and _closed(pooled):
+            # The server ended it (the replica shut down): found before any statement is sent.
+            await _give_back(self._engine, pooled, failed=True)
+            self._replica_failed(None)
+            return await _take(self._engine)
+        return pooled
+
+    async def _connect(self) -> AsyncConnection:
+        try:
+            connection = await self._engine.connect()
+        except Exception as error:
+            if not self._replica_failed(error):
+                raise
+            return await self._engine.connect()
+        if self.on_replica and _closed(await connection.get_raw_connection()):
+            await connection.invalidate()
+            await connection.close()
+            self._replica_failed(None)
+            return await self._engine.connect()
+        return connection
 
     @asynccontextmanager
     async def driver(self) -> AsyncIterator[Driver]:
@@ -145,13 +206,14 @@ class RequestReads:
                     raise
                 return
             if self._pooled is None:
-                self._pooled = await _take(self._engine)
+                self._pooled = await self._take_pooled()
             try:
                 yield Driver(self._pooled.driver_connection, dialect)
             except BaseException as error:
                 if not _connection_sound(error):
                     pooled, self._pooled = self._pooled, None
                     await _give_back(self._engine, pooled, failed=True)
+                    self._replica_failed(error)
                 raise
 
     @asynccontextmanager
@@ -163,22 +225,26 @@ class RequestReads:
                 pooled, self._pooled = self._pooled, None
                 await _give_back(self._engine, pooled, failed=False)
             if self._connection is not None and self._connection.invalidated:
-                # The database dropped it (a restart, a failover): later reads, the audit row
-                # among them, take a new one rather than failing on the dead one.
+                # The database dropped it (a restart, a failover): later reads take a new one
+                # rather than failing on the dead one, from the primary if it was a replica's.
                 stale, self._connection = self._connection, None
                 await stale.close()
+                self._replica_failed(None)
             if self._connection is None:
-                self._connection = await self._engine.connect()
+                self._connection = await self._connect()
             # A plain connection, not an ORM session: the reads only run Core statements, and a
             # session costs a third more per statement.
             yield self._connection
 
     async def close(self) -> None:
-        """Gives the connection back to the pool; a later read would take one again."""
+        """Gives the connection back to the pool. A later read takes one again, the primary's:
+        after a write, the request's answer must see it."""
         async with self._turn:
             connection, self._connection = self._connection, None
             pooled, self._pooled = self._pooled, None
+            engine = self._engine
+            self._to_primary()
         if connection is not None:
             await connection.close()
         if pooled is not None:
-            await _give_back(self._engine, pooled, failed=False)
+            await _give_back(engine, pooled, failed=False)

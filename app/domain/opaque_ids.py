@@ -22,11 +22,13 @@ from app.domain.wire_formats import (
     BASE64_CHARS_62_63,
     BASE64_PADDING,
     BASE64URL_CHARS_62_63,
+    CONSISTENCY_DOMAIN,
     CURSOR_DOMAIN,
     ID_DOMAIN,
     ID_PAYLOAD_BYTES,
     MAC_BYTES,
     NODE_TYPE_BYTES,
+    POSITION_BYTES,
     base64url,
     cursor_payload,
     id_payload,
@@ -124,6 +126,16 @@ class OpaqueIds:
         if node_type is not expected:
             raise BadUserInput(f"{argument}: not a {_TYPE_NAMES[expected]} id")
         return row_id
+
+    def encode_consistency(self, position: int) -> str:
+        """The token of a mutation's response: what a later read must have seen."""
+        return self._seal(CONSISTENCY_DOMAIN, position.to_bytes(POSITION_BYTES, "big"))
+
+    def decode_consistency(self, text: str) -> int:
+        payload = self._open(CONSISTENCY_DOMAIN, text)
+        if payload is None or len(payload) != POSITION_BYTES:
+            raise BadUserInput("malformed consistency token")
+        return int.from_bytes(payload, "big")
 
     def encode_cursor(self, kind: str, values: tuple[Any, ...]) -> str:
         return self._seal(CURSOR_DOMAIN, cursor_payload(kind, values))

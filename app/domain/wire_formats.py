@@ -11,6 +11,7 @@ them from the definitions here, and tests/test_wire_formats.py holds the two to 
 - A cursor's payload is the UTF-8 JSON array ``[kind, value, ...]`` of its order's columns,
   without spaces: a timestamp as its text (below), a uuid hyphenated in lower case, an integer
   as a number, text as a JSON string that escapes only ``"``, ``\\`` and control characters.
+- A consistency token's payload is a WAL position (an LSN) as 8 bytes, big-endian.
 - A timestamp is ISO 8601 in UTC: ``YYYY-MM-DDTHH:MM:SS``, then ``.`` and six digits of
   microseconds unless they are zero, then ``+00:00``, as ``datetime.isoformat`` writes a UTC
   value. A date is ``YYYY-MM-DD``. Years have four digits (those before 1000 zero-padded).
@@ -27,6 +28,8 @@ from typing import Any
 MAC_BYTES = 8
 ID_DOMAIN = b"id"
 CURSOR_DOMAIN = b"cursor"
+CONSISTENCY_DOMAIN = b"consistency"
+POSITION_BYTES = 8
 
 # base64url (RFC 4648, section 5) is base64 with other characters for the values 62 and 63.
 BASE64_CHARS_62_63 = "+/"

@@ -21,19 +21,22 @@ from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import (
 
 from app.auth.callers import resolve_viewer
 from app.auth.tokens import TokenError, VerifiedToken, bearer_token
-from app.data.request_reads import RequestReads, nothing_held, pooled_driver
+from app.data.repositories.break_glass_grants import holds_active_grant
+from app.data.request_reads import nothing_held, pooled_driver
 from app.domain.audit import AuditTrail
 from app.domain.errors import (
     DATABASE_OUTAGES,
     DATABASE_UNAVAILABLE,
+    BadUserInput,
     ErrorCode,
     RateLimited,
     ServiceUnavailable,
 )
-from app.domain.viewer import Viewer
+from app.domain.viewer import Viewer, effective_role
 from app.server.graphiql import graphiql_page
 from app.server.http_guards import BodyTooLarge, csrf_refusal, limited, limited_websocket
 from app.server.persisted_queries import PersistedQueries, PersistedQueryError
+from models.enums import Role
 from resolvers.context import RequestContext
 from resolvers.loaders import Loaders
 from schema.observation import count_rate_limit_rejection
@@ -49,7 +52,7 @@ if TYPE_CHECKING:
     from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Operation
     from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
 
-    from app.data.request_reads import DriverSource, ReaderSource
+    from app.data.request_reads import DriverSource, ReaderSource, RequestReads
     from app.server.services import Services
 
 
@@ -85,6 +88,32 @@ def _refusal(request: Request, limit: int) -> Response | None:
         return _error_response(413, f"the request body exceeds {limit} bytes")
     reason = csrf_refusal(request)
     return None if reason is None else _error_response(400, reason)
+
+
+async def _grant_holders_read_the_primary(reads: RequestReads, viewer: Viewer) -> None:
+    """A revoked break-glass grant stops granting at once, but a replica may not have replayed
+    the revocation yet: a caller whose grant a replica sees as active reads the primary. (One
+    the replica does not see yet grants nothing there, and its holder has the token of the
+    mutation that made it.)"""
+    if not reads.on_replica or effective_role(viewer) not in (Role.ADMIN, Role.PROVIDER):
+        return
+    async with reads.reader() as session:
+        held = await holds_active_grant(session, viewer)
+    if held:
+        await reads.close()
+
+
+CONSISTENCY_HEADER = "X-Medrec-Consistency"
+
+
+def consistency_position(token: object, services: Services) -> int | None:
+    """The position a request's reads must have seen: from a mutation's consistency token
+    (``extensions.consistency``) sent back in a header or a WebSocket's `connection_init`."""
+    if token is None:
+        return None
+    if not isinstance(token, str):
+        raise BadUserInput("malformed consistency token")
+    return services.ids.decode_consistency(token.strip())
 
 
 def _address_limited(request: Request, services: Services) -> Response | None:
@@ -189,8 +218,14 @@ class GraphQLView(GraphQL[RequestContext, None]):
         limit = services.settings.max_request_bytes
         request = Request(scope, limited(receive, limit))
         response = _refusal(request, limit) or _address_limited(request, services)
+        after: int | None = None
         if response is None:
-            reads = request.state.reads = RequestReads(services.read_engine)
+            try:
+                after = consistency_position(request.headers.get(CONSISTENCY_HEADER), services)
+            except BadUserInput as error:
+                response = _error_response(400, f"{CONSISTENCY_HEADER}: {error.message}")
+        if response is None:
+            reads = request.state.reads = services.request_reads(after)
             try:
                 response = await self.run(request)
             except HTTPException as error:
@@ -271,6 +306,14 @@ class GraphQLView(GraphQL[RequestContext, None]):
             )
         except TokenError as error:
             raise ConnectionRejectionError({"reason": error.reason}) from None
+        # Subscriptions read from the primary, which has every committed write: a token needs
+        # no more than to be well-formed.
+        try:
+            consistency_position(params.get("consistency"), services)
+        except BadUserInput as error:
+            raise ConnectionRejectionError(
+                {"reason": error.message, "code": ErrorCode.BAD_USER_INPUT.value}
+            ) from None
         # Not kept for the connection's life: the viewer carries the token's expiry, and an idle
         # subscription is smaller without a copy of its token.
         context.connection_params = None
@@ -320,6 +363,8 @@ class GraphQLView(GraphQL[RequestContext, None]):
             else:
                 try:
                     viewer = await resolve_viewer(reads, token)
+                    if isinstance(request, Request):
+                        await _grant_holders_read_the_primary(request.state.reads, viewer)
                 except DATABASE_OUTAGES:
                     log.warning("database unavailable while resolving the caller")
                     unavailable = ServiceUnavailable(DATABASE_UNAVAILABLE)

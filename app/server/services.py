@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -16,7 +17,8 @@ from app.auth.tokens import TokenVerifier
 from app.data.audit_writer import AuditWriter
 from app.data.database import create_engine, create_sessionmaker
 from app.data.migrations import head_revision
-from app.data.request_reads import autocommit_engine
+from app.data.replicas import Replicas
+from app.data.request_reads import RequestReads, autocommit_engine
 from app.data.status_fanout import StatusFanout
 from app.data.status_stream import StatusStream
 from app.data.storage import AttachmentStorage
@@ -37,6 +39,8 @@ class Services:
     engine: AsyncEngine
     # The same pool in autocommit mode, for the reads of HTTP requests (app/data/request_reads.py).
     read_engine: AsyncEngine
+    # Hot standbys that serve queries instead, when configured (app/data/replicas.py).
+    replicas: Replicas | None
     sessionmaker: async_sessionmaker[AsyncSession]
     verifier: TokenVerifier
     jwks: JWKSCache
@@ -53,6 +57,18 @@ class Services:
     subject_limits: TokenBuckets
     # WebSockets to close with 1001 on shutdown (app/server/shutdown.py).
     sockets: OpenSockets
+
+    def request_reads(self, after: int | None) -> RequestReads:
+        """The reads of an HTTP request: on a replica that may serve a request that must see
+        position ``after`` (app/data/replicas.py), else on the primary."""
+        replica = None if self.replicas is None else self.replicas.choose(after)
+        if replica is None or self.replicas is None:
+            return RequestReads(self.read_engine)
+        return RequestReads(
+            replica.engine,
+            primary=self.read_engine,
+            unreachable=functools.partial(self.replicas.down, replica),
+        )
 
     @classmethod
     @asynccontextmanager
@@ -96,10 +112,17 @@ class Services:
             stack.push_async_callback(fanout.stop)
             stack.push_async_callback(audit_writer.stop)
             sessionmaker = create_sessionmaker(engine)
+            read_engine = autocommit_engine(engine)
+            replicas = None
+            if settings.database_read_urls:
+                replicas = Replicas(settings, read_engine)
+                replicas.start()
+                stack.push_async_callback(replicas.stop)
             yield cls(
                 settings=settings,
                 engine=engine,
-                read_engine=autocommit_engine(engine),
+                read_engine=read_engine,
+                replicas=replicas,
                 sessionmaker=sessionmaker,
                 verifier=TokenVerifier(settings, jwks),
                 jwks=jwks,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, exists, func, select
 
 from app.data.database import fetched_rows
 from app.data.pagination import KeysetOrder, page_parameters, paged, parse_datetime, parse_uuid
@@ -98,6 +98,23 @@ async def count_grants(session: Reader, viewer: Viewer, filter_: GrantListFilter
         func.count()
     )
     return (await session.execute(statement, {**viewer_parameters(viewer), **filters})).scalar_one()
+
+
+_HOLDS_ACTIVE = select(
+    exists().where(
+        BreakGlassGrant.tenant_id == bindparam("tenant_id"),
+        BreakGlassGrant.subject == bindparam("subject"),
+        grant_active(),
+    )
+)
+
+
+async def holds_active_grant(session: Reader, viewer: Viewer) -> bool:
+    """Whether ``viewer`` holds a grant that grants now, as ``session``'s database sees it."""
+    held = await session.scalar(
+        _HOLDS_ACTIVE, {"tenant_id": viewer.tenant_id, "subject": viewer.subject}
+    )
+    return bool(held)
 
 
 async def latest_grant(session: Reader, viewer: Viewer) -> int:
