@@ -80,6 +80,8 @@ def pgbouncer(database_url: str, *, server_connections: int = 12) -> Iterator[st
             "max_client_conn = 1000\n"
             # The tests' own servers wait for the pool rather than fail.
             "query_wait_timeout = 60\n"
+            # After a failed server login (the database restarting), retry after a second.
+            "server_login_retry = 1\n"
         )
         for path in (users, config):
             path.chmod(0o644)

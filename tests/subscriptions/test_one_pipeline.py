@@ -100,6 +100,10 @@ async def test_an_operation_gets_the_same_answer_and_audit_row_over_http_and_web
 
     codes = {error["extensions"]["code"] for error in over_http.get("errors") or []}
     assert codes == ({expected_code} if expected_code else set())
+    if query is MUTATION:
+        # Each answer's own position in the database's history (app/data/replicas.py).
+        tokens = [answer["extensions"].pop("consistency") for answer in (over_http, over_socket)]
+        assert IDS.decode_consistency(tokens[0]) <= IDS.decode_consistency(tokens[1])
     if "data" in over_socket or expected_code is None:
         assert over_socket == over_http
     else:
