@@ -8,6 +8,7 @@ the API, attachment and subscription suites through such a PgBouncer: MEDREC_TES
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -161,3 +162,19 @@ async def _audit_rows(engine: AsyncEngine, tenant_id: str) -> int:
             select(func.count()).select_from(AuditEvent).where(AuditEvent.tenant_id == tenant_id)
         )
     return int(count or 0)
+
+
+async def test_start_up_warns_when_listen_would_go_through_the_pooler(
+    settings: Settings, bounced_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="medrec")
+    for listen_url, warned in ((None, True), (settings.listen_url, False)):
+        caplog.clear()
+        pooled = _pooled(settings, bounced_url).model_copy(
+            update={"database_listen_url": listen_url}
+        )
+        application = create_app(pooled)
+        async with application.router.lifespan_context(application):
+            pass
+        messages = [record.getMessage() for record in caplog.records]
+        assert any("without MEDREC_DATABASE_LISTEN_URL" in m for m in messages) is warned

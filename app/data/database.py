@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import QueuePool
 
+from app.data.pool_waits import WaitCountingPool
+
 if TYPE_CHECKING:
     from collections.abc import Callable
 
@@ -127,6 +129,7 @@ def create_engine(settings: Settings, url: str | None = None) -> AsyncEngine:
     """The pool of ``url`` (a replica's), else of the primary, ``settings.database_url``."""
     engine = create_async_engine(
         url or settings.database_url,
+        poolclass=WaitCountingPool,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_timeout=settings.db_pool_timeout_seconds,

@@ -41,6 +41,7 @@ from prometheus_client.registry import Collector
 from starlette.datastructures import Headers
 from starlette.responses import Response
 
+from app.data.pool_waits import WaitCountingPool
 from app.domain.errors import ErrorCode
 from schema.observation import Observation, observing
 
@@ -94,26 +95,59 @@ class _ServicesCollector(Collector):
         services = self.services
         if services is None:
             return []
-        in_use, size, subscriptions, jwks = _services_families()
-        pool: Any = services.engine.pool
-        if hasattr(pool, "checkedout"):
-            in_use.add_metric([], pool.checkedout())
-        if hasattr(pool, "size"):
-            size.add_metric([], pool.size())
+        in_use, size, waits, waited, timeouts, subscriptions, jwks = _services_families()
+        pools = [("primary", services.engine)]
+        if services.replicas is not None:
+            pools += [(replica.name, replica.engine) for replica in services.replicas.members]
+        for name, engine in pools:
+            pool = engine.sync_engine.pool
+            if isinstance(pool, WaitCountingPool):
+                in_use.add_metric([name], pool.checkedout())
+                size.add_metric([name], pool.size())
+                waits.add_metric([name], pool.waits)
+                waited.add_metric([name], pool.waited_seconds)
+                timeouts.add_metric([name], pool.timeouts)
         subscriptions.add_metric([], services.status_stream.subscriber_count)
         jwks.add_metric([], services.jwks.fetch_count)
-        return [family for family in (in_use, size, subscriptions, jwks) if family.samples]
+        families = (in_use, size, waits, waited, timeouts, subscriptions, jwks)
+        return [family for family in families if family.samples]
 
 
 def _services_families() -> tuple[
-    GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily, CounterMetricFamily
+    GaugeMetricFamily,
+    GaugeMetricFamily,
+    CounterMetricFamily,
+    CounterMetricFamily,
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    CounterMetricFamily,
 ]:
+    pool = ["pool"]
     return (
         GaugeMetricFamily(
             "medrec_db_pool_connections_in_use",
-            "Database connections checked out of this process's pool.",
+            "Database connections checked out of this process's pool (primary, replica N).",
+            labels=pool,
         ),
-        GaugeMetricFamily("medrec_db_pool_size", "Connections this process's pool keeps open."),
+        GaugeMetricFamily(
+            "medrec_db_pool_size", "Connections this process's pool keeps open.", labels=pool
+        ),
+        CounterMetricFamily(
+            "medrec_db_pool_waits",
+            "Checkouts that found every connection of the pool in use and waited for one.",
+            labels=pool,
+        ),
+        CounterMetricFamily(
+            "medrec_db_pool_wait_seconds",
+            "Seconds those checkouts waited (a share of request time: raise the pool, or add "
+            "instances, when it grows).",
+            labels=pool,
+        ),
+        CounterMetricFamily(
+            "medrec_db_pool_timeouts",
+            "Checkouts that gave up after MEDREC_DB_POOL_TIMEOUT_SECONDS; their requests failed.",
+            labels=pool,
+        ),
         GaugeMetricFamily(
             "medrec_active_subscriptions", "Record-status subscriptions open on this process."
         ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
@@ -31,6 +32,9 @@ if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
     from app.settings import Settings
+
+
+log = logging.getLogger("medrec.services")
 
 
 @dataclass(slots=True)
@@ -101,6 +105,12 @@ class Services:
                     ),
                 )
             )
+            if settings.db_pool_mode == "transaction" and settings.database_listen_url is None:
+                log.warning(
+                    "MEDREC_DB_POOL_MODE=transaction without MEDREC_DATABASE_LISTEN_URL: LISTEN "
+                    "goes through the pooler, and PgBouncer in transaction mode delivers no "
+                    "notifications (subscriptions would wait forever); RDS Proxy pins it"
+                )
             status_stream = StatusStream(settings.listen_url)
             status_stream.start()
             stack.push_async_callback(status_stream.stop)

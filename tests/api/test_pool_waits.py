@@ -20,6 +20,7 @@ from app.server.main import create_app
 from app.settings import Settings
 from tests.api_client import Api
 from tests.factories import Factory
+from tests.observability.test_metrics import scrape, value
 
 IDS = OpaqueIds("medrec-opaque-id-v1")
 POOL = 2
@@ -63,6 +64,11 @@ async def test_reads_and_writes_beyond_the_pool_size_all_answer(
         *(rename(patient_id, number) for number, patient_id in enumerate(ids)),
     )
     assert [answer.get("errors") for answer in answers] == [None] * (2 * REQUESTS)
+    # The waits are counted for the operator (/metrics), and none gave up.
+    _, samples = await scrape(api.client)
+    assert value(samples, "medrec_db_pool_waits_total", pool="primary") > 0
+    assert value(samples, "medrec_db_pool_wait_seconds_total", pool="primary") > 0
+    assert value(samples, "medrec_db_pool_timeouts_total", pool="primary") == 0
     renamed = [answer["data"]["updatePatient"]["patient"] for answer in answers[REQUESTS:]]
     assert [patient["familyName"] for patient in renamed] == [
         f"Renamed{n}" for n in range(REQUESTS)

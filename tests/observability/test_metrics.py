@@ -89,8 +89,10 @@ async def test_metrics_after_requests(api: Api, client: httpx.AsyncClient) -> No
         assert grew("medrec_graphql_query_cost_count", by=2, operation="ObsMetricsPatients")
         assert value(after, "medrec_graphql_query_cost_sum", operation="ObsMetricsPatients") > 0
 
-    assert ("medrec_db_pool_connections_in_use", ()) in after
-    assert value(after, "medrec_db_pool_size") >= 1
+    assert ("medrec_db_pool_connections_in_use", (("pool", "primary"),)) in after
+    assert value(after, "medrec_db_pool_size", pool="primary") >= 1
+    assert ("medrec_db_pool_waits_total", (("pool", "primary"),)) in after
+    assert ("medrec_db_pool_timeouts_total", (("pool", "primary"),)) in after
     assert ("medrec_active_subscriptions", ()) in after
     assert value(after, "medrec_jwks_refreshes_total") >= 1
     assert "# TYPE medrec_rate_limit_rejections_total counter" in text
@@ -114,7 +116,7 @@ async def test_gauges_read_the_services_at_scrape_time(
     assert value(busy, "medrec_active_subscriptions") == (
         value(idle, "medrec_active_subscriptions") + 1
     )
-    assert value(busy, "medrec_db_pool_connections_in_use") >= 1
+    assert value(busy, "medrec_db_pool_connections_in_use", pool="primary") >= 1
 
 
 async def test_unknown_and_unauthenticated_operation_names_get_no_label_of_their_own(
