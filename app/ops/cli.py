@@ -196,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     watch = commands.add_parser("watch", help="print record-status events as they happen")
     watch.add_argument("--url", default="ws://127.0.0.1:8000/graphql")
-    watch.add_argument("--token", required=True, help="a bearer token (without 'Bearer ')")
+    watch.add_argument("--token", required=True, help="a bearer token, with or without 'Bearer '")
     watch.add_argument("--record", help="only this record's events (a record id)")
     watch.add_argument("--patient", help="only this patient's events (a patient id)")
     watch.add_argument("--after", help="first replay the events after this sequence")

@@ -9,14 +9,16 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from app.ops.dev_issuer import LocalTokenIssuer
+from app.ops.watch import FIRST_CONNECT_ATTEMPTS
 from models.enums import RecordStatus
+from tests.servers import free_port
 from tests.subscriptions.conftest import Server
 from tests.subscriptions.helpers import changed, latest_sequence, record_gid, stored_events
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-    from app.ops.dev_issuer import LocalTokenIssuer
     from tests.api_client import Api
     from tests.factories import Factory
 
@@ -52,7 +54,8 @@ async def test_watch_prints_events_as_json_lines(
         "--url",
         servers[0].ws_url,
         "--token",
-        admin,
+        # As medrec dev prints it, in a header.
+        f"Bearer {admin}",
         # Replays from where the test starts: the changes below are printed however soon after
         # the start they commit.
         "--after",
@@ -80,14 +83,14 @@ async def test_watch_prints_events_as_json_lines(
     assert all(line["changedBy"] == "admin-subject" for line in lines)
 
 
-async def _watch_until_exit(server: Server, token: str) -> tuple[int, str]:
+async def _watch_until_exit(url: str, token: str) -> tuple[int, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "app.ops.cli",
         "watch",
         "--url",
-        server.ws_url,
+        url,
         "--token",
         token,
         cwd=ROOT,
@@ -107,9 +110,28 @@ async def _watch_until_exit(server: Server, token: str) -> tuple[int, str]:
 async def test_watch_stops_with_an_error_when_its_token_is_refused(
     servers: list[Server],
 ) -> None:
-    code, stderr = await _watch_until_exit(servers[0], "garbage")
+    code, stderr = await _watch_until_exit(servers[0].ws_url, "garbage")
     assert code == 1
     assert "4403" in stderr
+    assert "not a JWT" in stderr
+
+
+async def test_watch_says_a_token_of_another_issuer_is_refused(
+    api: Api, servers: list[Server]
+) -> None:
+    stranger = LocalTokenIssuer(issuer="https://issuer.example", client_id="another-client")
+    token = stranger.issue("admin-subject", groups=("admin",), tenant_id=api.tenant_id)
+    code, stderr = await _watch_until_exit(servers[0].ws_url, token)
+    assert code == 1
+    assert "4403" in stderr
+    assert "refused the token" in stderr
+
+
+async def test_watch_gives_up_on_a_server_it_never_reached(api: Api) -> None:
+    code, stderr = await _watch_until_exit(f"ws://127.0.0.1:{free_port()}/graphql", api.token())
+    assert code == 1
+    assert "cannot reach a medrec server" in stderr
+    assert stderr.count("retrying") == FIRST_CONNECT_ATTEMPTS - 1
 
 
 async def test_watch_stops_with_an_error_when_its_token_expires(
@@ -119,6 +141,7 @@ async def test_watch_stops_with_an_error_when_its_token_expires(
     short = issuer.issue(
         "admin-subject", groups=("admin",), tenant_id=api.tenant_id, lifetime=timedelta(seconds=2)
     )
-    code, stderr = await _watch_until_exit(servers[1], short)
+    code, stderr = await _watch_until_exit(servers[1].ws_url, short)
     assert "4401" in stderr
+    assert "the token expired at" in stderr
     assert code == 1
