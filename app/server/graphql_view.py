@@ -59,19 +59,57 @@ if TYPE_CHECKING:
 log = logging.getLogger("medrec.graphql")
 
 
-def _as_graphql_response_json(response: Response) -> None:
-    """GraphQL over HTTP: with this media type a request error (no ``data`` at all) is a 400."""
+def _prefers_graphql_response_json(accept: str) -> bool:
+    """Whether the Accept header asks for application/graphql-response+json at least as much as
+    for application/json (the spec's preference on a tie); wildcards mean application/json."""
+    quality: dict[str, float] = {}
+    for media_range in accept.lower().split(","):
+        media_type, *parameters = media_range.split(";")
+        weight = 1.0
+        for parameter in parameters:
+            name, _, value = parameter.partition("=")
+            if name.strip() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        quality[media_type.strip()] = weight
+    wanted = quality.get(GRAPHQL_RESPONSE_JSON, 0.0)
+    return wanted > 0 and wanted >= quality.get("application/json", 0.0)
+
+
+def _bearer_challenge(authorization: str | None) -> str:
+    """RFC 6750 section 3.1: a request with no bearer token at all gets a challenge without an
+    error code; one whose token was refused, `invalid_token`."""
+    scheme, _, credentials = (authorization or "").strip().partition(" ")
+    if scheme.lower() == "bearer" and credentials.strip():
+        return 'Bearer error="invalid_token"'
+    return "Bearer"
+
+
+def _as_graphql_response_json(response: Response, authorization: str | None) -> None:
+    """GraphQL over HTTP with this media type: a request error (nothing executed) has no
+    ``data`` and is a 400; an operation refused only for want of a caller is a 401."""
     response.media_type = GRAPHQL_RESPONSE_JSON
     response.headers["content-type"] = f"{GRAPHQL_RESPONSE_JSON}; charset=utf-8"
     body = orjson.loads(bytes(response.body))
+    if not isinstance(body, dict) or body.get("data") is not None:
+        return
+    errors = body.get("errors") or [{}]
     # Strawberry writes `"data": null` for request errors too; they are the errors without a path.
-    request_failed = (
-        isinstance(body, dict)
-        and body.get("data") is None
-        and all("path" not in error for error in body.get("errors") or [{}])
-    )
-    if response.status_code == 200 and request_failed:
-        response.status_code = 400
+    if all("path" not in error for error in errors):
+        if "data" in body:
+            del body["data"]
+            response.body = orjson.dumps(body)
+            response.headers["content-length"] = str(len(response.body))
+        if response.status_code == 200:
+            response.status_code = 400
+    elif response.status_code == 200 and all(
+        (error.get("extensions") or {}).get("code") == ErrorCode.UNAUTHENTICATED for error in errors
+    ):
+        # A missing or refused token is what stopped it: clients refresh their token on a 401.
+        response.status_code = 401
+        response.headers["WWW-Authenticate"] = _bearer_challenge(authorization)
 
 
 def _error_response(status: int, message: str) -> JSONResponse:
@@ -241,11 +279,10 @@ class GraphQLView(GraphQL[RequestContext, None]):
             finally:
                 # The response is complete in memory: the connection goes back before sending.
                 await reads.close()
-        if (
-            response.media_type == "application/json"
-            and GRAPHQL_RESPONSE_JSON in request.headers.get("accept", "")
+        if response.media_type == "application/json" and _prefers_graphql_response_json(
+            request.headers.get("accept", "")
         ):
-            _as_graphql_response_json(response)
+            _as_graphql_response_json(response, request.headers.get("authorization"))
         await response(scope, receive, send)
 
     async def get_sub_response(self, request: Request | WebSocket) -> Response:

@@ -79,9 +79,10 @@ async def test_graphql_response_json_when_asked_for(api: Api) -> None:
     assert invalid.status_code == 400
     assert error_codes(invalid.json()) == ["BAD_USER_INPUT"]
 
-    # Field errors still carry data (null here), so the request itself succeeded.
+    # A missing token stops the operation: 401 with an RFC 6750 challenge.
     refused = await api.post("{ me { subject } }", headers=accept)
-    assert refused.status_code == 200
+    assert refused.status_code == 401
+    assert refused.headers["www-authenticate"] == "Bearer"
     assert error_codes(refused.json()) == ["UNAUTHENTICATED"]
 
     plain = await api.post("{ me { nope } }", token=api.token())
