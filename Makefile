@@ -34,8 +34,18 @@ $(STAMP): requirements.lock requirements-dev.lock pyproject.toml
 	$(VENV)/bin/python -m pip install --no-deps -e .
 	touch $@
 
+# `make run PORT=8001` when 8000 is taken; ARGS adds options, e.g. ARGS="--host 0.0.0.0".
+PORT ?= 8000
+ARGS ?=
 run: venv
-	$(VENV)/bin/medrec dev
+	$(VENV)/bin/medrec dev --port $(PORT) $(ARGS)
+
+# Record-status events of the `make run` server as JSON lines, with a token its banner printed:
+# make watch TOKEN=eyJ... (PORT as for run; ARGS="--record <id>" or "--patient <id>" narrows).
+.PHONY: watch
+watch: venv
+	@[ -n "$(TOKEN)" ] || { echo "usage: make watch TOKEN=<a token make run printed>" >&2; exit 2; }
+	$(VENV)/bin/medrec watch --url ws://127.0.0.1:$(PORT)/graphql --token "$(TOKEN)" $(ARGS)
 
 test: lint typecheck pytest contract
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import itertools
 import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,11 +30,117 @@ def _free_port() -> int:
         return port
 
 
+def pgdata_of(data_home: Path) -> Path:
+    """The PostgreSQL data directory of `medrec dev` run with XDG_DATA_HOME=data_home."""
+    return (data_home / "medrec" / "dev" / "pgdata").resolve()
+
+
+def postgres_pids(pgdata: Path) -> list[int]:
+    """Processes of a PostgreSQL of ``pgdata``, from /proc: its postmaster (``-D`` names the data
+    directory) and its children, which run in the data directory, postmaster or not."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+            args = (entry / "cmdline").read_bytes().split(b"\0")
+            cwd = os.readlink(entry / "cwd")
+        except OSError:  # gone, or a zombie
+            continue
+        names_it = any(
+            flag == b"-D" and value == os.fsencode(pgdata)
+            for flag, value in itertools.pairwise(args)
+        )
+        if names_it or cwd == str(pgdata):
+            found.append(int(entry.name))
+    return found
+
+
+def wait_for_no_postgres(pgdata: Path, timeout: float = 10.0) -> list[int]:
+    """The pids of ``pgdata``'s PostgreSQL still there after ``timeout`` seconds (none: gone)."""
+    deadline = time.monotonic() + timeout
+    while (left := postgres_pids(pgdata)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return left
+
+
+def kill_postgres(pgdata: Path) -> None:
+    """Test cleanup: ends whatever PostgreSQL of ``pgdata`` a failed test left running."""
+    for signum in (signal.SIGQUIT, signal.SIGKILL):  # an immediate shutdown, else no shutdown
+        left = postgres_pids(pgdata)
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+        if not wait_for_no_postgres(pgdata, timeout=5):
+            return
+
+
 class DevServer:
-    def __init__(self, process: subprocess.Popen[str], port: int, banner: list[str]) -> None:
-        self.process = process
-        self.url = f"http://127.0.0.1:{port}"
-        self.banner = banner
+    """A `medrec dev` process; a thread reads its output (stdout and stderr) as it comes."""
+
+    def __init__(self, data_home: Path, port: int | None = None) -> None:
+        self.data_home = data_home
+        self.pgdata = pgdata_of(data_home)
+        self.port = port or _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "app.ops.cli", "dev", "--port", str(self.port)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "XDG_DATA_HOME": str(data_home)},
+        )
+        self.lines: list[str] = []
+        self.banner: list[str] = []
+        self._changed = threading.Condition()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            with self._changed:
+                self.lines.append(line.rstrip("\n"))
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+    def wait_for(self, text: str, timeout: float = STARTUP_TIMEOUT) -> bool:
+        """Whether a line with ``text`` came out within ``timeout`` seconds (no: it exited)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not any(text in line for line in self.lines):
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._reader.is_alive():
+                    return False
+                self._changed.wait(min(left, 0.5))
+            return True
+
+    def output(self) -> str:
+        with self._changed:
+            return "\n".join(self.lines)
+
+    def finish(self, timeout: float = 60.0) -> int:
+        """Waits for the process to exit (killing it after ``timeout``) and for its output."""
+        try:
+            returncode = self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise
+        finally:
+            self._reader.join(timeout=10)
+        return returncode
+
+    def kill(self) -> None:
+        """Test cleanup: the process and its PostgreSQL, whatever state a failed test left."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self._reader.join(timeout=10)
+        kill_postgres(self.pgdata)
 
     def headers(self, role: str, tenant: str) -> dict[str, str]:
         for index, line in enumerate(self.banner):
@@ -41,48 +150,39 @@ class DevServer:
         raise AssertionError(f"no {role} login for {tenant} in the banner")
 
 
-def _start(data_home: Path) -> DevServer:
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "app.ops.cli", "dev", "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "XDG_DATA_HOME": str(data_home)},
-    )
-    assert process.stdout is not None
-    banner: list[str] = []
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            raise AssertionError("medrec dev exited:\n" + "".join(banner))
-        banner.append(line.rstrip("\n"))
-        if "Application startup complete" in line:
-            return DevServer(process, port, banner)
-    process.kill()
-    raise AssertionError("medrec dev did not start in time:\n" + "\n".join(banner))
-
-
-def _stop(server: DevServer) -> None:
-    server.process.send_signal(signal.SIGINT)
+def start_dev(data_home: Path, port: int | None = None) -> DevServer:
+    """A `medrec dev` process once it serves; killed with its PostgreSQL if it does not."""
+    server = DevServer(data_home, port)
     try:
-        server.process.wait(timeout=60)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
+        if not server.wait_for("Application startup complete"):
+            raise AssertionError("medrec dev did not start:\n" + server.output())
+    except BaseException:
+        server.kill()
         raise
+    server.banner = list(server.lines)
+    return server
+
+
+def stop_dev(server: DevServer) -> None:
+    server.process.send_signal(signal.SIGINT)
+    server.finish()
 
 
 @pytest.fixture(scope="module")
-def data_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("xdg-data")
+def data_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    home = tmp_path_factory.mktemp("xdg-data")
+    yield home
+    kill_postgres(pgdata_of(home))
 
 
 @pytest.fixture(scope="module")
 def dev_server(data_home: Path) -> Iterator[DevServer]:
-    server = _start(data_home)
-    yield server
-    _stop(server)
+    server = start_dev(data_home)
+    try:
+        yield server
+        stop_dev(server)
+    finally:
+        server.kill()
 
 
 def _graphql(server: DevServer, query: str, headers: dict[str, str]) -> dict[str, Any]:
@@ -154,10 +254,11 @@ def test_restart_keeps_data_and_the_signing_key(dev_server: DevServer, data_home
     headers = dev_server.headers("provider", "demo-south")
     query = "{ patients { totalCount } }"
     before = _graphql(dev_server, query, headers)["data"]
-    _stop(dev_server)
-    restarted = _start(data_home)
+    stop_dev(dev_server)
+    restarted = start_dev(data_home)
     try:
         # A token printed by the first run still works: same key, same data, no duplicate seed.
         assert _graphql(restarted, query, headers)["data"] == before
+        stop_dev(restarted)
     finally:
-        _stop(restarted)
+        restarted.kill()
