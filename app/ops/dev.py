@@ -167,7 +167,13 @@ def _serve(
         )
         logins = asyncio.run(_load_demo(settings))
         server = uvicorn.Server(
-            uvicorn.Config(create_app(settings), host=host, port=port, access_log=False)
+            uvicorn.Config(
+                # A frontend's own dev server (Vite, Next.js) on this machine may call it.
+                create_app(settings, allow_loopback_origins=True),
+                host=host,
+                port=port,
+                access_log=False,
+            )
         )
         _print_welcome(issuer, logins, host, port, data_dir, s3_url)
         stop.server = server
@@ -400,6 +406,9 @@ def _print_welcome(
         f"GraphiQL: http://{host}:{port}/graphql",
         "Paste one of the headers above into GraphiQL's Headers tab and run:",
         "  { me { subject tenantId roles } }",
+        "",
+        "CORS: pages on http://localhost:<any port> and http://127.0.0.1:<any port> may call and "
+        "subscribe.",
         "",
         f"Attachments go to a local S3 endpoint at {s3_url} (in memory: files are gone when",
         "medrec dev stops). To attach a file to a DRAFT record, as its provider:",

@@ -34,7 +34,13 @@ from app.domain.errors import (
 )
 from app.domain.viewer import Viewer, effective_role
 from app.server.graphiql import graphiql_page
-from app.server.http_guards import BodyTooLarge, csrf_refusal, limited, limited_websocket
+from app.server.http_guards import (
+    BodyTooLarge,
+    csrf_refusal,
+    is_loopback_origin,
+    limited,
+    limited_websocket,
+)
 from app.server.persisted_queries import PersistedQueries, PersistedQueryError
 from models.enums import Role
 from resolvers.context import RequestContext
@@ -42,13 +48,14 @@ from resolvers.loaders import Loaders
 from schema.observation import count_rate_limit_rejection
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Awaitable, Callable, Sequence
 
     from cross_web import AsyncHTTPRequestAdapter
     from starlette.types import Receive, Scope, Send
     from starlette.websockets import WebSocket
     from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
     from strawberry.http.base import BaseRequestProtocol
+    from strawberry.schema import BaseSchema
     from strawberry.subscriptions.protocols.graphql_transport_ws.handlers import Operation
     from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
 
@@ -245,6 +252,26 @@ class GraphQLView(GraphQL[RequestContext, None]):
     graphql_transport_ws_handler_class = CodedErrorsTransportWS
     # Persisted documents; the app's lifespan sets this once its services are up.
     persisted: PersistedQueries | None = None
+
+    def __init__(
+        self,
+        schema: BaseSchema,
+        *,
+        subscription_protocols: Sequence[str],
+        allowed_origins: Sequence[str] = (),
+        allow_loopback_origins: bool = False,
+    ) -> None:
+        super().__init__(
+            schema, subscription_protocols=subscription_protocols, allowed_origins=allowed_origins
+        )
+        self.allow_loopback_origins = allow_loopback_origins
+
+    def is_websocket_origin_allowed(self, request: WebSocket, origin: str) -> bool:
+        """The configured origins; in `medrec dev` also a local frontend's, by the same rule as
+        its CORS (so a page that may POST may subscribe too)."""
+        return super().is_websocket_origin_allowed(request, origin) or (
+            self.allow_loopback_origins and is_loopback_origin(origin)
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         services: Services = scope["app"].state.services

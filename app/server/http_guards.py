@@ -1,5 +1,5 @@
 """Checks on an HTTP request before any GraphQL work: cross-site request forgery, body size (and
-the size of a WebSocket's messages).
+the size of a WebSocket's messages), and the browser origins `medrec dev` lets in.
 
 CSRF: a browser sends some requests cross-site without asking the server first (a "simple"
 request: GET, or POST with a form or text/plain body). Refusing every such request that could run
@@ -8,6 +8,7 @@ an operation leaves a forging page nothing to send, as Apollo Server's CSRF prev
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -16,6 +17,17 @@ if TYPE_CHECKING:
 
 # Any of these forces a browser to preflight, which a cross-site page cannot pass.
 PREFLIGHT_HEADERS = ("apollo-require-preflight", "x-apollo-operation-name", "graphql-preflight")
+
+# `medrec dev` only: pages of a frontend's dev server on this machine (Vite, Next.js), any port.
+# Plain http, as browsers write an Origin (lowercase, no default port), matched whole: not
+# `http://localhost.evil.example`. An https dev server is listed in MEDREC_CORS_ORIGINS instead.
+LOOPBACK_ORIGIN_PATTERN = r"http://(?:localhost|127\.0\.0\.1)(?::[0-9]{1,5})?"
+_LOOPBACK_ORIGIN = re.compile(LOOPBACK_ORIGIN_PATTERN)
+
+
+def is_loopback_origin(origin: str) -> bool:
+    """Whether ``origin`` is one of LOOPBACK_ORIGIN_PATTERN's, as CORSMiddleware matches it."""
+    return _LOOPBACK_ORIGIN.fullmatch(origin) is not None
 
 
 def csrf_refusal(request: Request) -> str | None:

@@ -19,8 +19,8 @@ from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
 from app.data.audit_partitions import StrandedDefaultRows, maintain_partitions
 from app.server.graphiql import STATIC_PATH, GraphiQLStaticFiles
-from app.server.graphql_view import GraphQLView
-from app.server.http_guards import PREFLIGHT_HEADERS
+from app.server.graphql_view import CONSISTENCY_HEADER, GraphQLView
+from app.server.http_guards import LOOPBACK_ORIGIN_PATTERN, PREFLIGHT_HEADERS
 from app.server.observability import Observability, ObservabilityMiddleware
 from app.server.services import Services
 from app.server.shutdown import closing_sockets_on_exit_signal
@@ -29,6 +29,21 @@ from schema.schema import build_schema
 
 log = logging.getLogger("medrec.audit")
 READINESS_TIMEOUT_SECONDS = 4.0
+
+# What a page on another origin may send: a header left out fails the preflight, and then the
+# browser never sends the request (Apollo's and urql's client awareness headers, the read-your-
+# writes token).
+CORS_ALLOWED_HEADERS = (
+    "Authorization",
+    "Content-Type",
+    "X-Request-ID",
+    CONSISTENCY_HEADER,
+    "apollographql-client-name",
+    "apollographql-client-version",
+    *PREFLIGHT_HEADERS,
+)
+# What its scripts may read: WWW-Authenticate tells a 401's refused token from a missing one.
+CORS_EXPOSED_HEADERS = ("X-Request-ID", "Retry-After", "WWW-Authenticate")
 
 
 async def healthz(_: Request) -> JSONResponse:
@@ -86,7 +101,12 @@ async def maintain_audit_partitions(services: Services) -> None:
         log.info("audit partition %s detached as %s", name, archived)
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None, *, allow_loopback_origins: bool = False
+) -> Starlette:
+    """The app; ``allow_loopback_origins`` (`medrec dev` only, never a setting, so that a
+    production server cannot have it) lets pages on http://localhost:<port> and
+    http://127.0.0.1:<port> call it and open subscriptions, besides the configured origins."""
     settings = settings or Settings()
 
     @asynccontextmanager
@@ -105,18 +125,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
         # The legacy `graphql-ws` protocol is not offered: only this one is authenticated.
         subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         allowed_origins=settings.ws_allowed_origins,
+        allow_loopback_origins=allow_loopback_origins,
     )
     middleware = [Middleware(ObservabilityMiddleware, observability=observability)]
-    if settings.cors_origins:
+    if settings.cors_origins or allow_loopback_origins:
         # Browsers on other origins (a clinic's web app) only where configured: without any, the
         # middleware would only cost every response a few header lookups.
         middleware.append(
             Middleware(
                 CORSMiddleware,
                 allow_origins=settings.cors_origins,
+                allow_origin_regex=LOOPBACK_ORIGIN_PATTERN if allow_loopback_origins else None,
                 allow_methods=["GET", "POST"],
-                allow_headers=["Authorization", "Content-Type", "X-Request-ID", *PREFLIGHT_HEADERS],
-                expose_headers=["X-Request-ID", "Retry-After"],
+                allow_headers=CORS_ALLOWED_HEADERS,
+                expose_headers=CORS_EXPOSED_HEADERS,
                 max_age=600,
             )
         )
