@@ -186,12 +186,21 @@ class Totals(NamedTuple):
 
 
 class StatementCounter:
-    """pg_stat_statements for the bench database: reset before a shape, summed after it."""
+    """pg_stat_statements for the bench database: reset before a shape, summed after it; with a
+    ``replica`` (BENCH_REPLICA), on the primary and the standby, whose counts are its own."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Database, replica: Database | None = None) -> None:
         self._database = database
+        self._replica = replica
         self._connection: asyncpg.Connection | None = None
+        self._replica_connection: asyncpg.Connection | None = None
         self.available = False
+
+    @property
+    def replica_pids(self) -> list[int]:
+        """The standby's postmaster, whose CPU ``measure`` counts beside its statements."""
+        pid = None if self._replica is None else self._replica.postmaster_pid
+        return [] if pid is None else [pid]
 
     async def open(self) -> None:
         self._connection = await asyncpg.connect(self._database.url)
@@ -201,20 +210,49 @@ class StatementCounter:
             self.available = True
         except asyncpg.PostgresError as error:
             print(f"bench: pg_stat_statements unavailable ({error}); SQL/req is n/a", flush=True)
+        if self._replica is not None:
+            # The standby is read-only: the extension comes from the primary (bench/replica.py).
+            self._replica_connection = await asyncpg.connect(self._replica.url)
+            await self._replica_connection.fetchval("SELECT count(*) FROM pg_stat_statements")
 
     async def close(self) -> None:
-        if self._connection is not None:
-            await self._connection.close()
+        for connection in (self._connection, self._replica_connection):
+            if connection is not None:
+                await connection.close()
 
     async def reset(self) -> None:
         if self.available and self._connection is not None:
             await self._connection.execute("SELECT pg_stat_statements_reset()")
+            if self._replica_connection is not None:
+                await self._replica_connection.execute("SELECT pg_stat_statements_reset()")
 
     async def totals(self) -> Totals | None:
-        """The statements since the reset."""
+        """The statements since the reset (on both servers with a replica)."""
+        split = await self.split()
+        return None if split is None else self.combined(split)
+
+    @staticmethod
+    def combined(split: tuple[Totals, Totals | None]) -> Totals:
+        primary, replica = split
+        if replica is None:
+            return primary
+        return Totals(
+            primary.everything + replica.everything,
+            primary.queries + replica.queries,
+            primary.query_ms + replica.query_ms,
+        )
+
+    async def split(self) -> tuple[Totals, Totals | None] | None:
+        """The statements since the reset on the primary, and on the replica (None without)."""
         if not self.available or self._connection is None:
             return None
-        row = await self._connection.fetchrow(
+        primary = await self._sum(self._connection)
+        if self._replica_connection is None:
+            return primary, None
+        return primary, await self._sum(self._replica_connection)
+
+    async def _sum(self, connection: asyncpg.Connection) -> Totals:
+        row = await connection.fetchrow(
             """
             SELECT coalesce(sum(s.calls), 0)::bigint AS everything,
                    coalesce(sum(s.calls) FILTER (WHERE s.query !~* $2), 0)::bigint AS queries,

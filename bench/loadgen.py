@@ -52,6 +52,11 @@ class Result:
     postgres_cpu_us: float | None = None
     # PostgreSQL's time per query under load (pg_stat_statements: executing and planning).
     query_us: float | None = None
+    # With BENCH_REPLICA: the standby's part of sql_per_request, queries_per_request and
+    # postgres_cpu_us, which then count both servers (the primary's part is the rest).
+    replica_sql_per_request: float | None = None
+    replica_queries_per_request: float | None = None
+    replica_cpu_us: float | None = None
     notes: str = ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -172,7 +177,13 @@ async def measure(
     if warmup > 0:
         await run_wrk(url, token, shape, seconds=warmup, connections=connections, threads=threads)
     await counter.reset()
-    cpu_before = tree_cpu_seconds(rss_pids), tree_cpu_seconds(postgres_pids)
+    # The standby's CPU is PostgreSQL's too, counted where the primary's is.
+    replica_pids = counter.replica_pids if postgres_pids else []
+    cpu_before = (
+        tree_cpu_seconds(rss_pids),
+        tree_cpu_seconds(postgres_pids),
+        tree_cpu_seconds(replica_pids),
+    )
     with RssSampler(rss_pids) as sampler:
         raw = await run_wrk(
             url, token, shape, seconds=seconds, connections=connections, threads=threads
@@ -183,7 +194,10 @@ async def measure(
     await asyncio.sleep(min(60.0, max(2.0, 2 * raw["p99_us"] / 1e6)))
     server_cpu = cpu_spent(cpu_before[0], tree_cpu_seconds(rss_pids))
     postgres_cpu = cpu_spent(cpu_before[1], tree_cpu_seconds(postgres_pids))
-    totals = await counter.totals()
+    replica_cpu = cpu_spent(cpu_before[2], tree_cpu_seconds(replica_pids))
+    split = await counter.split()
+    totals = None if split is None else counter.combined(split)
+    replica = None if split is None else split[1]
     handled = requests + connections if requests else 0
     duration = raw["duration_us"] / 1e6
     detail = {
@@ -222,9 +236,16 @@ async def measure(
         queries_per_request_sequential=per_request(probe[1] if probe else None, sent),
         bytes_per_response=raw["bytes"] / requests if requests else None,
         server_cpu_us=per_request(round(server_cpu * 1e6), handled),
-        postgres_cpu_us=per_request(round(postgres_cpu * 1e6), handled) if postgres_pids else None,
+        postgres_cpu_us=(
+            per_request(round((postgres_cpu + replica_cpu) * 1e6), handled)
+            if postgres_pids
+            else None
+        ),
         query_us=(
             None if not totals or not totals.queries else 1000 * totals.query_ms / totals.queries
         ),
+        replica_sql_per_request=per_request(replica.everything if replica else None, handled),
+        replica_queries_per_request=per_request(replica.queries if replica else None, handled),
+        replica_cpu_us=per_request(round(replica_cpu * 1e6), handled) if replica_pids else None,
         notes=shape.notes,
     )

@@ -2,7 +2,8 @@
 
 Settings come from the environment (see the README's Benchmarks section):
 BENCH_DURATION, BENCH_WARMUP, BENCH_CONNECTIONS, BENCH_WORKERS, BENCH_PATIENTS, BENCH_SHAPES,
-BENCH_SUBSCRIBERS, BENCH_SUB_INTERVAL, BENCH_SOAK, BENCH_DATABASE_URL.
+BENCH_SUBSCRIBERS, BENCH_SUB_INTERVAL, BENCH_SOAK, BENCH_FLOOR, BENCH_AUDIT_ROWS, BENCH_REPLICA,
+BENCH_DATABASE_URL.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from bench.database import (
 )
 from bench.fanout import run_fanout
 from bench.loadgen import Result, measure
+from bench.replica import REPLICA_DIR, Replica, bench_replica
 from bench.servers import (
     RssSampler,
     floor_server,
@@ -82,6 +84,7 @@ class Config:
     soak: float
     floor: bool
     peers: bool
+    replica: bool
 
     @classmethod
     def from_env(cls, peers: bool) -> Config:
@@ -108,6 +111,7 @@ class Config:
             soak=float(env.get("BENCH_SOAK", "0")),
             floor=env.get("BENCH_FLOOR", "0") == "1",
             peers=peers,
+            replica=env.get("BENCH_REPLICA", "0") == "1",
         )
 
 
@@ -204,22 +208,49 @@ def _exact_sql(result: Result) -> str:
     )
 
 
-def table(results: Sequence[Result]) -> str:
+def _minus(total: float | None, part: float | None) -> float | None:
+    return None if total is None or part is None else total - part
+
+
+def _split_sql(result: Result) -> str:
+    """All statements per request under load, primary + replica."""
+    replica = result.replica_sql_per_request
+    if replica is None:
+        return "-"
+    return f"{_num(_minus(result.sql_per_request, replica))} + {_num(replica)}"
+
+
+def _cpu(result: Result, split: bool) -> str:
+    server, postgres = _num(result.server_cpu_us, 0), _num(result.postgres_cpu_us, 0)
+    if not split:
+        return f"{server} + {postgres}"
+    replica = result.replica_cpu_us
+    primary = result.postgres_cpu_us if replica is None else _minus(result.postgres_cpu_us, replica)
+    return f"{server} + {_num(primary, 0)} + {_num(replica, 0)}"
+
+
+def table(results: Sequence[Result], replica: bool = False) -> str:
+    """With ``replica`` (BENCH_REPLICA), a column splitting the statements under load between
+    the primary and the standby, and the CPU column split the same way."""
     header = (
         "| shape | server | req/s | p50 ms | p99 ms | errors | server RSS MiB (peak) "
-        "| SQL/req under load: all (queries) | SQL/req exact: all (queries) | KB/resp "
-        "| CPU us/req: server + PostgreSQL | PostgreSQL us/query |"
+        "| SQL/req under load: all (queries) "
+        + ("| SQL/req under load: primary + replica " if replica else "")
+        + "| SQL/req exact: all (queries) | KB/resp "
+        + f"| CPU us/req: server + {'primary + replica' if replica else 'PostgreSQL'} "
+        + "| PostgreSQL us/query |"
     )
-    lines = [header, "|" + "---|" * 12]
+    lines = [header, "|" + "---|" * (13 if replica else 12)]
     for r in results:
         rate = f"{100 * r.errors / (r.requests + r.errors):.1f}%" if r.requests + r.errors else "-"
         lines.append(
             f"| {r.title} | {r.server} | {r.rps:.1f} | {_num(r.p50_ms)} | {_num(r.p99_ms)} "
             f"| {r.errors} ({rate}) | {_mib(r.rss_peak_bytes)} "
             f"| {_num(r.sql_per_request)} ({_num(r.queries_per_request)}) "
-            f"| {_exact_sql(r)} "
+            + (f"| {_split_sql(r)} " if replica else "")
+            + f"| {_exact_sql(r)} "
             f"| {_num(None if r.bytes_per_response is None else r.bytes_per_response / 1000)} "
-            f"| {_num(r.server_cpu_us, 0)} + {_num(r.postgres_cpu_us, 0)} "
+            f"| {_cpu(r, replica)} "
             f"| {_num(r.query_us, 0)} |"
         )
     return "\n".join(lines)
@@ -265,6 +296,14 @@ NOTES = """Notes:
 - PostgreSQL us/query: pg_stat_statements' execution and planning time of the queries during
   the run, per query (waits for a CPU included, as the machine is shared).
 - The server, PostgreSQL and wrk share this machine's {cpus} CPUs.
+"""
+
+REPLICA_NOTES = """- BENCH_REPLICA: medrec reads from a streaming hot standby of the same PostgreSQL
+  (`MEDREC_DATABASE_READ_URLS`; mutations, audit rows and subscriptions go to the primary).
+  SQL/req, CPU and PostgreSQL us/query count both servers; "primary + replica" splits all
+  statements under load, and PostgreSQL's CPU, between the two (pg_stat_statements on each).
+  The counts include medrec's replica monitor (a statement a second per worker on each
+  server): a few tenths per request in the exact count of slow requests, negligible under load.
 """
 
 PEER_NOTES = """- PostGraphile {version} (`postgraphile` CLI, NODE_ENV=production,
@@ -398,15 +437,30 @@ async def _soak(
     }
 
 
-async def _bench(config: Config, database: Database, jwks_url: str, s3_url: str, token: str) -> int:
+async def _bench(
+    config: Config,
+    database: Database,
+    replica: Replica | None,
+    jwks_url: str,
+    s3_url: str,
+    token: str,
+) -> int:
     env = _server_env(database, jwks_url, s3_url)
     threads = min(config.connections, os.cpu_count() or 1)
-    counter = StatementCounter(database)
+    counter = StatementCounter(database, None if replica is None else replica.database)
     await counter.open()
     postgres_pids = [] if database.postmaster_pid is None else [database.postmaster_pid]
     ours: list[Result] = []
     peers: list[Result] = []
     extra: dict[str, Any] = {}
+    if replica is not None:
+        env["MEDREC_DATABASE_READ_URLS"] = replica.database.sqlalchemy_url
+        extra["replica"] = {
+            "data_directory": str(REPLICA_DIR),
+            "made_seconds": replica.made_seconds,
+            "caught_up_seconds": replica.caught_up_seconds,
+            "disk_bytes": replica.disk_bytes,
+        }
     try:
         load_shapes = [s for s in config.shapes if s != "fanout"]
         if load_shapes or config.soak:
@@ -479,7 +533,7 @@ async def _bench(config: Config, database: Database, jwks_url: str, s3_url: str,
     finally:
         await counter.close()
 
-    text = table([*ours, *peers])
+    text = table([*ours, *peers], replica is not None)
     if peers:
         text += "\n\nmedrec / PostGraphile 4:\n\n" + ratio_table(
             [r for r in ours if r.server == "medrec"], peers
@@ -495,6 +549,14 @@ async def _bench(config: Config, database: Database, jwks_url: str, s3_url: str,
             f"from the writer's HTTP response p50 "
             f"{_num(fan['latency_from_response_ms']['p50'])} ms, "
             f"p99 {_num(fan['latency_from_response_ms']['p99'])} ms."
+        )
+    if replica is not None:
+        made = replica.made_seconds
+        text += (
+            f"\n\nReplica: {REPLICA_DIR.relative_to(BENCH_DIR.parent)}, "
+            f"{_mib(replica.disk_bytes)} MiB on disk, "
+            + ("kept from an earlier run" if made is None else f"made in {made:.0f} s")
+            + f"; caught up with the primary in {replica.caught_up_seconds:.1f} s."
         )
     if "soak" in extra:
         soak = extra["soak"]
@@ -521,6 +583,8 @@ async def _bench(config: Config, database: Database, jwks_url: str, s3_url: str,
                 f"--cluster-workers {config.workers}" if config.workers > 1 else "one node process"
             ),
         )
+    if replica is not None:
+        notes += REPLICA_NOTES
     text += "\n\n" + notes
     json_path, md_path = _write_results(config, ours, peers, extra, text)
     print("\n" + text)
@@ -583,6 +647,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     with bench_database(sized_database(config.patients)) as database, ExitStack() as stack:
         prepare(database, patients=config.patients, audit_rows=config.audit_rows)
+        # After seeding, so it starts from (or catches up with) the data the bench reads.
+        replica = stack.enter_context(bench_replica(database)) if config.replica else None
         issuer = LocalTokenIssuer.load_or_create(
             DATA_DIR / "issuer-key.pem",
             issuer=f"https://cognito-idp.{REGION}.amazonaws.com/{USER_POOL}",
@@ -596,7 +662,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             tenant_id=TENANT,
             lifetime=timedelta(hours=24),
         )
-        status = asyncio.run(_bench(config, database, jwks.url, s3_url, token))
+        status = asyncio.run(_bench(config, database, replica, jwks.url, s3_url, token))
     print(f"bench: done in {time.monotonic() - started:.0f} s")
     return status
 
