@@ -142,8 +142,8 @@ async def _grant_holders_read_the_primary(reads: RequestReads, viewer: Viewer) -
     mutation that made it.)"""
     if not reads.on_replica or effective_role(viewer) not in (Role.ADMIN, Role.PROVIDER):
         return
-    async with reads.reader() as session:
-        held = await holds_active_grant(session, viewer)
+    async with reads.driver() as driver:
+        held = await holds_active_grant(driver, viewer)
     if held:
         await reads.close()
 

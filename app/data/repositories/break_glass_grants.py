@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, exists, func, select
+from sqlalchemy import String, bindparam, exists, func, select
 
-from app.data.database import fetched_rows
+from app.data.database import DriverStatement, fetched_rows
 from app.data.pagination import KeysetOrder, page_parameters, paged, parse_datetime, parse_uuid
 from app.data.repositories.batched import rows_by_ids
 from app.domain.access import grant_active, readable_columns, readable_grants_for, viewer_parameters
@@ -19,10 +19,11 @@ from models import BreakGlassGrant, table_of
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from sqlalchemy import ColumnElement, Select
+    from sqlalchemy import ColumnElement, Dialect, Select
 
     from app.data.database import FetchedRow, Reader
     from app.data.pagination import PageRequest
+    from app.data.request_reads import Driver
     from app.domain.viewer import Viewer
     from models.enums import Role
 
@@ -102,19 +103,25 @@ async def count_grants(session: Reader, viewer: Viewer, filter_: GrantListFilter
 
 _HOLDS_ACTIVE = select(
     exists().where(
-        BreakGlassGrant.tenant_id == bindparam("tenant_id"),
-        BreakGlassGrant.subject == bindparam("subject"),
+        BreakGlassGrant.tenant_id == bindparam("tenant_id", type_=String()),
+        BreakGlassGrant.subject == bindparam("subject", type_=String()),
         grant_active(),
     )
 )
 
 
-async def holds_active_grant(session: Reader, viewer: Viewer) -> bool:
-    """Whether ``viewer`` holds a grant that grants now, as ``session``'s database sees it."""
-    held = await session.scalar(
-        _HOLDS_ACTIVE, {"tenant_id": viewer.tenant_id, "subject": viewer.subject}
+@cache
+def _holds_active(dialect: Dialect) -> DriverStatement:
+    return DriverStatement(_HOLDS_ACTIVE, dialect)
+
+
+async def holds_active_grant(driver: Driver, viewer: Viewer) -> bool:
+    """Whether ``viewer`` holds a grant that grants now, as ``driver``'s database sees it. Run on
+    the driver: a request that reads only trees never takes SQLAlchemy's connection."""
+    row = await _holds_active(driver.dialect).fetchrow(
+        driver.connection, {"tenant_id": viewer.tenant_id, "subject": viewer.subject}
     )
-    return bool(held)
+    return row is not None and bool(row[0])
 
 
 async def latest_grant(session: Reader, viewer: Viewer) -> int:
