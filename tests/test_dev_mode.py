@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -166,6 +167,21 @@ def start_dev(data_home: Path, port: int | None = None) -> DevServer:
 def stop_dev(server: DevServer) -> None:
     server.process.send_signal(signal.SIGINT)
     server.finish()
+
+
+@contextmanager
+def running_dev(data_home: Path) -> Iterator[DevServer]:
+    """A `medrec dev` of ``data_home``, stopped with Ctrl-C afterwards; whatever happens, nothing
+    of it is left running."""
+    try:
+        server = start_dev(data_home)
+        try:
+            yield server
+            stop_dev(server)
+        finally:
+            server.kill()
+    finally:
+        kill_postgres(pgdata_of(data_home))
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.test_dev_mode import DevServer, kill_postgres, pgdata_of, start_dev, stop_dev
+from tests.test_dev_mode import DevServer, running_dev
 
 if TYPE_CHECKING:
     from tests.browser.cdp import Page
@@ -71,16 +71,8 @@ STATUS = "query($id: ID!) { record(id: $id) { status } }"
 @pytest.fixture(scope="module")
 def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
     """A `medrec dev` of its own data directory: this module finalizes one of its drafts."""
-    home = tmp_path_factory.mktemp("xdg-data")
-    try:
-        server = start_dev(home)
-        try:
-            yield server
-            stop_dev(server)
-        finally:
-            server.kill()
-    finally:
-        kill_postgres(pgdata_of(home))
+    with running_dev(tmp_path_factory.mktemp("xdg-data")) as server:
+        yield server
 
 
 class _FrontendPage(BaseHTTPRequestHandler):

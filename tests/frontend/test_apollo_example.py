@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.test_dev_mode import DevServer, kill_postgres, pgdata_of, start_dev, stop_dev
+from tests.node_packages import node_with_packages
+from tests.test_dev_mode import DevServer, running_dev
 
 HERE = Path(__file__).parent
 EXAMPLE = HERE / "apollo-example.mjs"
@@ -24,46 +24,15 @@ README = HERE.parent.parent / "README.md"
 PAGE_SIZE = 4
 
 
-def _tool(name: str) -> str:
-    """node or npm on PATH. Missing, the test skips locally but fails in CI (`CI` set)."""
-    found = shutil.which(name)
-    if found is None:
-        reason = f"`{name}` is missing: the Apollo Client example needs Node.js and npm"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; CI must run it")
-        pytest.skip(reason)
-    return found
-
-
 @pytest.fixture(scope="module")
 def node() -> str:
-    node, npm = _tool("node"), _tool("npm")
-    if not (HERE / "node_modules" / "@apollo" / "client").is_dir():
-        # The versions package-lock.json pins, into this directory's (git-ignored) node_modules.
-        installed = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=HERE,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert installed.returncode == 0, f"npm ci failed:\n{installed.stdout}{installed.stderr}"
-    return node
+    return node_with_packages(HERE, "@apollo/client", "the Apollo Client example")
 
 
 @pytest.fixture(scope="module")
 def dev_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
-    home = tmp_path_factory.mktemp("xdg-data")
-    try:
-        server = start_dev(home)
-        try:
-            yield server
-            stop_dev(server)
-        finally:
-            server.kill()
-    finally:
-        kill_postgres(pgdata_of(home))
+    with running_dev(tmp_path_factory.mktemp("xdg-data")) as server:
+        yield server
 
 
 def _mrns(server: DevServer, token: str, first: int) -> list[str]:

@@ -7,8 +7,6 @@ as an anonymous client does.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,37 +14,15 @@ from pathlib import Path
 import pytest
 
 from app.settings import Settings
+from tests.node_packages import node_with_packages
 from tests.servers import server_environment, serving
 
 AUDIT = Path(__file__).parent / "audit"
 
 
-def _tool(name: str) -> str:
-    """node or npm on PATH. Missing, the audit skips locally but fails in CI (`CI` set)."""
-    found = shutil.which(name)
-    if found is None:
-        reason = f"`{name}` is missing: the GraphQL-over-HTTP audit needs Node.js and npm"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; CI must run it")
-        pytest.skip(reason)
-    return found
-
-
 @pytest.fixture(scope="module")
 def node() -> str:
-    node, npm = _tool("node"), _tool("npm")
-    if not (AUDIT / "node_modules" / "graphql-http").is_dir():
-        # The versions package-lock.json pins, into the audit's own (git-ignored) node_modules.
-        installed = subprocess.run(
-            [npm, "ci", "--no-audit", "--no-fund"],
-            cwd=AUDIT,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        assert installed.returncode == 0, f"npm ci failed:\n{installed.stdout}{installed.stderr}"
-    return node
+    return node_with_packages(AUDIT, "graphql-http", "the GraphQL-over-HTTP audit")
 
 
 @pytest.fixture(scope="module")
