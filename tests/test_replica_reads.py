@@ -11,6 +11,7 @@ import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,13 +90,21 @@ async def instances(
         yield Api(a, issuer, tenant_id), Api(b, issuer, tenant_id)
 
 
-@pytest.fixture
-def replay_paused(deployment: Deployment) -> Iterator[ReplicatedServers]:
-    deployment.servers.pause_replay()
+@contextmanager
+def _replay_paused(servers: ReplicatedServers) -> Iterator[None]:
+    """The replica keeps what it has replayed so far: a read of it shows older data."""
+    servers.pause_replay()
     try:
-        yield deployment.servers
+        yield
     finally:
-        deployment.servers.resume_replay()
+        servers.resume_replay()
+
+
+async def _replayed(servers: ReplicatedServers) -> None:
+    """Returns once the replica has replayed the primary's writes so far and the instances'
+    replica monitors (one sample a second) have seen it."""
+    servers.wait_for_replay()
+    await asyncio.sleep(2.5)
 
 
 async def _family_name(api: Api, patient_id: str, token: str, consistency: str | None) -> str:
@@ -113,9 +122,7 @@ async def _replicated_patient(
     """A patient the replica has, once an instance's replica monitor has seen it replayed."""
     patient = await factory.patient()
     patient_id = IDS.encode_id(NodeType.PATIENT, patient["id"])
-    servers.wait_for_replay()
-    # The monitor samples every second; until then a read may go to the primary.
-    await asyncio.sleep(2.5)
+    await _replayed(servers)
     return patient, patient_id
 
 
@@ -125,8 +132,7 @@ async def test_a_read_after_a_write_on_another_instance_sees_it_with_the_token(
     a, b = instances
     admin = a.token(subject="admin-replicas", groups=("admin",))
     patient, patient_id = await _replicated_patient(replica_factory, deployment.servers)
-    deployment.servers.pause_replay()
-    try:
+    with _replay_paused(deployment.servers):
         renamed = await a.query(
             RENAME,
             {"input": {"id": patient_id, "expectedVersion": 1, "familyName": "Renamed"}},
@@ -140,10 +146,7 @@ async def test_a_read_after_a_write_on_another_instance_sees_it_with_the_token(
         # ...with it, B reads where the write is: here the primary.
         assert await _family_name(b, patient_id, admin, token) == "Renamed"
         assert await _family_name(a, patient_id, admin, token) == "Renamed"
-    finally:
-        deployment.servers.resume_replay()
-    deployment.servers.wait_for_replay()
-    await asyncio.sleep(2.5)
+    await _replayed(deployment.servers)
     assert await _family_name(b, patient_id, admin, None) == "Renamed"
     assert await _family_name(b, patient_id, admin, token) == "Renamed"
 
@@ -189,18 +192,14 @@ async def test_reads_go_on_while_the_replica_is_down(
     finally:
         deployment.servers.start_replica()
     # Back in service once sampled again: with replay paused, a read shows the replica's data.
-    deployment.servers.wait_for_replay()
-    await asyncio.sleep(2.5)
-    deployment.servers.pause_replay()
-    try:
+    await _replayed(deployment.servers)
+    with _replay_paused(deployment.servers):
         async with replica_factory.sessionmaker() as session, session.begin():
             await session.execute(
                 text("UPDATE patients SET family_name = 'Later' WHERE id = :id"),
                 {"id": patient["id"]},
             )
         assert await _family_name(b, patient_id, admin, None) == patient["family_name"]
-    finally:
-        deployment.servers.resume_replay()
 
 
 async def test_a_revoked_grant_stops_granting_at_once_whatever_the_replica_has_replayed(
@@ -218,8 +217,7 @@ async def test_a_revoked_grant_stops_granting_at_once_whatever_the_replica_has_r
     grant = await factory.grant(patient, subject, provider_id=holder["id"])
     patient_id = IDS.encode_id(NodeType.PATIENT, patient["id"])
     dr = a.token(subject=subject, groups=("provider",))
-    deployment.servers.wait_for_replay()
-    await asyncio.sleep(2.5)
+    await _replayed(deployment.servers)
 
     async def restricted_seen(api: Api) -> int:
         count: int = (await api.data(RECORDS, {"id": patient_id}, token=dr))["patient"]["records"][
@@ -228,13 +226,10 @@ async def test_a_revoked_grant_stops_granting_at_once_whatever_the_replica_has_r
         return count
 
     assert [await restricted_seen(api) for api in (a, b)] == [1, 1]
-    deployment.servers.pause_replay()
-    try:
+    with _replay_paused(deployment.servers):
         revoked = await a.data(
             REVOKE, {"id": IDS.encode_id(NodeType.BREAK_GLASS_GRANT, grant["id"])}, token=admin
         )
         assert revoked["revokeBreakGlass"]["grant"]["active"] is False
         # The replica still has the grant active; the holder's reads go to the primary.
         assert [await restricted_seen(api) for api in (a, b)] == [0, 0]
-    finally:
-        deployment.servers.resume_replay()

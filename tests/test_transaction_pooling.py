@@ -18,7 +18,6 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.applications import Starlette
 
 from app.domain.opaque_ids import NodeType, OpaqueIds
 from app.server.main import create_app
@@ -56,14 +55,12 @@ def _pooled(settings: Settings, bounced_url: str) -> Settings:
 
 
 @pytest.fixture
-async def pooled_api(
-    settings: Settings, bounced_url: str, api: Api
-) -> AsyncIterator[tuple[Api, Starlette]]:
+async def pooled_api(settings: Settings, bounced_url: str, api: Api) -> AsyncIterator[Api]:
     application = create_app(_pooled(settings, bounced_url))
     async with application.router.lifespan_context(application):
         transport = httpx.ASGITransport(app=application, client=("203.0.113.7", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://medrec.test") as client:
-            yield Api(client, api.issuer, api.tenant_id), application
+            yield Api(client, api.issuer, api.tenant_id)
 
 
 async def test_the_pooler_runs_consecutive_transactions_on_other_sessions(bounced_url: str) -> None:
@@ -91,11 +88,11 @@ async def test_the_pooler_runs_consecutive_transactions_on_other_sessions(bounce
 
 
 async def test_reads_and_writes_through_the_pooler(
-    pooled_api: tuple[Api, Starlette], factory: Factory, engine: AsyncEngine
+    pooled_api: Api, factory: Factory, engine: AsyncEngine
 ) -> None:
     """Many requests at once, on many more client connections than the pooler has sessions:
     every read answers in full and every write is committed with its audit row."""
-    api, _ = pooled_api
+    api = pooled_api
     provider = await factory.provider(cognito_sub="dr-pooled")
     patients = [await factory.patient(primary_provider_id=provider["id"]) for _ in range(4)]
     dr = api.token(subject="dr-pooled", groups=("provider",))

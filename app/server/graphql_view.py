@@ -60,6 +60,7 @@ if TYPE_CHECKING:
     from strawberry.subscriptions.protocols.graphql_transport_ws.types import Message
 
     from app.data.request_reads import DriverSource, ReaderSource, RequestReads
+    from app.domain.opaque_ids import OpaqueIds
     from app.server.services import Services
 
 
@@ -151,14 +152,14 @@ async def _grant_holders_read_the_primary(reads: RequestReads, viewer: Viewer) -
 CONSISTENCY_HEADER = "X-Medrec-Consistency"
 
 
-def consistency_position(token: object, services: Services) -> int | None:
+def consistency_position(token: object, ids: OpaqueIds) -> int | None:
     """The position a request's reads must have seen: from a mutation's consistency token
     (``extensions.consistency``) sent back in a header or a WebSocket's `connection_init`."""
     if token is None:
         return None
     if not isinstance(token, str):
         raise BadUserInput("malformed consistency token")
-    return services.ids.decode_consistency(token.strip())
+    return ids.decode_consistency(token.strip())
 
 
 def _address_limited(request: Request, services: Services) -> Response | None:
@@ -286,7 +287,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
         after: int | None = None
         if response is None:
             try:
-                after = consistency_position(request.headers.get(CONSISTENCY_HEADER), services)
+                after = consistency_position(request.headers.get(CONSISTENCY_HEADER), services.ids)
             except BadUserInput as error:
                 response = _error_response(400, f"{CONSISTENCY_HEADER}: {error.message}")
         if response is None:
@@ -373,7 +374,7 @@ class GraphQLView(GraphQL[RequestContext, None]):
         # Subscriptions read from the primary, which has every committed write: a token needs
         # no more than to be well-formed.
         try:
-            consistency_position(params.get("consistency"), services)
+            consistency_position(params.get("consistency"), services.ids)
         except BadUserInput as error:
             raise ConnectionRejectionError(
                 {"reason": error.message, "code": ErrorCode.BAD_USER_INPUT.value}
